@@ -1,0 +1,193 @@
+"""The command line: thin click commands over the library. The only place that turns
+DigestError into click exceptions and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from digest import __version__
+from digest.config import DURATION_RE, DURATION_UNITS, Config, default_config_path, load_config
+from digest.errors import ConfigError, DigestError
+from digest.store import Store
+
+
+class CliError(click.ClickException):
+    """One or more one-sentence problems, each printed on its own `Error:` line."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def show(self, file=None) -> None:
+        for p in self.problems:
+            click.echo(f"Error: {p}", err=True)
+
+
+def _load(ctx: click.Context) -> Config:
+    try:
+        return load_config(ctx.obj["config_path"])
+    except ConfigError as e:
+        raise CliError(e.problems) from None
+
+
+def _store(config: Config) -> Store:
+    try:
+        return Store(config.digest.database)
+    except DigestError as e:
+        raise CliError(str(e)) from None
+
+
+def _out() -> Console:
+    # A pipe gets plain text, wide enough that table rows are not wrapped mid-URL.
+    # markup=False: feed titles and errors contain [brackets] that are not rich markup.
+    return Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH", envvar="DIGEST_CONFIG",
+              default="config.toml", show_default=True,
+              help="Config file (or set DIGEST_CONFIG).")
+@click.version_option(__version__, prog_name="digest")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str) -> None:
+    """Personalized feed → email digests."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = default_config_path(config_path, os.environ)
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the config; list feeds and readers. Exit 1 on any error. No network."""
+    config = _load(ctx)
+    out = _out()
+    out.print(f"{config.path}: OK")
+    feeds = Table("feed", "source", "kind", "every", title=f"{len(config.feeds)} feeds",
+                  title_justify="left")
+    for f in config.feeds.values():
+        feeds.add_row(f.name, f.location, f.kind, _duration(f.every))
+    out.print(feeds)
+    users = Table("reader", "email", "sends at", "feeds", "profile",
+                  title=f"{len(config.users)} readers", title_justify="left")
+    for u in config.users.values():
+        profile = [f"{len(u.interests)} interests"] if u.interests else []
+        profile += [f"library {u.papers.name}"] if u.papers else []
+        profile += [f"{len(u.authors)} authors"] if u.authors else []
+        users.add_row(u.name, u.email, f"{u.send_time:%H:%M} {u.timezone}",
+                      ", ".join(u.feeds) or "all", "; ".join(profile) or "none (popularity only)")
+    out.print(users)
+    smtp = config.smtp
+    out.print(f"Delivery: SMTP {smtp.host}:{smtp.port} ({smtp.security})" if smtp
+              else "Delivery: outbox folder (no [smtp] section)")
+    for w in config.warnings:
+        click.echo(f"Warning: {w}", err=True)
+
+
+@cli.command()
+@click.option("--feed", "names", multiple=True, metavar="NAME",
+              help="Poll only this feed, due or not (repeatable).")
+@click.option("--force", is_flag=True, help="Poll every feed now, ignoring schedules.")
+@click.pass_context
+def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
+    """Fetch due feeds once, store new entries, print a summary per feed. Exit 1 if any failed."""
+    from digest.poll import poll as run_poll
+
+    config = _load(ctx)
+    unknown = [n for n in names if n not in config.feeds]
+    if unknown:
+        raise CliError([f"there is no feed named {n!r} in {config.path.name}; `digest check` "
+                        "lists the feeds." for n in unknown])
+    out = _out()
+    with _store(config) as store:
+        if sys.stderr.isatty():
+            with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("", total=None)
+                results = run_poll(
+                    config, store, names=list(names) or None, force=force,
+                    on_start=lambda n: bar.update(task, total=n),
+                    on_result=lambda r: bar.update(task, advance=1, description=r.feed))
+        else:
+            results = run_poll(config, store, names=list(names) or None, force=force)
+    table = Table("feed", "status", "new", "total", "seconds", "error / warning")
+    for r in results:
+        table.add_row(r.feed, r.status, str(r.new), str(r.total), f"{r.seconds:.2f}",
+                      r.error or r.warning or (f"next poll {r.next_poll_at}"
+                                               if r.status == "skipped" else ""))
+    out.print(table)
+    failed = [r for r in results if r.status in ("error", "gone")]
+    if failed:
+        raise CliError(f"{len(failed)} of {len(results)} feeds failed: "
+                       f"{', '.join(r.feed for r in failed)}; see the error column above.")
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def feeds(ctx: click.Context) -> None:
+    """Health of each feed: last success, errors, next poll, URL changes."""
+    if ctx.invoked_subcommand:
+        return
+    config = _load(ctx)
+    with _store(config) as store:
+        store.sync_feeds({n: f.url or str(f.path) for n, f in config.feeds.items()})
+        states = {s.name: s for s in store.feed_states()}
+        totals = store.feed_totals()
+    table = Table("feed", "state", "entries", "last success", "errors", "next poll",
+                  "url / last error")
+    for name in config.feeds:
+        s = states[name]
+        state = ("gone" if not s.active else "failing" if s.error_count else
+                 "ok" if s.last_success_at else "new")
+        detail = s.last_error or s.url
+        changes = json.loads(s.url_changes or "[]")
+        if changes:
+            detail += f" (moved from {changes[-1]['from']} on {changes[-1]['at'][:10]})"
+        table.add_row(name, state, str(totals.get(name, 0)), s.last_success_at or "never",
+                      str(s.error_count), s.next_poll_at or "now" if s.active else "never",
+                      detail)
+    _out().print(table)
+
+
+@cli.command()
+@click.option("--older-than", default="180d", show_default=True, metavar="DURATION",
+              help="Delete entry content older than this (e.g. 90d).")
+@click.pass_context
+def prune(ctx: click.Context, older_than: str) -> None:
+    """Delete old entry content. Identities are kept, so old items never come back as new."""
+    m = DURATION_RE.match(older_than)
+    if not m:
+        raise CliError(f"--older-than {older_than!r} is not a duration; write e.g. 90d or 12w.")
+    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    config = _load(ctx)
+    with _store(config) as store:
+        removed = store.prune(datetime.now(UTC) - timedelta(seconds=seconds))
+    click.echo(f"Pruned {removed} entries older than {older_than}.")
+
+
+def _duration(seconds: int) -> str:
+    for unit in ("w", "d", "h", "m"):
+        if seconds % DURATION_UNITS[unit] == 0:
+            return f"{seconds // DURATION_UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def main() -> None:
+    """Console-script entry point. A traceback is a bug, so none reaches the user unless
+    DIGEST_DEBUG is set."""
+    try:
+        cli.main(prog_name="digest")
+    except Exception as e:
+        if os.environ.get("DIGEST_DEBUG"):
+            raise
+        click.echo(f"Error: internal error ({type(e).__name__}: {e}); rerun with DIGEST_DEBUG=1 "
+                   "and report the traceback.", err=True)
+        sys.exit(2)

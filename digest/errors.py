@@ -1,0 +1,28 @@
+"""Exception types. Each carries one sentence for the operator: what went wrong and the fix.
+
+Library code raises these; only cli.py turns them into click exceptions and exit codes.
+"""
+
+
+class DigestError(Exception):
+    """Base class: str(error) is a complete, user-facing sentence."""
+
+
+class ConfigError(DigestError):
+    """The configuration is invalid. Holds every problem found, not just the first."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class FetchError(DigestError):
+    """A feed could not be downloaded."""
+
+
+class ParseError(DigestError):
+    """A feed was downloaded but yielded no entries."""
+
+
+class StoreError(DigestError):
+    """The database could not be opened or is from an incompatible version."""

@@ -1,0 +1,91 @@
+"""Plain data passed between stages. No behaviour beyond trivial properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+@dataclass
+class Entry:
+    """One normalized feed item, ready to store.
+
+    `ident` is its identity within its feed (guid, then link, then a content hash); `canonical`
+    joins the same paper or post across feeds (arXiv id, else normalized title).
+    """
+
+    ident: str
+    canonical: str
+    title: str
+    link: str
+    summary_html: str
+    summary_text: str
+    authors: list[str]
+    categories: list[str]
+    published: datetime
+    popularity: int = 0
+
+
+@dataclass
+class ParsedFeed:
+    entries: list[Entry]
+    title: str = ""
+    warning: str = ""  # non-fatal: the feed was malformed but some entries parsed
+
+
+@dataclass
+class FetchResult:
+    """What one download produced. `status` is the final HTTP status (0 for local files)."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    url: str = ""  # the URL the body came from, after redirects
+    permanent_redirect: str = ""  # target of a 301/308 chain starting at the requested URL
+    retry_after: float | None = None  # seconds, from a 429/503 Retry-After header
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass
+class FeedState:
+    """Per-feed fetch state kept in the `feeds` table (miniflux-style)."""
+
+    name: str
+    url: str  # effective URL (may differ from the configured one after repeated 301/308)
+    config_url: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    active: bool = True
+    error_count: int = 0
+    last_error: str = ""
+    last_success_at: str = ""
+    failing_since: str = ""
+    next_poll_at: str = ""
+    redirect_to: str = ""  # a permanent redirect seen, not yet trusted
+    redirect_seen: int = 0
+    title: str = ""
+    url_changes: str = ""  # JSON list of {"from", "to", "at"}
+
+
+@dataclass
+class PollResult:
+    """One feed's outcome in one poll, as printed in the summary and kept in the poll log."""
+
+    feed: str
+    status: str  # ok | not-modified | skipped | error | gone
+    new: int = 0
+    seen: int = 0
+    total: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    warning: str = ""
+    http_status: int = 0
+    next_poll_at: str = ""
+
+
+def iso_utc(dt: datetime) -> str:
+    """How datetimes are stored: ISO 8601 in UTC, to the second, so strings sort as times."""
+    return dt.astimezone(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,256 @@
+"""Normalization: identity, cross-feed canonical keys, URL cleaning and HTML sanitizing.
+
+Pure functions on strings; parse.py calls them to turn raw feed items into `Entry` objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+from digest.models import Entry
+
+# Query parameters that only track the reader; a link that gains them is the same link.
+TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_hsenc",
+                   "_hsmi", "mkt_tok", "ref_src", "ref_url", "spm", "yclid", "twclid", "si",
+                   "cmpid", "campaign_id", "oly_anon_id", "oly_enc_id", "vero_id", "wt_mc"}
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "at_", "hsa_")
+
+# arXiv identifiers: new style 2604.21952(v2), old style hep-th/9901001(v1), in abs/pdf URLs,
+# OAI guids (oai:arXiv.org:2604.21952), DOIs (10.48550/arXiv.2604.21952) and HF paper links.
+_ARXIV_NEW = r"(\d{4}\.\d{4,5})(?:v\d+)?"
+_ARXIV_OLD = r"([a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?"
+ARXIV_PATTERNS = [
+    re.compile(r"arxiv\.org/(?:abs|pdf|html|format)/" + _ARXIV_NEW, re.I),
+    re.compile(r"arxiv\.org/(?:abs|pdf|html|format)/" + _ARXIV_OLD, re.I),
+    re.compile(r"oai:arxiv\.org:" + _ARXIV_NEW, re.I),
+    re.compile(r"oai:arxiv\.org:" + _ARXIV_OLD, re.I),
+    re.compile(r"10\.48550/arxiv\." + _ARXIV_NEW, re.I),
+    re.compile(r"10\.48550/arxiv\." + _ARXIV_OLD, re.I),
+    re.compile(r"huggingface\.co/papers/" + _ARXIV_NEW, re.I),
+    re.compile(r"^arxiv:" + _ARXIV_NEW + "$", re.I),
+]
+
+# Titles shorter than this are too generic ("Weekly update") to join items across feeds.
+MIN_TITLE_KEY_WORDS = 5
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
+    "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins",
+    "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strong", "sub", "sup",
+    "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"}, "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}, "abbr": {"title"},
+    "q": {"cite"}, "blockquote": {"cite"},
+}
+# nh3 drops the *contents* of these too, not just the tags.
+DROP_WITH_CONTENT = {"script", "style", "iframe", "object", "embed", "form", "textarea", "select",
+                     "button", "noscript", "template", "svg", "math", "head", "title"}
+_TAG_NAMES = "|".join(sorted(ALLOWED_TAGS | {"div", "article", "section", "font", "center"}))
+HTML_TAG_RE = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^>]*)?/?>|&(?:#\d+|#x[0-9a-f]+|[a-z]+\d*);",
+                         re.I)
+IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
+_BLOCK_END_RE = re.compile(r"<(?:br\s*/?|/p|/div|/li|/h[1-6]|/tr|/blockquote|/pre)>", re.I)
+_WS_RE = re.compile(r"[ \t\r\f\v]+")
+
+
+def clean_link(url: str) -> str:
+    """The link as shown to readers: tracking parameters and fragment removed."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https"):
+        return ""
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not _is_tracking(k)]
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/",
+                       urlencode(query), ""))
+
+
+def identity_url(url: str) -> str:
+    """A URL reduced to what identifies the resource: http/https, www., trailing slash,
+    parameter order and tracking parameters do not matter."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.netloc:
+        return url  # a non-URL guid such as "tag:example.org,2026:42" is its own identity
+    host = parts.netloc.lower().removeprefix("www.")
+    host = re.sub(r":(80|443)$", "", host)
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not _is_tracking(k))
+    path = parts.path.rstrip("/") or ""
+    return f"//{host}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def _is_tracking(key: str) -> bool:
+    k = key.lower()
+    return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
+
+
+def arxiv_id(*candidates: str) -> str:
+    """The version-less arXiv id found in any of the candidate strings, or ''."""
+    for text in candidates:
+        if not text:
+            continue
+        for pattern in ARXIV_PATTERNS:
+            m = pattern.search(text)
+            if m:
+                return m.group(1)
+    return ""
+
+
+def title_key(title: str) -> str:
+    """Case, accents, punctuation and spacing removed, for joining the same title across feeds."""
+    t = unicodedata.normalize("NFKD", title or "").casefold()
+    t = "".join(c for c in t if not unicodedata.combining(c))
+    return " ".join(re.findall(r"\w+", t))
+
+
+def content_hash(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def looks_like_html(text: str) -> bool:
+    """True when text contains real HTML markup. RSS descriptions are often plain text with
+    literal '<' in them (arXiv abstracts mention <EOS>); those must stay visible."""
+    return bool(HTML_TAG_RE.search(text or ""))
+
+
+def sanitize_html(fragment: str, base: str = "") -> str:
+    """Untrusted feed HTML → safe HTML: no scripts, styles, event handlers, forms, frames,
+    javascript:/data: URLs, and no 1×1 tracking images. Relative links are made absolute
+    against `base`, since the HTML will be shown far from its site."""
+    if not fragment:
+        return ""
+
+    def absolute(element: str, attribute: str, value: str) -> str:
+        if attribute in ("href", "src", "cite") and base:
+            return urljoin(base, value.strip())
+        return value
+
+    cleaned = nh3.clean(
+        fragment,
+        tags=ALLOWED_TAGS,
+        clean_content_tags=DROP_WITH_CONTENT,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+        attribute_filter=absolute,
+    )
+    return IMG_RE.sub(_drop_tracking_image, cleaned).strip()
+
+
+def _drop_tracking_image(m: re.Match) -> str:
+    tag = m.group(0)
+    w = re.search(r'\bwidth="\s*(\d+)', tag)
+    h = re.search(r'\bheight="\s*(\d+)', tag)
+    if (w and int(w.group(1)) <= 1) or (h and int(h.group(1)) <= 1):
+        return ""
+    if 'src="' not in tag:
+        return ""  # its only URL was unsafe and removed
+    return tag
+
+
+def html_to_text(fragment: str) -> str:
+    """Readable plain text of (already sanitized) HTML, paragraphs kept as newlines."""
+    if not fragment:
+        return ""
+    marked = _BLOCK_END_RE.sub("\n", fragment)
+    text = html.unescape(nh3.clean(marked, tags=set(), clean_content_tags=DROP_WITH_CONTENT))
+    lines = (_WS_RE.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def text_to_html(text: str) -> str:
+    """Plain text → HTML paragraphs, escaped."""
+    paras = [p.strip() for p in re.split(r"\n\s*\n", text or "") if p.strip()]
+    return "".join(f"<p>{html.escape(' '.join(p.split()))}</p>" for p in paras)
+
+
+def split_authors(names: list[str]) -> list[str]:
+    """Authors as a clean list. One 'A B, C D, E F' string (arXiv RSS dc:creator) is split;
+    'Smith, John' is kept whole."""
+    out: list[str] = []
+    for raw in names:
+        raw = " ".join((raw or "").split())
+        if not raw:
+            continue
+        if ";" in raw:  # "Last, First; Last, First"
+            out.extend(p.strip() for p in raw.split(";") if p.strip())
+            continue
+        pieces = [p.strip() for p in re.split(r",|\band\b", raw) if p.strip()]
+        if len(pieces) > 1 and all(len(p.split()) >= 2 for p in pieces):
+            out.extend(pieces)
+        else:
+            out.append(raw)
+    seen: set[str] = set()
+    return [a for a in out if not (a in seen or seen.add(a))]
+
+
+def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_html: bool,
+               authors: list[str], categories: list[str], published: datetime | None,
+               fetched: datetime, popularity: int = 0, extra_ids: tuple[str, ...] = ()) -> Entry:
+    """Build a normalized Entry from one raw item. `extra_ids` are more places an arXiv id may
+    hide (a DOI, an HF paper id)."""
+    title = " ".join(html_to_text(title).split()) if looks_like_html(title) else " ".join(
+        (title or "").split())
+    link = clean_link(link) or clean_link(guid)
+    if summary_is_html and looks_like_html(summary):
+        summary_html = sanitize_html(summary, base=link)
+    else:
+        summary_html = text_to_html(html.unescape(summary or ""))
+    summary_text = html_to_text(summary_html)
+
+    if guid:
+        ident = "guid:" + identity_url(guid)
+        # Some feeds reuse one guid for every item; the link then tells them apart.
+        if link and identity_url(link) != identity_url(guid):
+            ident += " link:" + identity_url(link)
+    elif link:
+        ident = "link:" + identity_url(link)
+    else:
+        ident = "hash:" + content_hash(title, summary_text)
+
+    aid = arxiv_id(link, guid, *extra_ids)
+    tkey = title_key(title)
+    if aid:
+        canonical = "arxiv:" + aid
+    elif len(tkey.split()) >= MIN_TITLE_KEY_WORDS:
+        canonical = "title:" + tkey
+    else:
+        canonical = ""  # too generic to join across feeds; the store keys it by identity
+
+    # Dates in UTC; a missing or future date becomes the fetch time, so a wrong clock in a
+    # feed cannot pin an item to the top or make an old item look new.
+    when = published.astimezone(UTC) if published else fetched
+    if when > fetched + timedelta(days=1):
+        when = fetched
+    return Entry(ident=ident, canonical=canonical, title=title or "(untitled)", link=link,
+                 summary_html=summary_html, summary_text=summary_text,
+                 authors=split_authors(authors), categories=_unique(categories),
+                 published=when, popularity=max(0, int(popularity or 0)))
+
+
+def _unique(items: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for x in items:
+        x = " ".join((x or "").split())
+        if x and x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out

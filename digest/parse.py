@@ -1,0 +1,197 @@
+"""Feed bytes → normalized entries. feedparser for RSS/Atom; adapters for JSON sources.
+
+Never given a URL: feedparser would fetch it (or open a local path named by the body), so it
+always receives the bytes as a stream, plus the response headers for the charset.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC, datetime
+
+import feedparser
+
+from digest.errors import ParseError
+from digest.models import Entry, ParsedFeed
+from digest.normalize import make_entry
+
+# A DOCTYPE with an internal subset can declare entities: billion-laughs expansion or external
+# files. No real feed needs one, so it is cut before any XML parser sees it.
+DOCTYPE_RE = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.S | re.I)
+# arXiv's RSS prefixes each abstract with "arXiv:ID Announce Type: new Abstract:".
+ARXIV_PREFIX_RE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.I)
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+HF_PAPER_URL = "https://huggingface.co/papers/{}"
+# feedparser flags these, but the entries are complete: a charset fixed up from the HTTP header,
+# or a feed served with a non-XML Content-Type (common for static files).
+HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+def parse_feed(body: bytes, headers: dict[str, str], kind: str, fetched: datetime,
+               url: str = "") -> ParsedFeed:
+    """Parse one feed body. Raises ParseError when it holds no feed at all."""
+    if kind == "auto":
+        kind = _sniff(body, headers)
+    if kind == "hf-daily-papers":
+        return _parse_hf(_json(body, "Hugging Face daily papers"), fetched)
+    if kind == "json-feed":
+        return _parse_json_feed(_json(body, "JSON Feed"), fetched)
+    return _parse_xml(body, headers, fetched, url)
+
+
+def _sniff(body: bytes, headers: dict[str, str]) -> str:
+    head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    ctype = headers.get("content-type", "").lower()
+    if head[:1] in (b"{", b"[") or "json" in ctype:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return "feed"
+        if isinstance(data, list) and data and isinstance(data[0], dict) and "paper" in data[0]:
+            return "hf-daily-papers"
+        return "json-feed"
+    return "feed"
+
+
+def _json(body: bytes, what: str):
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise ParseError(f"the body is not valid JSON ({e.msg} at line {e.lineno}), so it is no "
+                         f"{what}; check the feed URL.") from None
+
+
+def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str) -> ParsedFeed:
+    stripped = DOCTYPE_RE.sub(b"", body, count=1)
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    if url:
+        response_headers.setdefault("content-location", url)  # base for relative links
+    # nh3 sanitizes and resolves links (faster and stricter); feedparser's own passes would
+    # also lowercase or drop literal text like "<EOS>" in plain-text abstracts.
+    d = feedparser.parse(io.BytesIO(stripped), response_headers=response_headers,
+                         sanitize_html=False, resolve_relative_uris=False)
+    entries: list[Entry] = []
+    skipped = 0
+    for e in d.entries:
+        try:
+            entries.append(_from_feedparser(e, fetched))
+        except (TypeError, ValueError, AttributeError, KeyError):
+            skipped += 1
+    if not d.get("version") and not entries:
+        reason = _bozo_reason(d)
+        raise ParseError(f"the body is not an RSS, Atom or JSON feed ({reason}); check that the "
+                         "URL points at the feed, not a web page.")
+    warning = ""
+    if d.get("bozo") and not isinstance(d.get("bozo_exception"), HARMLESS):
+        warning = f"malformed feed ({_bozo_reason(d)}); kept the {len(entries)} entries that parsed"
+    if stripped is not body:
+        warning = (warning + "; " if warning else "") + "removed a DOCTYPE with entity declarations"
+    if skipped:
+        warning = (warning + "; " if warning else "") + f"skipped {skipped} unreadable entries"
+    if not entries and not warning:
+        warning = "the feed is valid but has no entries"
+    title = " ".join((d.feed.get("title") or "").split())
+    return ParsedFeed(entries=entries, title=title, warning=warning)
+
+
+def _bozo_reason(d) -> str:
+    exc = d.get("bozo_exception")
+    if exc is None or isinstance(exc, HARMLESS):
+        return "no RSS or Atom elements found"
+    text = str(exc).strip() or type(exc).__name__
+    return text[:160]
+
+
+def _from_feedparser(e, fetched: datetime) -> Entry:
+    summary, is_html = "", True
+    detail = e.get("summary_detail")
+    if e.get("summary"):
+        summary = e.summary
+        is_html = (detail or {}).get("type", "text/html") in HTML_TYPES
+    elif e.get("content"):
+        summary = e.content[0].get("value", "")
+        is_html = e.content[0].get("type", "text/html") in HTML_TYPES
+    summary = ARXIV_PREFIX_RE.sub("", summary, count=1)
+    authors = [a.get("name", "") for a in e.get("authors", []) if isinstance(a, dict)]
+    if not any(authors) and e.get("author"):
+        authors = [e.author]
+    when = e.get("published_parsed") or e.get("updated_parsed")
+    published = datetime(*when[:6], tzinfo=UTC) if when else None
+    tags = [t.get("term") or t.get("label") or "" for t in e.get("tags", [])]
+    return make_entry(guid=e.get("id", ""), link=e.get("link", ""), title=e.get("title", ""),
+                      summary=summary, summary_is_html=is_html, authors=authors, categories=tags,
+                      published=published, fetched=fetched,
+                      extra_ids=(e.get("arxiv_doi", ""), e.get("dc_identifier", "")))
+
+
+def _parse_hf(data, fetched: datetime) -> ParsedFeed:
+    """The Hugging Face daily papers API: a JSON list of {paper: {...}, ...}. Upvotes become
+    popularity; the arXiv id joins the item with the same paper from arXiv feeds."""
+    if not isinstance(data, list):
+        raise ParseError("the JSON is not a list of daily papers; check that the URL is "
+                         "https://huggingface.co/api/daily_papers.")
+    entries, skipped = [], 0
+    for item in data:
+        paper = item.get("paper") if isinstance(item, dict) else None
+        if not isinstance(paper, dict) or not paper.get("id") or not (
+                paper.get("title") or item.get("title")):
+            skipped += 1
+            continue
+        pid = str(paper["id"])
+        authors = [a.get("name", "") for a in paper.get("authors") or []
+                   if isinstance(a, dict) and not a.get("hidden")]
+        try:
+            upvotes = int(paper.get("upvotes") or 0)
+        except (TypeError, ValueError):
+            upvotes = 0
+        entries.append(make_entry(
+            guid=HF_PAPER_URL.format(pid), link=HF_PAPER_URL.format(pid),
+            title=str(paper.get("title") or item.get("title")),
+            summary=str(paper.get("summary") or item.get("summary") or ""),
+            summary_is_html=False, authors=authors, categories=[],
+            published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
+            fetched=fetched, popularity=upvotes, extra_ids=(f"arxiv:{pid}",)))
+    if not entries:
+        raise ParseError("the daily papers list has no readable papers; check the URL.")
+    warning = f"skipped {skipped} items without an id or title" if skipped else ""
+    return ParsedFeed(entries=entries, title="Hugging Face daily papers", warning=warning)
+
+
+def _parse_json_feed(data, fetched: datetime) -> ParsedFeed:
+    """JSON Feed 1.0/1.1 (jsonfeed.org), which feedparser does not read."""
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        raise ParseError("the JSON has no 'items' list, so it is no JSON Feed; check the URL.")
+    entries, skipped = [], 0
+    for item in data["items"]:
+        if not isinstance(item, dict):
+            skipped += 1
+            continue
+        authors = [a.get("name", "") for a in item.get("authors") or [] if isinstance(a, dict)]
+        if not authors and isinstance(item.get("author"), dict):
+            authors = [item["author"].get("name", "")]
+        # The summary is short and plain text by spec; fall back to the full content.
+        is_html = not item.get("summary") and bool(item.get("content_html"))
+        body = item.get("summary") or item.get("content_html") or item.get("content_text") or ""
+        entries.append(make_entry(
+            guid=str(item.get("id") or ""), link=str(item.get("url") or ""),
+            title=str(item.get("title") or ""),
+            summary=str(body), summary_is_html=is_html,
+            authors=[str(a) for a in authors], categories=[str(t) for t in item.get("tags") or []],
+            published=_iso(item.get("date_published") or item.get("date_modified")),
+            fetched=fetched))
+    if not entries and skipped:
+        raise ParseError("the JSON Feed has no readable items; check the feed.")
+    warning = f"skipped {skipped} unreadable items" if skipped else ""
+    return ParsedFeed(entries=entries, title=str(data.get("title") or ""), warning=warning)
+
+
+def _iso(value) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

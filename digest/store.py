@@ -1,0 +1,314 @@
+"""All disk access and all SQL. One SQLite file in WAL mode, schema versioned by migrations.
+
+Identity model (why three tables):
+- `sightings` (feed, ident) records every item identity ever seen in a feed. It is never pruned,
+  so an old item can never look new again.
+- `keys` maps a canonical key (arXiv id, normalized title, or feed+ident) to an entry id. Also
+  never pruned: the same paper arriving later from another feed still joins the old entry.
+- `entries` holds the content, one row per paper/post however many feeds carry it. This is
+  the only table pruning deletes from.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import asdict, fields
+from datetime import datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from digest.errors import StoreError
+from digest.models import Entry, FeedState, PollResult, iso_utc
+from digest.normalize import content_hash
+
+MIGRATIONS: list[str] = [
+    # 1: the foundation
+    """
+    CREATE TABLE feeds (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        config_url TEXT NOT NULL DEFAULT '',
+        title TEXT NOT NULL DEFAULT '',
+        etag TEXT NOT NULL DEFAULT '',
+        last_modified TEXT NOT NULL DEFAULT '',
+        active INTEGER NOT NULL DEFAULT 1,
+        error_count INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        last_success_at TEXT NOT NULL DEFAULT '',
+        failing_since TEXT NOT NULL DEFAULT '',
+        next_poll_at TEXT NOT NULL DEFAULT '',
+        redirect_to TEXT NOT NULL DEFAULT '',
+        redirect_seen INTEGER NOT NULL DEFAULT 0,
+        url_changes TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE entries (
+        id TEXT PRIMARY KEY,
+        canonical TEXT NOT NULL,
+        title TEXT NOT NULL,
+        link TEXT NOT NULL,
+        summary_html TEXT NOT NULL,
+        summary_text TEXT NOT NULL,
+        authors TEXT NOT NULL,       -- JSON list
+        categories TEXT NOT NULL,    -- JSON list
+        published TEXT NOT NULL,     -- ISO 8601 UTC
+        fetched TEXT NOT NULL,
+        popularity INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX entries_published ON entries(published);
+    CREATE INDEX entries_fetched ON entries(fetched);
+    CREATE TABLE keys (
+        key TEXT PRIMARY KEY,
+        entry_id TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sightings (
+        feed TEXT NOT NULL,
+        ident TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        PRIMARY KEY (feed, ident)
+    ) WITHOUT ROWID;
+    CREATE INDEX sightings_entry ON sightings(entry_id);
+    CREATE TABLE poll_log (
+        id INTEGER PRIMARY KEY,
+        feed TEXT NOT NULL,
+        started TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        status TEXT NOT NULL,
+        http_status INTEGER NOT NULL,
+        new INTEGER NOT NULL,
+        seen INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        warning TEXT NOT NULL
+    );
+    CREATE INDEX poll_log_feed ON poll_log(feed, started);
+    CREATE VIRTUAL TABLE entries_fts USING fts5(
+        title, summary_text, content='entries', content_rowid='rowid'
+    );
+    CREATE TRIGGER entries_ai AFTER INSERT ON entries BEGIN
+        INSERT INTO entries_fts(rowid, title, summary_text)
+        VALUES (new.rowid, new.title, new.summary_text);
+    END;
+    CREATE TRIGGER entries_ad AFTER DELETE ON entries BEGIN
+        INSERT INTO entries_fts(entries_fts, rowid, title, summary_text)
+        VALUES ('delete', old.rowid, old.title, old.summary_text);
+    END;
+    CREATE TRIGGER entries_au AFTER UPDATE OF title, summary_text ON entries BEGIN
+        INSERT INTO entries_fts(entries_fts, rowid, title, summary_text)
+        VALUES ('delete', old.rowid, old.title, old.summary_text);
+        INSERT INTO entries_fts(rowid, title, summary_text)
+        VALUES (new.rowid, new.title, new.summary_text);
+    END;
+    """,
+]
+
+_FEED_FIELDS = [f.name for f in fields(FeedState)]
+
+
+class Store:
+    """The database. Construct with a path; `:memory:` is not supported (WAL needs a file)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(self.path)
+            conn = self.db.conn
+            conn.execute("PRAGMA busy_timeout = 10000")  # another process may be writing
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, much faster
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot use the database {str(self.path)!r} ({e}); point "
+                             "[digest] database at a digest database or a new file.") from None
+        except OSError as e:
+            raise StoreError(f"cannot create the database {str(self.path)!r} ({e.strerror}); "
+                             "check the directory and its permissions.") from None
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise StoreError(f"the database {str(self.path)!r} has schema version {current}, "
+                             f"newer than this digest understands ({len(MIGRATIONS)}); upgrade "
+                             "digest.")
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            # Each migration and its version bump commit together, or not at all.
+            self.db.conn.executescript("BEGIN;" + MIGRATIONS[version - 1]
+                                       + f";PRAGMA user_version = {version};COMMIT;")
+
+    # -- feeds ------------------------------------------------------------------------------
+
+    def sync_feeds(self, configured: dict[str, str]) -> None:
+        """Make the feeds table match the config: {name: configured url or path}. A changed
+        configured URL resets the feed's state, since it is a different feed now."""
+        with self.db.conn:
+            for name, url in configured.items():
+                row = self.db.execute("SELECT config_url FROM feeds WHERE name = ?",
+                                      [name]).fetchone()
+                if row is None:
+                    self.db.execute("INSERT INTO feeds (name, url, config_url) VALUES (?, ?, ?)",
+                                    [name, url, url])
+                elif row[0] != url:
+                    self.db.execute(
+                        "UPDATE feeds SET url = ?, config_url = ?, etag = '', last_modified = '',"
+                        " active = 1, error_count = 0, last_error = '', failing_since = '',"
+                        " next_poll_at = '', redirect_to = '', redirect_seen = 0 WHERE name = ?",
+                        [url, url, name])
+
+    def feed_state(self, name: str) -> FeedState:
+        row = self.db.execute(f"SELECT {', '.join(_FEED_FIELDS)} FROM feeds WHERE name = ?",
+                              [name]).fetchone()
+        if row is None:
+            raise StoreError(f"feed {name!r} is not in the database; run `digest poll` first.")
+        state = FeedState(**dict(zip(_FEED_FIELDS, row, strict=True)))
+        state.active = bool(state.active)
+        return state
+
+    def feed_states(self) -> list[FeedState]:
+        names = [r[0] for r in self.db.execute("SELECT name FROM feeds ORDER BY name")]
+        return [self.feed_state(n) for n in names]
+
+    def save_feed_state(self, state: FeedState) -> None:
+        values = asdict(state)
+        values["active"] = int(state.active)
+        sets = ", ".join(f"{k} = :{k}" for k in _FEED_FIELDS if k != "name")
+        with self.db.conn:
+            self.db.execute(f"UPDATE feeds SET {sets} WHERE name = :name", values)
+
+    def feed_totals(self) -> dict[str, int]:
+        """Entries ever seen per feed."""
+        return dict(self.db.execute("SELECT feed, count(*) FROM sightings GROUP BY feed"))
+
+    # -- entries ----------------------------------------------------------------------------
+
+    def add_entries(self, feed: str, entries: Iterable[Entry], fetched: datetime) -> tuple[int, int]:
+        """Store one feed's entries in one transaction. Returns (new, already known).
+
+        An identity seen before in this feed is a no-op (popularity may rise). An unseen item
+        whose canonical key exists joins that entry: it gains this feed as a source and keeps
+        the higher popularity. Anything else is a new entry.
+        """
+        entries = list(entries)
+        if not entries:
+            return 0, 0
+        fetched_s = iso_utc(fetched)
+        with self.db.conn:
+            idents = [e.ident for e in entries]
+            known = dict(self._in_query(
+                "SELECT ident, entry_id FROM sightings WHERE feed = ? AND ident IN ({})",
+                [feed], idents))
+            keys = {e.ident: e.canonical or f"feed:{feed}:{e.ident}" for e in entries}
+            key_ids = dict(self._in_query("SELECT key, entry_id FROM keys WHERE key IN ({})",
+                                          [], list(set(keys.values()))))
+            new_rows, sightings, new_keys = [], [], []
+            bumps: dict[str, int] = {}
+            for e in entries:
+                if e.ident in known:
+                    if e.popularity:
+                        bumps[known[e.ident]] = max(bumps.get(known[e.ident], 0), e.popularity)
+                    continue
+                key = keys[e.ident]
+                entry_id = key_ids.get(key)
+                if entry_id is None:
+                    entry_id = content_hash(key)[:16]
+                    key_ids[key] = entry_id
+                    new_keys.append((key, entry_id))
+                    new_rows.append(_entry_row(entry_id, e, fetched_s))
+                elif e.popularity:
+                    bumps[entry_id] = max(bumps.get(entry_id, 0), e.popularity)
+                known[e.ident] = entry_id
+                sightings.append((feed, e.ident, entry_id, fetched_s))
+            if new_rows:
+                self.db["entries"].insert_all(new_rows, batch_size=500)
+            self.db.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", new_keys)
+            self.db.conn.executemany("INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)",
+                                     sightings)
+            self.db.conn.executemany(
+                "UPDATE entries SET popularity = ? WHERE id = ? AND popularity < ?",
+                [(p, i, p) for i, p in bumps.items()])
+        return len(new_rows), len(entries) - len(new_rows)
+
+    def _in_query(self, sql: str, params: list, values: list[str]) -> list[tuple]:
+        out: list[tuple] = []
+        for i in range(0, len(values), 900):  # stay under SQLite's bound-variable limit
+            chunk = values[i:i + 900]
+            out.extend(self.db.execute(sql.format(",".join("?" * len(chunk))), params + chunk))
+        return out
+
+    def count_entries(self) -> int:
+        return self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    def entry(self, entry_id: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM entries WHERE id = ?", [entry_id]).fetchone()
+        if row is None:
+            return None
+        cols = [c[0] for c in self.db.execute("SELECT * FROM entries LIMIT 0").description]
+        out = dict(zip(cols, row, strict=True))
+        out["authors"] = json.loads(out["authors"])
+        out["categories"] = json.loads(out["categories"])
+        out["sources"] = self.sources(entry_id)
+        return out
+
+    def entry_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM entries ORDER BY published, id")]
+
+    def sources(self, entry_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT feed FROM sightings WHERE entry_id = ? ORDER BY first_seen, feed",
+            [entry_id])]
+
+    def search(self, query: str, limit: int = 20) -> list[str]:
+        """Entry ids matching an FTS5 query, best first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT entries.id FROM entries_fts JOIN entries ON entries.rowid = entries_fts.rowid"
+            " WHERE entries_fts MATCH ? ORDER BY rank LIMIT ?", [query, limit])]
+
+    def prune(self, before: datetime) -> int:
+        """Delete entry content published and fetched before `before`. Identities (sightings,
+        keys) stay, so a pruned item that reappears in a feed is still recognised as old."""
+        cutoff = iso_utc(before)
+        with self.db.conn:
+            cur = self.db.execute(
+                "DELETE FROM entries WHERE published < ? AND fetched < ?", [cutoff, cutoff])
+        return cur.rowcount
+
+    # -- poll log ---------------------------------------------------------------------------
+
+    def log_poll(self, result: PollResult, started: datetime) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO poll_log (feed, started, seconds, status, http_status, new, seen,"
+                " error, warning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [result.feed, iso_utc(started), round(result.seconds, 4), result.status,
+                 result.http_status, result.new, result.seen, result.error, result.warning])
+
+    def poll_log(self, feed: str | None = None, limit: int = 50) -> list[dict]:
+        sql = "SELECT * FROM poll_log" + (" WHERE feed = ?" if feed else "")
+        cur = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", ([feed] if feed else []) + [limit])
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _entry_row(entry_id: str, e: Entry, fetched: str) -> dict:
+    return {"id": entry_id, "canonical": e.canonical, "title": e.title, "link": e.link,
+            "summary_html": e.summary_html, "summary_text": e.summary_text,
+            "authors": json.dumps(e.authors, ensure_ascii=False),
+            "categories": json.dumps(e.categories, ensure_ascii=False),
+            "published": iso_utc(e.published), "fetched": fetched, "popularity": e.popularity}

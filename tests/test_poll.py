@@ -1,0 +1,365 @@
+"""Polling over real HTTP on 127.0.0.1: conditional GET, redirects, errors, limits, isolation."""
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import time_machine
+from conftest import fixture_bytes
+from werkzeug import Response
+
+from digest.fetch import parse_retry_after
+from digest.models import FeedState, FetchResult
+from digest.poll import fail, next_state, poll
+
+T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+RSS = "application/rss+xml"
+
+
+def run_poll(project, **kw):
+    with project.store() as store:
+        return {r.feed: r for r in poll(project.config(), store, **kw)}
+
+
+def feed_state(project, name):
+    with project.store() as store:
+        return store.feed_state(name)
+
+
+def test_poll_every_format_over_http_and_join_duplicates(project, httpserver):
+    for name, ctype in [("rss20.xml", RSS), ("atom.xml", "application/atom+xml"),
+                        ("arxiv_rss.xml", RSS), ("arxiv_api.xml", "application/atom+xml"),
+                        ("rss10.rdf", "application/rdf+xml"), ("rss091.xml", "text/xml"),
+                        ("hf_daily.json", "application/json"), ("jsonfeed.json", "application/feed+json")]:
+        httpserver.expect_request(f"/{name}").respond_with_data(fixture_bytes(name), content_type=ctype)
+    feeds = "".join(f'[feeds.{n.split(".")[0]}]\nurl = "{httpserver.url_for("/" + n)}"\n'
+                    for n in ["rss20.xml", "atom.xml", "arxiv_rss.xml", "arxiv_api.xml", "rss10.rdf",
+                              "rss091.xml", "hf_daily.json", "jsonfeed.json"])
+    project.write(feeds)
+    r = project.run("poll")
+    assert r.exit_code == 0, r.output
+    for name in ("rss20", "atom", "arxiv_rss", "arxiv_api", "rss10", "rss091", "hf_daily", "jsonfeed"):
+        assert name in r.stdout
+    with project.store() as store:
+        totals = store.feed_totals()
+        assert totals == {"rss20": 2, "atom": 2, "arxiv_rss": 1, "arxiv_api": 2, "rss10": 1,
+                          "rss091": 1, "hf_daily": 2, "jsonfeed": 2}
+        # 2611.01234 arrives from the arXiv RSS, the arXiv API and HF: one item, three sources.
+        (tiny,) = [store.entry(i) for i in store.entry_ids()
+                   if store.entry(i)["canonical"] == "arxiv:2611.01234"]
+        assert sorted(tiny["sources"]) == ["arxiv_api", "arxiv_rss", "hf_daily"]
+        assert tiny["popularity"] == 57
+        assert store.count_entries() == 13 - 2
+
+
+def test_304_means_no_parse_and_no_new_rows(project, httpserver):
+    seen_headers = []
+
+    def handler(request):
+        seen_headers.append(dict(request.headers))
+        if request.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304)
+        return Response(fixture_bytes("rss20.xml"), content_type=RSS,
+                        headers={"ETag": '"v1"', "Last-Modified": "Fri, 20 Nov 2026 05:00:00 GMT"})
+
+    httpserver.expect_request("/feed").respond_with_handler(handler)
+    project.write(f'[feeds.blog]\nurl = "{httpserver.url_for("/feed")}"\n')
+    first = run_poll(project, now=T0)["blog"]
+    assert (first.status, first.new) == ("ok", 2)
+    second = run_poll(project, now=T0 + timedelta(hours=2))["blog"]
+    assert (second.status, second.new, second.http_status) == ("not-modified", 0, 304)
+    assert seen_headers[1]["If-None-Match"] == '"v1"'
+    assert seen_headers[1]["If-Modified-Since"] == "Fri, 20 Nov 2026 05:00:00 GMT"
+    assert seen_headers[0]["User-Agent"].startswith("digest/")
+    state = feed_state(project, "blog")
+    assert state.error_count == 0 and state.etag == '"v1"'
+    with project.store() as store:
+        assert [row["status"] for row in store.poll_log("blog")] == ["not-modified", "ok"]
+
+
+def test_permanent_redirect_moves_the_feed_only_after_it_repeats(project, httpserver):
+    new_url = httpserver.url_for("/new")
+    httpserver.expect_request("/old").respond_with_response(
+        Response(status=301, headers={"Location": new_url}))
+    httpserver.expect_request("/new").respond_with_data(fixture_bytes("rss20.xml"), content_type=RSS)
+    old_url = httpserver.url_for("/old")
+    project.write(f'[feeds.blog]\nurl = "{old_url}"\n')
+    assert run_poll(project, now=T0)["blog"].status == "ok"  # the redirect is followed...
+    assert feed_state(project, "blog").url == old_url  # ...but one 301 is not trusted yet
+    run_poll(project, now=T0 + timedelta(hours=2))
+    state = feed_state(project, "blog")
+    assert state.url == new_url
+    assert json.loads(state.url_changes)[0]["from"] == old_url
+    r = project.run("feeds")
+    assert "moved from" in r.stdout and old_url in r.stdout
+
+
+def test_temporary_redirect_never_moves_the_feed(project, httpserver):
+    httpserver.expect_request("/old").respond_with_response(
+        Response(status=302, headers={"Location": httpserver.url_for("/tmp")}))
+    httpserver.expect_request("/tmp").respond_with_data(fixture_bytes("rss20.xml"), content_type=RSS)
+    project.write(f'[feeds.blog]\nurl = "{httpserver.url_for("/old")}"\n')
+    for hours in (0, 2, 4):
+        assert run_poll(project, now=T0 + timedelta(hours=hours))["blog"].status == "ok"
+    assert feed_state(project, "blog").url == httpserver.url_for("/old")
+
+
+def test_410_deactivates_the_feed(project, httpserver):
+    httpserver.expect_request("/gone").respond_with_data("", status=410)
+    project.write(f'[feeds.dead]\nurl = "{httpserver.url_for("/gone")}"\n')
+    r = project.run("poll")
+    assert r.exit_code == 1 and "gone" in r.stdout
+    assert not feed_state(project, "dead").active
+    later = run_poll(project, now=datetime.now(UTC) + timedelta(days=30))["dead"]
+    assert later.status == "inactive"
+    assert len(httpserver.log) == 1  # never fetched again
+    assert "gone" in project.run("feeds").stdout
+
+
+def test_429_retry_after_is_honoured(project, httpserver):
+    httpserver.expect_request("/busy").respond_with_response(
+        Response("slow down", status=429, headers={"Retry-After": "7200"}))
+    project.write(f'[feeds.busy]\nurl = "{httpserver.url_for("/busy")}"\nevery = "15m"\n')
+    result = run_poll(project, now=T0)["busy"]
+    assert result.status == "error" and "429" in result.error
+    assert feed_state(project, "busy").next_poll_at == (T0 + timedelta(hours=2)).isoformat()
+    assert run_poll(project, now=T0 + timedelta(minutes=90))["busy"].status == "skipped"
+    assert run_poll(project, now=T0 + timedelta(minutes=121))["busy"].status == "error"
+    assert len(httpserver.log) == 2
+
+
+def test_retry_after_http_date():
+    now = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+    assert parse_retry_after("Fri, 20 Nov 2026 06:10:00 GMT", now) == 600
+    assert parse_retry_after("120") == 120
+    assert parse_retry_after("soon") is None
+
+
+def test_failing_feed_backs_off_exponentially_with_a_cap(project, httpserver):
+    httpserver.expect_request("/broken").respond_with_data("oops", status=500)
+    project.write(f'[feeds.broken]\nurl = "{httpserver.url_for("/broken")}"\nevery = "1h"\n',
+                  extra_digest='max_backoff = "6h"\n')
+    now, waits = T0, []
+    for _ in range(5):
+        result = run_poll(project, now=now)["broken"]
+        assert result.status == "error" and "HTTP 500" in result.error
+        nxt = datetime.fromisoformat(feed_state(project, "broken").next_poll_at)
+        waits.append((nxt - now) / timedelta(hours=1))
+        now = nxt
+    assert waits == [1, 2, 4, 6, 6]
+    state = feed_state(project, "broken")
+    assert state.error_count == 5 and state.failing_since == T0.isoformat()
+    assert "HTTP 500" in state.last_error
+
+
+def test_success_resets_the_error_state():
+    s = fail(FeedState(name="f", url="u"), "boom", T0, 3600, 86400)
+    s = next_state(s, FetchResult(status=200, headers={"etag": "x"}), T0, 3600, 86400)
+    assert (s.error_count, s.last_error, s.failing_since, s.etag) == (0, "", "", "x")
+
+
+def test_poll_cli_uses_the_clock_and_skips_feeds_not_due(project, httpserver):
+    httpserver.expect_request("/f").respond_with_data(fixture_bytes("rss20.xml"), content_type=RSS)
+    project.write(f'[feeds.blog]\nurl = "{httpserver.url_for("/f")}"\nevery = "1h"\n')
+    with time_machine.travel(T0, tick=False):
+        assert project.run("poll").exit_code == 0
+    with time_machine.travel(T0 + timedelta(minutes=30), tick=False):
+        r = project.run("poll")
+        assert "skipped" in r.stdout and "next poll 2026-11-20T07:00:00+00:00" in r.stdout
+        assert "skipped" not in project.run("poll", "--feed", "blog").stdout  # --feed forces
+    assert len(httpserver.log) == 2
+
+
+class Trickle(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", RSS)
+        self.end_headers()
+        try:
+            for _ in range(100):  # 100 bytes over 20 s: each read is quick, the whole is not
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def loopback_server():
+    servers = []
+
+    def start(handler):
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_port}"
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_trickling_server_hits_the_total_timeout(project, loopback_server):
+    base = loopback_server(Trickle)
+    project.write(f'[feeds.slow]\nurl = "{base}/feed"\n', extra_digest="timeout = 1\n")
+    started = time.perf_counter()
+    result = run_poll(project)["slow"]
+    assert time.perf_counter() - started < 5
+    assert result.status == "error" and "gave up after 1 s" in result.error
+
+
+def test_gzip_bomb_is_refused(project, httpserver):
+    bomb = gzip.compress(b"\0" * (20 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 100_000
+    httpserver.expect_request("/bomb").respond_with_response(
+        Response(bomb, content_type=RSS, headers={"Content-Encoding": "gzip"}))
+    project.write(f'[feeds.bomb]\nurl = "{httpserver.url_for("/bomb")}"\n')  # default 15 MiB cap
+    result = run_poll(project)["bomb"]
+    assert result.status == "error" and "after decompression" in result.error
+
+
+def test_declared_oversize_body_is_refused_before_download(project, httpserver):
+    httpserver.expect_request("/big").respond_with_data(b"x" * 3000, content_type=RSS)
+    project.write(f'[feeds.big]\nurl = "{httpserver.url_for("/big")}"\n',
+                  extra_digest='max_feed_size = "2KiB"\n')
+    result = run_poll(project)["big"]
+    assert "over the 2,048-byte limit" in result.error
+
+
+def test_loopback_is_refused_unless_allowed(project, httpserver):
+    httpserver.expect_request("/f").respond_with_data(fixture_bytes("rss20.xml"), content_type=RSS)
+    url = httpserver.url_for("/f")
+    project.write(f'[feeds.a]\nurl = "{url}"\n[feeds.b]\nurl = "{url.replace("127.0.0.1", "localhost")}"\n',
+                  private=False)
+    results = run_poll(project)
+    for name in "ab":
+        assert results[name].status == "error"
+        assert "non-public address 127.0.0.1" in results[name].error
+        assert "allow_private_networks = true" in results[name].error
+    assert len(httpserver.log) == 0
+
+
+def test_redirect_to_a_private_address_is_refused(project, httpserver):
+    httpserver.expect_request("/hop").respond_with_response(
+        Response(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}))
+    httpserver.expect_request("/file").respond_with_response(
+        Response(status=301, headers={"Location": "file:///etc/passwd"}))
+    project.write(f'[feeds.meta]\nurl = "{httpserver.url_for("/hop")}"\n'
+                  f'[feeds.file]\nurl = "{httpserver.url_for("/file")}"\n', private=False)
+    only_this_server = lambda ip: str(ip) == "127.0.0.1"  # noqa: E731 - stands in for "public"
+    results = run_poll(project, address_allowed=only_this_server)
+    assert "non-public address 169.254.169.254" in results["meta"].error
+    assert "only http and https" in results["file"].error
+
+
+def test_one_bad_feed_never_stops_the_others(project, httpserver):
+    httpserver.expect_request("/good").respond_with_data(fixture_bytes("rss20.xml"), content_type=RSS)
+    httpserver.expect_request("/missing").respond_with_data("no", status=404)
+    httpserver.expect_request("/html").respond_with_data(fixture_bytes("not_a_feed.html"),
+                                                         content_type="text/html")
+    project.write(f'[feeds.missing]\nurl = "{httpserver.url_for("/missing")}"\n'
+                  f'[feeds.html]\nurl = "{httpserver.url_for("/html")}"\n'
+                  f'[feeds.nofile]\npath = "nowhere.xml"\n'
+                  f'[feeds.refused]\nurl = "http://127.0.0.1:9/closed"\n'
+                  f'[feeds.good]\nurl = "{httpserver.url_for("/good")}"\n')
+    r = project.run("poll")
+    assert r.exit_code == 1
+    assert "Error: 4 of 5 feeds failed: missing, html, nofile, refused" in r.stderr
+    assert "Traceback" not in r.output
+    results = run_poll(project, force=True)
+    assert results["good"].status == "not-modified" or results["good"].status == "ok"
+    assert "HTTP 404" in results["missing"].error and "check the feed URL" in results["missing"].error
+    assert "not an RSS, Atom or JSON feed" in results["html"].error
+    assert "cannot read the feed file" in results["nofile"].error
+    assert "cannot download" in results["refused"].error
+    with project.store() as store:
+        assert store.feed_totals() == {"good": 2}
+
+
+def test_latin1_over_http(project, httpserver):
+    body = ('<rss version="2.0"><channel><title>Caf\xe9</title><item><title>Cr\xe8me br\xfbl\xe9e '
+            'as a model of phase separation</title><link>http://x.example/1</link></item>'
+            '</channel></rss>').encode("latin-1")
+    httpserver.expect_request("/l").respond_with_data(
+        body, headers={"Content-Type": "application/rss+xml; charset=ISO-8859-1"})
+    project.write(f'[feeds.latin]\nurl = "{httpserver.url_for("/l")}"\n')
+    run_poll(project)
+    with project.store() as store:
+        (eid,) = store.entry_ids()
+        assert store.entry(eid)["title"] == "Crème brûlée as a model of phase separation"
+
+
+class Counting(BaseHTTPRequestHandler):
+    lock = threading.Lock()
+    active = 0
+    peak = 0
+
+    def do_GET(self):
+        cls = type(self)
+        with cls.lock:
+            cls.active += 1
+            cls.peak = max(cls.peak, cls.active)
+        time.sleep(0.3)  # hold the request open so overlapping downloads are visible
+        body = fixture_bytes("rss20.xml").replace(b"bees-blue", self.path.encode().strip(b"/"))
+        with cls.lock:
+            cls.active -= 1
+        self.send_response(200)
+        self.send_header("Content-Type", RSS)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("per_host", [1, 3])
+def test_per_host_concurrency_limit(project, loopback_server, per_host):
+    Counting.active = Counting.peak = 0
+    base = loopback_server(Counting)
+    project.write("".join(f'[feeds.f{i}]\nurl = "{base}/p{i}"\n' for i in range(6)),
+                  extra_digest=f"per_host = {per_host}\nconcurrency = 8\n")
+    results = run_poll(project)
+    assert all(r.status == "ok" for r in results.values())
+    assert Counting.peak == per_host
+
+
+def test_local_path_feed_and_unchanged_file_counts_as_304(project):
+    (project.root / "feed.xml").write_bytes(fixture_bytes("atom.xml"))
+    project.write('[feeds.local]\npath = "feed.xml"\n')
+    assert run_poll(project, now=T0)["local"].new == 2
+    assert run_poll(project, now=T0, force=True)["local"].status == "not-modified"
+
+
+def test_unknown_feed_name_is_a_clear_error(project):
+    project.write('[feeds.blog]\npath = "x.xml"\n')
+    r = project.run("poll", "--feed", "blgo")
+    assert r.exit_code == 1 and "no feed named 'blgo'" in r.stderr
+
+
+def test_python_dash_m_digest_runs(project):
+    project.write('[feeds.blog]\npath = "x.xml"\n')
+    r = subprocess.run([sys.executable, "-m", "digest", "--config", str(project.path), "check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "1 feeds" in r.stdout
+
+
+def test_closed_port_fails_fast(project):
+    with socket.socket() as s:  # find a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    project.write(f'[feeds.x]\nurl = "http://127.0.0.1:{port}/f"\n')
+    result = run_poll(project)["x"]
+    assert result.status == "error" and result.seconds < 5

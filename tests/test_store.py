@@ -1,0 +1,131 @@
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from digest.errors import StoreError
+from digest.normalize import make_entry
+from digest.store import MIGRATIONS, Store
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def entry(guid="", link="", title="A reasonably long title about soil carbon", summary="text",
+          popularity=0, published=T0):
+    return make_entry(guid=guid, link=link, title=title, summary=summary, summary_is_html=False,
+                      authors=["Ann Author"], categories=["c"], published=published, fetched=T0,
+                      popularity=popularity)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "d.db") as s:
+        yield s
+
+
+def test_wal_busy_timeout_and_schema_version(store):
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert store.schema_version == len(MIGRATIONS)
+
+
+def test_reopening_does_not_migrate_again(tmp_path):
+    Store(tmp_path / "d.db").close()
+    with Store(tmp_path / "d.db") as s:
+        assert s.schema_version == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    conn = sqlite3.connect(tmp_path / "d.db")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this digest understands"):
+        Store(tmp_path / "d.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    (tmp_path / "d.db").write_text("this is a text file, not SQLite" * 100)
+    with pytest.raises(StoreError, match="cannot use the database"):
+        Store(tmp_path / "d.db")
+
+
+def test_reinserting_a_seen_entry_is_a_noop(store):
+    e = entry(guid="https://blog.example/1", link="https://blog.example/1")
+    assert store.add_entries("blog", [e], T0) == (1, 0)
+    assert store.add_entries("blog", [e], T0 + timedelta(hours=1)) == (0, 1)
+    assert store.count_entries() == 1
+
+
+def test_repeated_guid_with_distinct_links_are_distinct_entries(store):
+    a = entry(guid="same-guid", link="https://blog.example/a", title="Post number one about rivers")
+    b = entry(guid="same-guid", link="https://blog.example/b", title="Post number two about lakes")
+    assert store.add_entries("blog", [a, b], T0) == (2, 0)
+
+
+def test_guid_flipping_http_to_https_and_tracking_params_is_not_new(store):
+    a = entry(guid="http://blog.example/p/1", link="http://blog.example/p/1")
+    b = entry(guid="https://blog.example/p/1", link="https://blog.example/p/1?utm_source=rss")
+    assert store.add_entries("blog", [a], T0) == (1, 0)
+    assert store.add_entries("blog", [b], T0) == (0, 1)
+
+
+def test_identity_falls_back_to_link_then_content_hash(store):
+    by_link = entry(link="https://blog.example/only-link")
+    by_hash = entry(title="No guid and no link but a body", summary="body")
+    assert by_link.ident.startswith("link:") and by_hash.ident.startswith("hash:")
+    assert store.add_entries("blog", [by_link, by_hash], T0) == (2, 0)
+    assert store.add_entries("blog", [entry(link="https://blog.example/only-link"),
+                                      entry(title="No guid and no link but a body",
+                                            summary="body")], T0) == (0, 2)
+
+
+def test_same_arxiv_paper_from_two_feeds_is_one_item(store):
+    arxiv = entry(guid="oai:arXiv.org:2611.01234v1", link="https://arxiv.org/abs/2611.01234",
+                  title="Tiny experts")
+    hf = entry(guid="https://huggingface.co/papers/2611.01234",
+               link="https://huggingface.co/papers/2611.01234", title="Tiny experts", popularity=57)
+    assert store.add_entries("arxiv", [arxiv], T0) == (1, 0)
+    assert store.add_entries("hf", [hf], T0) == (0, 1)
+    (entry_id,) = store.entry_ids()
+    stored = store.entry(entry_id)
+    assert stored["sources"] == ["arxiv", "hf"]
+    assert stored["popularity"] == 57
+    # A later, lower count never lowers it; a higher one raises it.
+    store.add_entries("hf", [entry(guid=hf.link, link=hf.link, popularity=12)], T0)
+    assert store.entry(entry_id)["popularity"] == 57
+    hf_again = entry(guid="https://huggingface.co/papers/2611.01234",
+                     link="https://huggingface.co/papers/2611.01234", popularity=80)
+    store.add_entries("hf", [hf_again], T0)
+    assert store.entry(entry_id)["popularity"] == 80
+
+
+def test_same_title_across_feeds_joins_but_short_titles_do_not(store):
+    long_a = entry(link="https://a.example/x", title="Graph Neural Surrogates for Flood Forecasting")
+    long_b = entry(link="https://b.example/y", title="Graph neural surrogates for flood forecasting!")
+    short_a = entry(link="https://a.example/w", title="Weekly update")
+    short_b = entry(link="https://b.example/w", title="Weekly update")
+    assert store.add_entries("a", [long_a, short_a], T0) == (2, 0)
+    assert store.add_entries("b", [long_b, short_b], T0) == (1, 1)
+
+
+def test_prune_keeps_identities_so_old_entries_never_look_new(store):
+    old = entry(guid="https://blog.example/old", link="https://blog.example/old",
+                published=T0 - timedelta(days=400))
+    store.add_entries("blog", [old], T0 - timedelta(days=400))
+    assert store.prune(T0 - timedelta(days=180)) == 1
+    assert store.count_entries() == 0
+    assert store.add_entries("blog", [old], T0) == (0, 1)  # same feed: still known
+    # The same paper title arriving from another feed still joins the pruned identity.
+    assert store.add_entries("mirror", [entry(link="https://mirror.example/o",
+                                              title=old.title)], T0) == (0, 1)
+    assert store.count_entries() == 0
+
+
+def test_full_text_search(store):
+    store.add_entries("blog", [
+        entry(link="https://b.example/1", title="Instance normalization for style transfer"),
+        entry(link="https://b.example/2", title="Bees and flowers in a long garden study",
+              summary="pollination of blue flowers")], T0)
+    (hit,) = store.search('"style transfer"')
+    assert store.entry(hit)["title"].startswith("Instance normalization")
+    assert len(store.search("pollination")) == 1
