@@ -67,7 +67,7 @@ DIGEST_SETTINGS = (
     Setting("concurrency", "int", 8, "Feeds downloaded at once.", minimum=1),
     Setting("per_host", "int", 2, "Feeds downloaded at once from one host.", minimum=1),
     Setting("user_agent", "str", "",
-            "User-Agent header; empty means 'digest/VERSION (+project URL)'."),
+            "User-Agent header; empty means 'digest/VERSION (self-hosted personal feed digest; ...)'."),
 )
 
 SMTP_SETTINGS = (
@@ -452,3 +452,30 @@ def _did_you_mean(word: str, options) -> str:
 def _tname(value) -> str:
     return {bool: "true/false", int: "a number", float: "a number", str: "a string",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+SECTION_TITLES = {"digest": "[digest]", "smtp": "[smtp]", "feeds": "[feeds.NAME]",
+                  "users": "[users.NAME]"}
+
+
+def settings_markdown() -> str:
+    """The config reference for README.md, generated from the settings tables above."""
+    out = []
+    for section, settings in SECTIONS.items():
+        out.append(f"**`{SECTION_TITLES[section]}`**\n\n| key | default | meaning |\n|---|---|---|")
+        for s in settings:
+            out.append(f"| `{s.name}` | {_show_default(s)} | {s.help} |")
+        out.append("")
+    return "\n".join(out).strip() + "\n"
+
+
+def _show_default(s: Setting) -> str:
+    if s.required:
+        return "required"
+    if isinstance(s.default, bool):
+        return f"`{str(s.default).lower()}`"
+    if s.default in ("", (), {}, 0):
+        return "—"
+    if isinstance(s.default, str):
+        return f'`"{s.default}"`'
+    return f"`{s.default}`"

@@ -33,7 +33,7 @@ PERMANENT = (301, 308)
 ACCEPT = ("application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, "
           "application/feed+json;q=0.9, application/json;q=0.8, application/xml;q=0.8, "
           "text/xml;q=0.8, */*;q=0.5")
-DEFAULT_USER_AGENT = f"digest/{__version__} (personal feed digest; +https://pypi.org/project/digest/)"
+DEFAULT_USER_AGENT = f"digest/{__version__} (self-hosted personal feed digest; httpx/{httpx.__version__})"
 
 AddressCheck = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool]
 

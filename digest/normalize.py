@@ -60,6 +60,8 @@ HTML_TAG_RE = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^>]*)?/?>|&(?:#\d+|#x[0-9a-
 IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _BLOCK_END_RE = re.compile(r"<(?:br\s*/?|/p|/div|/li|/h[1-6]|/tr|/blockquote|/pre)>", re.I)
 _WS_RE = re.compile(r"[ \t\r\f\v]+")
+_WORD_RE = re.compile(r"\w+")
+_TAG_RE = re.compile(r"<[^>]*>")
 
 
 def clean_link(url: str) -> str:
@@ -114,9 +116,10 @@ def arxiv_id(*candidates: str) -> str:
 
 def title_key(title: str) -> str:
     """Case, accents, punctuation and spacing removed, for joining the same title across feeds."""
-    t = unicodedata.normalize("NFKD", title or "").casefold()
-    t = "".join(c for c in t if not unicodedata.combining(c))
-    return " ".join(re.findall(r"\w+", t))
+    t = (title or "").casefold()
+    if not t.isascii():  # the accent-stripping pass is slow; most titles do not need it
+        t = "".join(c for c in unicodedata.normalize("NFKD", t) if not unicodedata.combining(c))
+    return " ".join(_WORD_RE.findall(t))
 
 
 def content_hash(*parts: str) -> str:
@@ -126,7 +129,9 @@ def content_hash(*parts: str) -> str:
 def looks_like_html(text: str) -> bool:
     """True when text contains real HTML markup. RSS descriptions are often plain text with
     literal '<' in them (arXiv abstracts mention <EOS>); those must stay visible."""
-    return bool(HTML_TAG_RE.search(text or ""))
+    if not text or ("<" not in text and "&" not in text):
+        return False
+    return bool(HTML_TAG_RE.search(text))
 
 
 def sanitize_html(fragment: str, base: str = "") -> str:
@@ -166,19 +171,23 @@ def _drop_tracking_image(m: re.Match) -> str:
 
 
 def html_to_text(fragment: str) -> str:
-    """Readable plain text of (already sanitized) HTML, paragraphs kept as newlines."""
+    """Readable plain text of HTML, paragraphs kept as newlines. The input must be sanitized
+    HTML (nh3 output), so a plain tag-stripping pass is enough; no script bodies remain."""
     if not fragment:
         return ""
-    marked = _BLOCK_END_RE.sub("\n", fragment)
-    text = html.unescape(nh3.clean(marked, tags=set(), clean_content_tags=DROP_WITH_CONTENT))
-    lines = (_WS_RE.sub(" ", line).strip() for line in text.splitlines())
+    text = html.unescape(_TAG_RE.sub("", _BLOCK_END_RE.sub("\n", fragment)))
+    return tidy_text(text)
+
+
+def tidy_text(text: str) -> str:
+    """Runs of spaces collapsed, blank lines dropped, paragraphs kept as single newlines."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
 
 def text_to_html(text: str) -> str:
-    """Plain text → HTML paragraphs, escaped."""
-    paras = [p.strip() for p in re.split(r"\n\s*\n", text or "") if p.strip()]
-    return "".join(f"<p>{html.escape(' '.join(p.split()))}</p>" for p in paras)
+    """Tidied plain text → escaped HTML paragraphs, one per line."""
+    return "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines())
 
 
 def split_authors(names: list[str]) -> list[str]:
@@ -206,14 +215,16 @@ def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_htm
                fetched: datetime, popularity: int = 0, extra_ids: tuple[str, ...] = ()) -> Entry:
     """Build a normalized Entry from one raw item. `extra_ids` are more places an arXiv id may
     hide (a DOI, an HF paper id)."""
-    title = " ".join(html_to_text(title).split()) if looks_like_html(title) else " ".join(
-        (title or "").split())
+    title = " ".join((html_to_text(sanitize_html(title)) if looks_like_html(title)
+                      else title or "").split())
     link = clean_link(link) or clean_link(guid)
     if summary_is_html and looks_like_html(summary):
         summary_html = sanitize_html(summary, base=link)
-    else:
-        summary_html = text_to_html(html.unescape(summary or ""))
-    summary_text = html_to_text(summary_html)
+        summary_text = html_to_text(summary_html)
+    else:  # plain text: no sanitizer needed, only escaping
+        summary_text = tidy_text(html.unescape(summary or "") if "&" in (summary or "") else
+                                 summary or "")
+        summary_html = text_to_html(summary_text)
 
     if guid:
         ident = "guid:" + identity_url(guid)

@@ -10,6 +10,7 @@ import io
 import json
 import re
 from datetime import UTC, datetime
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -65,9 +66,9 @@ def _json(body: bytes, what: str):
 
 def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str) -> ParsedFeed:
     stripped = DOCTYPE_RE.sub(b"", body, count=1)
-    response_headers = {k.lower(): v for k, v in headers.items()}
-    if url:
-        response_headers.setdefault("content-location", url)  # base for relative links
+    # No content-location: with it feedparser urljoins every element (30% slower); relative
+    # entry links are resolved against the feed URL in make_entry instead.
+    response_headers = {k.lower(): v for k, v in headers.items() if k.lower() != "content-location"}
     # nh3 sanitizes and resolves links (faster and stricter); feedparser's own passes would
     # also lowercase or drop literal text like "<EOS>" in plain-text abstracts.
     d = feedparser.parse(io.BytesIO(stripped), response_headers=response_headers,
@@ -76,7 +77,7 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
     skipped = 0
     for e in d.entries:
         try:
-            entries.append(_from_feedparser(e, fetched))
+            entries.append(_from_feedparser(e, fetched, url))
         except (TypeError, ValueError, AttributeError, KeyError):
             skipped += 1
     if not d.get("version") and not entries:
@@ -104,7 +105,7 @@ def _bozo_reason(d) -> str:
     return text[:160]
 
 
-def _from_feedparser(e, fetched: datetime) -> Entry:
+def _from_feedparser(e, fetched: datetime, base: str) -> Entry:
     summary, is_html = "", True
     detail = e.get("summary_detail")
     if e.get("summary"):
@@ -113,14 +114,18 @@ def _from_feedparser(e, fetched: datetime) -> Entry:
     elif e.get("content"):
         summary = e.content[0].get("value", "")
         is_html = e.content[0].get("type", "text/html") in HTML_TYPES
-    summary = ARXIV_PREFIX_RE.sub("", summary, count=1)
+    if summary.startswith(("arXiv:", " arXiv:", "\narXiv:")):
+        summary = ARXIV_PREFIX_RE.sub("", summary, count=1)
     authors = [a.get("name", "") for a in e.get("authors", []) if isinstance(a, dict)]
     if not any(authors) and e.get("author"):
         authors = [e.author]
     when = e.get("published_parsed") or e.get("updated_parsed")
     published = datetime(*when[:6], tzinfo=UTC) if when else None
     tags = [t.get("term") or t.get("label") or "" for t in e.get("tags", [])]
-    return make_entry(guid=e.get("id", ""), link=e.get("link", ""), title=e.get("title", ""),
+    link = e.get("link", "")
+    if link and base and not link.startswith(("http://", "https://")):
+        link = urljoin(base, link)
+    return make_entry(guid=e.get("id", ""), link=link, title=e.get("title", ""),
                       summary=summary, summary_is_html=is_html, authors=authors, categories=tags,
                       published=published, fetched=fetched,
                       extra_ids=(e.get("arxiv_doi", ""), e.get("dc_identifier", "")))

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -18,12 +23,14 @@ from http import HTTPStatus
 from digest.config import Config, FeedConfig
 from digest.errors import DigestError
 from digest.fetch import AddressCheck, Fetcher, FetchLimits, any_address, public_only, read_local
-from digest.models import FeedState, FetchResult, PollResult, iso_utc
+from digest.models import FeedState, FetchResult, ParsedFeed, PollResult, iso_utc
 from digest.parse import parse_feed
 from digest.store import Store
 
 MAX_RETRY_AFTER = timedelta(days=7)  # a server asking for more is probably misconfigured
 TRUSTED_REDIRECT_REPEATS = 2  # a 301/308 must repeat this many polls before the URL changes
+PARSE_WORKERS = 2  # the target machine has 2 cores; more workers only add memory
+POOL_MIN_FEEDS = 16  # below this, starting worker processes costs more than it saves
 
 
 def poll(config: Config, store: Store, *, names: list[str] | None = None, force: bool = False,
@@ -64,21 +71,44 @@ async def _poll_all(config, store, due, now, address_allowed, on_result) -> list
     limits = FetchLimits(timeout=d.timeout, max_bytes=d.max_feed_size, concurrency=d.concurrency,
                          per_host=d.per_host, user_agent=d.user_agent)
     results = []
-    async with Fetcher(limits, address_allowed) as fetcher:
-        tasks = [asyncio.ensure_future(_download(fetcher, feed, state, limits.max_bytes))
-                 for feed, state in due]
-        # Store each feed as soon as it arrives; parsing overlaps the remaining downloads.
-        for next_done in asyncio.as_completed(tasks):
-            feed, state, outcome, seconds = await next_done
-            result = _ingest(config, store, feed, state, outcome, now, seconds)
-            results.append(result)
-            if on_result:
-                on_result(result)
+    with _parser_pool(len(due)) as pool:
+        async with Fetcher(limits, address_allowed) as fetcher:
+            tasks = [asyncio.ensure_future(_download(fetcher, pool, feed, state, limits.max_bytes, now))
+                     for feed, state in due]
+            # Store each feed as soon as it is parsed, while the others download and parse.
+            for next_done in asyncio.as_completed(tasks):
+                feed, state, outcome, parsed, seconds = await next_done
+                result = _ingest(config, store, feed, state, outcome, parsed, now, seconds)
+                results.append(result)
+                if on_result:
+                    on_result(result)
     return results
 
 
-async def _download(fetcher: Fetcher, feed: FeedConfig, state: FeedState, max_bytes: int):
+@contextmanager
+def _parser_pool(n_feeds: int):
+    """feedparser is pure Python and most of a poll's CPU time. With many feeds and more than
+    one core, parse in worker processes so that parsing, downloading and storing overlap."""
+    workers = min(PARSE_WORKERS, os.cpu_count() or 1)
+    if n_feeds < POOL_MIN_FEEDS or workers < 2:
+        yield None
+        return
+    # forkserver, not fork: the poller has threads (resolver, test servers) and forking a
+    # threaded process can deadlock the child.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["digest.parse"])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _download(fetcher: Fetcher, pool, feed: FeedConfig, state: FeedState, max_bytes: int,
+                    now: datetime):
+    """Fetch and parse one feed. Never raises: failures are returned for _ingest to record."""
     started = time.perf_counter()
+    parsed: ParsedFeed | Exception | None = None
     try:
         if feed.path is not None:
             outcome: FetchResult | Exception = read_local(feed.path, max_bytes, state.last_modified)
@@ -86,11 +116,24 @@ async def _download(fetcher: Fetcher, feed: FeedConfig, state: FeedState, max_by
             outcome = await fetcher.fetch(state.url, state.etag, state.last_modified)
     except Exception as e:  # noqa: BLE001 - isolate every failure to its feed
         outcome = e
-    return feed, state, outcome, time.perf_counter() - started
+    if isinstance(outcome, FetchResult) and outcome.status == 200:
+        args = (outcome.body, outcome.headers, feed.kind, now, outcome.url)
+        try:
+            if pool is not None:
+                try:
+                    parsed = await asyncio.get_running_loop().run_in_executor(pool, parse_feed, *args)
+                except BrokenProcessPool:  # a worker died (memory?): parse here instead
+                    parsed = parse_feed(*args)
+            else:
+                parsed = parse_feed(*args)
+        except Exception as e:  # noqa: BLE001
+            parsed = e
+    return feed, state, outcome, parsed, time.perf_counter() - started
 
 
 def _ingest(config: Config, store: Store, feed: FeedConfig, state: FeedState,
-            outcome: FetchResult | Exception, now: datetime, seconds: float) -> PollResult:
+            outcome: FetchResult | Exception, parsed: ParsedFeed | Exception | None,
+            now: datetime, seconds: float) -> PollResult:
     result = PollResult(feed=feed.name, status="error")
     new_state = state
     started = time.perf_counter()
@@ -99,7 +142,8 @@ def _ingest(config: Config, store: Store, feed: FeedConfig, state: FeedState,
             raise outcome
         result.http_status = outcome.status
         if outcome.status == 200:
-            parsed = parse_feed(outcome.body, outcome.headers, feed.kind, now, outcome.url)
+            if isinstance(parsed, Exception):
+                raise parsed
             result.new, result.seen = store.add_entries(feed.name, parsed.entries, now)
             result.warning = parsed.warning
             result.status = "ok"
@@ -120,8 +164,7 @@ def _ingest(config: Config, store: Store, feed: FeedConfig, state: FeedState,
     finally:
         result.seconds = seconds + (time.perf_counter() - started)
         result.next_poll_at = new_state.next_poll_at
-        store.save_feed_state(new_state)
-        store.log_poll(result, now)
+        store.record_poll(new_state, result, now)
     return result
 
 

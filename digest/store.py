@@ -45,7 +45,8 @@ MIGRATIONS: list[str] = [
         url_changes TEXT NOT NULL DEFAULT '[]'
     );
     CREATE TABLE entries (
-        id TEXT PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so the FTS watermark holds
+        id TEXT NOT NULL UNIQUE,
         canonical TEXT NOT NULL,
         title TEXT NOT NULL,
         link TEXT NOT NULL,
@@ -85,21 +86,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX poll_log_feed ON poll_log(feed, started);
     CREATE VIRTUAL TABLE entries_fts USING fts5(
-        title, summary_text, content='entries', content_rowid='rowid'
+        title, summary_text, content='entries', content_rowid='seq'
     );
-    CREATE TRIGGER entries_ai AFTER INSERT ON entries BEGIN
-        INSERT INTO entries_fts(rowid, title, summary_text)
-        VALUES (new.rowid, new.title, new.summary_text);
-    END;
-    CREATE TRIGGER entries_ad AFTER DELETE ON entries BEGIN
+    -- Full-text indexing is deferred, as in the `reader` library: polling does not pay for
+    -- tokenizing; search() first indexes the rows above the watermark in one INSERT ... SELECT.
+    CREATE TABLE fts_state (indexed_upto INTEGER NOT NULL);
+    INSERT INTO fts_state VALUES (0);
+    CREATE TRIGGER entries_ad AFTER DELETE ON entries
+    WHEN old.seq <= (SELECT indexed_upto FROM fts_state) BEGIN
         INSERT INTO entries_fts(entries_fts, rowid, title, summary_text)
-        VALUES ('delete', old.rowid, old.title, old.summary_text);
+        VALUES ('delete', old.seq, old.title, old.summary_text);
     END;
-    CREATE TRIGGER entries_au AFTER UPDATE OF title, summary_text ON entries BEGIN
+    CREATE TRIGGER entries_au AFTER UPDATE OF title, summary_text ON entries
+    WHEN old.seq <= (SELECT indexed_upto FROM fts_state) BEGIN
         INSERT INTO entries_fts(entries_fts, rowid, title, summary_text)
-        VALUES ('delete', old.rowid, old.title, old.summary_text);
+        VALUES ('delete', old.seq, old.title, old.summary_text);
         INSERT INTO entries_fts(rowid, title, summary_text)
-        VALUES (new.rowid, new.title, new.summary_text);
+        VALUES (new.seq, new.title, new.summary_text);
     END;
     """,
 ]
@@ -186,11 +189,14 @@ class Store:
         return [self.feed_state(n) for n in names]
 
     def save_feed_state(self, state: FeedState) -> None:
+        with self.db.conn:
+            self._save_feed_state(state)
+
+    def _save_feed_state(self, state: FeedState) -> None:
         values = asdict(state)
         values["active"] = int(state.active)
         sets = ", ".join(f"{k} = :{k}" for k in _FEED_FIELDS if k != "name")
-        with self.db.conn:
-            self.db.execute(f"UPDATE feeds SET {sets} WHERE name = :name", values)
+        self.db.execute(f"UPDATE feeds SET {sets} WHERE name = :name", values)
 
     def feed_totals(self) -> dict[str, int]:
         """Entries ever seen per feed."""
@@ -235,8 +241,7 @@ class Store:
                     bumps[entry_id] = max(bumps.get(entry_id, 0), e.popularity)
                 known[e.ident] = entry_id
                 sightings.append((feed, e.ident, entry_id, fetched_s))
-            if new_rows:
-                self.db["entries"].insert_all(new_rows, batch_size=500)
+            self.db.conn.executemany(_INSERT_ENTRY, new_rows)
             self.db.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", new_keys)
             self.db.conn.executemany("INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)",
                                      sightings)
@@ -274,10 +279,24 @@ class Store:
             "SELECT DISTINCT feed FROM sightings WHERE entry_id = ? ORDER BY first_seen, feed",
             [entry_id])]
 
+    def index_search(self) -> int:
+        """Bring the full-text index up to date; returns the number of rows indexed."""
+        with self.db.conn:
+            upto = self.db.execute("SELECT indexed_upto FROM fts_state").fetchone()[0]
+            top = self.db.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]
+            if top <= upto:
+                return 0
+            cur = self.db.execute(
+                "INSERT INTO entries_fts(rowid, title, summary_text) SELECT seq, title,"
+                " summary_text FROM entries WHERE seq > ? AND seq <= ?", [upto, top])
+            self.db.execute("UPDATE fts_state SET indexed_upto = ?", [top])
+        return cur.rowcount
+
     def search(self, query: str, limit: int = 20) -> list[str]:
         """Entry ids matching an FTS5 query, best first."""
+        self.index_search()
         return [r[0] for r in self.db.execute(
-            "SELECT entries.id FROM entries_fts JOIN entries ON entries.rowid = entries_fts.rowid"
+            "SELECT entries.id FROM entries_fts JOIN entries ON entries.seq = entries_fts.rowid"
             " WHERE entries_fts MATCH ? ORDER BY rank LIMIT ?", [query, limit])]
 
     def prune(self, before: datetime) -> int:
@@ -291,8 +310,10 @@ class Store:
 
     # -- poll log ---------------------------------------------------------------------------
 
-    def log_poll(self, result: PollResult, started: datetime) -> None:
+    def record_poll(self, state: FeedState, result: PollResult, started: datetime) -> None:
+        """Save a feed's new state and its poll-log row in one transaction."""
         with self.db.conn:
+            self._save_feed_state(state)
             self.db.execute(
                 "INSERT INTO poll_log (feed, started, seconds, status, http_status, new, seen,"
                 " error, warning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -306,9 +327,11 @@ class Store:
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
-def _entry_row(entry_id: str, e: Entry, fetched: str) -> dict:
-    return {"id": entry_id, "canonical": e.canonical, "title": e.title, "link": e.link,
-            "summary_html": e.summary_html, "summary_text": e.summary_text,
-            "authors": json.dumps(e.authors, ensure_ascii=False),
-            "categories": json.dumps(e.categories, ensure_ascii=False),
-            "published": iso_utc(e.published), "fetched": fetched, "popularity": e.popularity}
+_INSERT_ENTRY = ("INSERT INTO entries (id, canonical, title, link, summary_html, summary_text, authors,"
+                 " categories, published, fetched, popularity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _entry_row(entry_id: str, e: Entry, fetched: str) -> tuple:
+    return (entry_id, e.canonical, e.title, e.link, e.summary_html, e.summary_text,
+            json.dumps(e.authors, ensure_ascii=False), json.dumps(e.categories, ensure_ascii=False),
+            iso_utc(e.published), fetched, e.popularity)

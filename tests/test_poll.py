@@ -363,3 +363,48 @@ def test_closed_port_fails_fast(project):
     project.write(f'[feeds.x]\nurl = "http://127.0.0.1:{port}/f"\n')
     result = run_poll(project)["x"]
     assert result.status == "error" and result.seconds < 5
+
+
+def test_many_feeds_parse_in_worker_processes_with_the_same_result(project, monkeypatch):
+    import digest.poll
+
+    names = ["rss20.xml", "atom.xml", "arxiv_rss.xml", "hf_daily.json", "jsonfeed.json", "rss10.rdf"]
+    body = ""
+    for i in range(digest.poll.POOL_MIN_FEEDS + 2):
+        name = names[i % len(names)]
+        (project.root / f"{i}-{name}").write_bytes(fixture_bytes(name))
+        body += f'[feeds.f{i}]\npath = "{i}-{name}"\n'
+    project.write(body)
+
+    def snapshot():
+        with project.store() as store:
+            return sorted((store.entry(i)["canonical"], store.entry(i)["title"],
+                           tuple(sorted(store.entry(i)["sources"]))) for i in store.entry_ids())
+
+    pooled = run_poll(project, now=T0)
+    assert all(r.status == "ok" for r in pooled.values())
+    with_pool = snapshot()
+    (project.root / "digest.db").unlink()
+    monkeypatch.setattr(digest.poll, "POOL_MIN_FEEDS", 10**6)
+    run_poll(project, now=T0)
+    assert snapshot() == with_pool and len(with_pool) > 5
+
+
+def test_feeds_command_shows_health(project, httpserver):
+    httpserver.expect_request("/ok").respond_with_data(fixture_bytes("rss20.xml"), content_type=RSS)
+    httpserver.expect_request("/bad").respond_with_data("no", status=500)
+    project.write(f'[feeds.good]\nurl = "{httpserver.url_for("/ok")}"\n'
+                  f'[feeds.bad]\nurl = "{httpserver.url_for("/bad")}"\n[feeds.later]\npath = "x.xml"\n')
+    run_poll(project, names=["good", "bad"])
+    out = project.run("feeds").stdout
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
+    assert "ok" in rows["good"] and "failing" in rows["bad"] and "HTTP 500" in rows["bad"]
+    assert "new" in rows["later"] and "never" in rows["later"]
+
+
+def test_corrupt_database_is_one_clear_sentence(project):
+    (project.root / "digest.db").write_text("not sqlite at all" * 100)
+    project.write('[feeds.a]\npath = "a.xml"\n')
+    r = project.run("poll")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.stderr.startswith("Error: cannot use the database") and r.stderr.count("\n") == 1

@@ -129,3 +129,26 @@ def test_full_text_search(store):
     (hit,) = store.search('"style transfer"')
     assert store.entry(hit)["title"].startswith("Instance normalization")
     assert len(store.search("pollination")) == 1
+
+
+def test_search_index_stays_consistent_through_prune(store):
+    old = entry(link="https://b.example/old", title="Ancient glacier postcards revisited again",
+                published=T0 - timedelta(days=400))
+    store.add_entries("blog", [old], T0 - timedelta(days=400))
+    assert len(store.search("glacier")) == 1  # indexes on demand
+    store.prune(T0 - timedelta(days=180))
+    store.add_entries("blog", [entry(link="https://b.example/new",
+                                     title="Fresh glacier measurements from drones today")], T0)
+    hits = store.search("glacier")
+    assert [store.entry(h)["link"] for h in hits] == ["https://b.example/new"]
+    store.db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('integrity-check')")
+
+
+def test_prune_cli(project):
+    project.write('[feeds.a]\npath = "a.xml"\n')
+    with project.store() as s:
+        s.add_entries("a", [entry(link="https://b.example/x", published=T0 - timedelta(days=900))],
+                      T0 - timedelta(days=900))
+    r = project.run("prune", "--older-than", "365d")
+    assert r.exit_code == 0 and "Pruned 1 entries" in r.stdout
+    assert project.run("prune", "--older-than", "soon").exit_code == 1

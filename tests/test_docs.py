@@ -1,0 +1,46 @@
+"""The README documents every command and every setting; the config reference is generated."""
+
+import re
+from pathlib import Path
+
+import click
+
+from digest.cli import cli
+from digest.config import SECTIONS, settings_markdown
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def block(name: str) -> str:
+    m = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", README, re.S)
+    assert m, f"README.md lacks the <!-- {name}:start/end --> markers"
+    return m.group(1)
+
+
+def test_config_reference_matches_the_settings_tables():
+    assert block("settings") == settings_markdown(), (
+        "README config reference is stale; replace the settings block with "
+        "`python -c 'from digest.config import settings_markdown; print(settings_markdown())'`")
+
+
+def test_every_setting_is_in_the_readme():
+    reference = block("settings")
+    for section, settings in SECTIONS.items():
+        for s in settings:
+            assert f"| `{s.name}` |" in reference, f"[{section}] {s.name} is undocumented"
+
+
+def commands(group: click.Group, prefix: str = "digest"):
+    for name, cmd in group.commands.items():
+        yield f"{prefix} {name}", cmd
+        if isinstance(cmd, click.Group):
+            yield from commands(cmd, f"{prefix} {name}")
+
+
+def test_every_command_and_option_is_in_the_readme():
+    for path, cmd in commands(cli):
+        assert f"`{path}" in README, f"{path} is undocumented in README.md"
+        for param in cmd.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in README, f"{path} {opt} is undocumented in README.md"
