@@ -1,0 +1,120 @@
+"""Lexical text model: tokenizing, stemming, TF-IDF vectors and phrase matching.
+
+Stemming (Snowball English) matters: on the reviewer-dev judgments it cut the pairwise error of
+max-cosine TF-IDF from 0.263 to 0.242, more than bigrams, title boosts or BM25 did.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import snowballstemmer
+
+TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+
+# The usual English function words; content words such as "learning" stay.
+STOPWORDS = frozenset("""
+a about above after again against all almost also although am among an and another any are as
+at be because been before being below between both but by can cannot could did do does doing
+done down during each either else etc even ever every few for from further had has have having
+he her here hers herself him himself his how however i if in into is it its itself just least
+less let like made make many may me might more most much must my myself neither no nor not now
+of off often on once one only or other others otherwise our ours ourselves out over own per
+rather same several shall she should show shows shown since so some such than that the their
+theirs them themselves then there therefore these they this those though through thus to too
+toward towards under until up upon us use used using very via was we well were what whatever
+when where whether which while who whom whose why will with within without would yet you your
+yours yourself yourselves paper propose proposed present presents approach method methods
+result results work new based
+""".split())
+
+_stemmer = snowballstemmer.stemmer("english")
+_stem_cache: dict[str, str] = {}
+
+
+def stem(word: str) -> str:
+    s = _stem_cache.get(word)
+    if s is None:
+        s = _stem_cache[word] = _stemmer.stemWord(word)
+    return s
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercased, stop-worded, stemmed tokens."""
+    return [stem(w) for w in TOKEN_RE.findall((text or "").lower())
+            if len(w) > 1 and w not in STOPWORDS]
+
+
+def phrase_tokens(phrase: str) -> list[str]:
+    """A phrase's stemmed tokens. Stopwords are kept out, as in documents, so "style of
+    transfer" and "style transfer" match the same text."""
+    return tokens(phrase)
+
+
+class Vocabulary:
+    """Terms and inverse document frequencies, fitted once on a corpus of token lists."""
+
+    def __init__(self, docs: Iterable[Sequence[str]]):
+        df: dict[str, int] = {}
+        n = 0
+        for doc in docs:
+            n += 1
+            for t in set(doc):
+                df[t] = df.get(t, 0) + 1
+        self.index = {t: i for i, t in enumerate(sorted(df))}
+        self.n_docs = n
+        # Smoothed IDF, as in scikit-learn: terms in every document still count a little.
+        self.idf = np.array([math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)],
+                            dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def matrix(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """Sublinear-TF × IDF rows, L2-normalized. Unknown terms are dropped."""
+        indptr, indices, data = [0], [], []
+        index = self.index
+        for doc in docs:
+            counts: dict[int, int] = {}
+            for t in doc:
+                j = index.get(t)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            indices.extend(counts)
+            data.extend(1.0 + math.log(c) for c in counts.values())
+            indptr.append(len(indices))
+        m = sp.csr_matrix((np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32),
+                           np.asarray(indptr, dtype=np.int64)), shape=(len(docs), len(self)))
+        m = m @ sp.diags(self.idf)
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ m)
+
+
+def contains_phrase(doc_tokens: Sequence[str], phrase: Sequence[str]) -> bool:
+    """True if the phrase's tokens occur consecutively in the document's tokens."""
+    n = len(phrase)
+    if n == 0:
+        return False
+    if n == 1:
+        return phrase[0] in doc_tokens
+    first = phrase[0]
+    for i in range(len(doc_tokens) - n + 1):
+        if doc_tokens[i] == first and list(doc_tokens[i:i + n]) == list(phrase):
+            return True
+    return False
+
+
+def soft_max(sims: np.ndarray, temperature: float, axis: int = 1) -> np.ndarray:
+    """Log-sum-exp over seed papers: near the best match when one seed is close, higher when
+    several are. A pure max ignores the rest of the library; a mean drowns a specialist's one
+    close paper among the others. temperature → 0 is the max."""
+    if sims.shape[axis] == 0:
+        return np.zeros(sims.shape[1 - axis], dtype=np.float32)
+    top = sims.max(axis=axis, keepdims=True)
+    out = top + temperature * np.log(np.exp((sims - top) / temperature).sum(axis=axis, keepdims=True))
+    return np.squeeze(out, axis=axis)

@@ -1,0 +1,233 @@
+"""Seed libraries: BibTeX and CSL-JSON exports (Zotero, Mendeley, Google Scholar, ...).
+
+The BibTeX reader is hand-written and forgiving on purpose: real exports hold odd entries
+(unbalanced braces, @comment blocks, missing commas). A broken entry is skipped with a warning
+that names its line; the rest of the file still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digest.errors import ConfigError
+
+
+@dataclass
+class SeedPaper:
+    title: str
+    abstract: str = ""
+    authors: list[str] = field(default_factory=list)
+    year: int | None = None
+    keywords: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}. {self.abstract} {' '.join(self.keywords)}".strip()
+
+
+@dataclass
+class Library:
+    papers: list[SeedPaper]
+    warnings: list[str]
+
+
+def load_library(path: Path) -> Library:
+    """Load a .bib or CSL-JSON file. Raises ConfigError if the file cannot be read at all."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read the library ({e.strerror}); fix the papers "
+                           "path."]) from None
+    text = raw.decode("utf-8", errors="replace")
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if path.suffix.lower() == ".json" or stripped[:1] in ("[", "{"):
+        return _load_csl_json(path, text)
+    return parse_bibtex(text, str(path))
+
+
+# -- BibTeX ------------------------------------------------------------------------------------
+
+_ENTRY_START = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
+_LATEX_CMD = re.compile(r"\\[A-Za-z]+\s*(\{([^{}]*)\})?")
+_ACCENT = re.compile(r"\\['`^\"~=.uvHckr]\s*\{?([A-Za-z])\}?")
+_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
+            "=": "\u0304", ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b",
+            "c": "\u0327", "k": "\u0328", "r": "\u030a"}
+
+
+def parse_bibtex(text: str, name: str = "library") -> Library:
+    papers: list[SeedPaper] = []
+    warnings: list[str] = []
+    pos = 0
+    while True:
+        m = _ENTRY_START.search(text, pos)
+        if not m:
+            break
+        kind = m.group(1).lower()
+        line = text.count("\n", 0, m.start()) + 1
+        close = "}" if m.group(2) == "{" else ")"
+        end = _matching(text, m.end(), m.group(2), close)
+        if end is None:
+            warnings.append(f"{name} line {line}: @{kind} entry has unbalanced braces; skipped it "
+                            "(fix the braces to include it).")
+            # Resume at the next entry that starts a line, so one bad entry costs only itself.
+            nxt = re.compile(r"^\s*@", re.M).search(text, m.end())
+            pos = nxt.start() if nxt else len(text)
+            continue
+        pos = end + 1
+        if kind in ("comment", "preamble", "string"):
+            continue
+        body = text[m.end():end]
+        fields = _fields(body)
+        if fields is None:
+            warnings.append(f"{name} line {line}: @{kind} entry could not be read (a field is "
+                            "malformed); skipped it.")
+            continue
+        title = _clean(fields.get("title", ""))
+        if not title:
+            warnings.append(f"{name} line {line}: @{kind} entry has no title; skipped it.")
+            continue
+        papers.append(SeedPaper(
+            title=title, abstract=_clean(fields.get("abstract", "")),
+            authors=[_clean(a) for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip()],
+            year=_year(fields.get("year", "") or fields.get("date", "")),
+            keywords=[k.strip() for k in re.split(r"[,;]", _clean(fields.get("keywords", "")))
+                      if k.strip()]))
+    if not papers and text.strip() and not warnings:
+        warnings.append(f"{name}: no BibTeX entries found; export the library as BibTeX "
+                        "(.bib) or CSL-JSON (.json).")
+    return Library(papers, warnings)
+
+
+def _matching(text: str, start: int, open_: str, close: str) -> int | None:
+    """Index of the bracket closing the entry opened just before `start`. An '@' at the start
+    of a line while still open means this entry is broken."""
+    depth = 1
+    i = start
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{" or (c == open_ and open_ == "("):
+            depth += 1
+        elif c == "}" or (c == close and close == ")"):
+            depth -= 1
+            if depth == 0:
+                return i
+        elif c == "@" and (i == 0 or text[i - 1] == "\n") and depth <= 2:
+            return None
+        i += 1
+    return None
+
+
+def _fields(body: str) -> dict[str, str] | None:
+    """key, name = {value} | "value" | number | macro, ... → {name: value}."""
+    comma = body.find(",")
+    if comma < 0:
+        return {}
+    out: dict[str, str] = {}
+    i, n = comma + 1, len(body)
+    while i < n:
+        m = re.compile(r"\s*([A-Za-z][\w\-:.]*)\s*=\s*").match(body, i)
+        if not m:
+            if body[i:].strip(" \t\r\n,"):
+                return None if not out else out  # trailing junk after good fields is tolerated
+            break
+        name = m.group(1).lower()
+        i = m.end()
+        if i < n and body[i] == "{":
+            end = _close_brace(body, i)
+            if end is None:
+                return None
+            value, i = body[i + 1:end], end + 1
+        elif i < n and body[i] == '"':
+            end = body.find('"', i + 1)
+            while end > 0 and body[end - 1] == "\\":
+                end = body.find('"', end + 1)
+            if end < 0:
+                return None
+            value, i = body[i + 1:end], end + 1
+        else:
+            m2 = re.compile(r"[^,]*").match(body, i)
+            value, i = m2.group(0).strip(), m2.end()
+        # "a" # "b" concatenation is rare in exports; keep the first part.
+        out[name] = value
+        m3 = re.compile(r"[^,]*,?").match(body, i)
+        i = m3.end() if m3 else n
+    return out
+
+
+def _close_brace(s: str, i: int) -> int | None:
+    depth = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _clean(value: str) -> str:
+    """LaTeX-ish field text → plain text: accents composed, commands and braces dropped."""
+    import unicodedata
+
+    v = _ACCENT.sub(lambda m: unicodedata.normalize(
+        "NFC", m.group(1) + _ACCENTS[m.group(0)[1]]), value)
+    v = _LATEX_CMD.sub(lambda m: m.group(2) or "", v)
+    v = v.replace("{", "").replace("}", "").replace("~", " ").replace("\\&", "&")
+    return " ".join(v.split())
+
+
+def _year(value: str) -> int | None:
+    m = re.search(r"\b(1[89]\d\d|2\d\d\d)\b", value or "")
+    return int(m.group(1)) if m else None
+
+
+# -- CSL-JSON ----------------------------------------------------------------------------------
+
+def _load_csl_json(path: Path, text: str) -> Library:
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ConfigError([f"{path}: not valid CSL-JSON ({e.msg} at line {e.lineno}); export the "
+                           "library again as CSL JSON or BibTeX."]) from None
+    items = data.get("items", []) if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ConfigError([f"{path}: CSL-JSON must be a list of items; export the library again."])
+    papers, warnings = [], []
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not str(item.get("title") or "").strip():
+            warnings.append(f"{path} item {i}: no title; skipped it.")
+            continue
+        authors = []
+        for a in item.get("author") or []:
+            if isinstance(a, dict):
+                name = a.get("literal") or " ".join(x for x in (a.get("given"), a.get("family")) if x)
+                if name:
+                    authors.append(str(name))
+        year = None
+        issued = item.get("issued")
+        if isinstance(issued, dict):
+            parts = issued.get("date-parts") or [[]]
+            if parts and parts[0]:
+                year = _year(str(parts[0][0]))
+            year = year or _year(str(issued.get("raw", "")))
+        keywords = item.get("keyword") or ""
+        papers.append(SeedPaper(
+            title=" ".join(str(item["title"]).split()),
+            abstract=" ".join(str(item.get("abstract") or "").split()),
+            authors=authors, year=year,
+            keywords=[k.strip() for k in re.split(r"[,;]", str(keywords)) if k.strip()]))
+    return Library(papers, warnings)
