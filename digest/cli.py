@@ -3,6 +3,7 @@ DigestError into click exceptions and exit codes."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from rich.table import Table
 from digest import __version__
 from digest.config import DURATION_RE, DURATION_UNITS, Config, default_config_path, load_config
 from digest.errors import ConfigError, DigestError
+from digest.library import load_library
 from digest.store import Store
 
 
@@ -87,8 +89,33 @@ def check(ctx: click.Context) -> None:
     smtp = config.smtp
     out.print(f"Delivery: SMTP {smtp.host}:{smtp.port} ({smtp.security})" if smtp
               else "Delivery: outbox folder (no [smtp] section)")
-    for w in config.warnings:
+    out.print(f"Ranking: {_ranking_mode(config)}")
+    warnings = list(config.warnings)
+    for u in config.users.values():
+        if u.papers:
+            lib = load_library(u.papers)
+            warnings += lib.warnings
+            out.print(f"Library of {u.name}: {len(lib.papers)} papers from {u.papers.name}")
+        if not u.has_profile:
+            warnings.append(f"[users.{u.name}] has no interests, papers, authors or categories, "
+                            "so their digest is the most popular recent items; add interests "
+                            "or a papers library to personalize it.")
+    for w in warnings:
         click.echo(f"Warning: {w}", err=True)
+
+
+def _ranking_mode(config: Config) -> str:
+    from digest import semantic
+
+    try:
+        on = semantic.resolve_mode(config.ranking.semantic_mode)
+    except ConfigError as e:
+        raise CliError(e.problems) from None
+    if on:
+        return f"lexical (TF-IDF) + semantic ({semantic.MODEL} embeddings)"
+    why = ("semantic_mode = off" if config.ranking.semantic_mode == "off"
+           else "install digest[semantic] for embeddings")
+    return f"lexical (TF-IDF); {why}"
 
 
 @cli.command()
@@ -128,6 +155,62 @@ def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     if failed:
         raise CliError(f"{len(failed)} of {len(results)} feeds failed: "
                        f"{', '.join(r.feed for r in failed)}; see the error column above.")
+
+
+@cli.command()
+@click.argument("user")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="The digest of this local date.")
+@click.option("--all", "everything", is_flag=True,
+              help="Rank every stored entry of the reader's feeds, no window, floor or limit.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {id, title, link, score, reasons, sources, ...}.")
+@click.pass_context
+def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit: int | None,
+         as_json: bool) -> None:
+    """The reader's ranked entries with scores and reasons. Without --all: what their digest
+    would hold (new entries in the window, above the score floor, near-duplicates collapsed)."""
+    from digest import semantic
+    from digest.rank import build_ranker, digest_window, select
+
+    config = _load(ctx)
+    if day and everything:
+        raise CliError("--date and --all do not go together; pick one.")
+    reader = _reader(config, user)
+    now = datetime.now(UTC)
+    try:
+        use_semantic = semantic.resolve_mode(config.ranking.semantic_mode)
+        since, until = (None, None) if everything else digest_window(config, reader, day, now)
+        with _store(config) as store:
+            ranker = build_ranker(config, store, now, since, use_semantic)
+            rows = ranker.rows_for(reader, since, until)
+            if everything:
+                ranked = ranker.rank(reader, rows, limit=limit)
+            else:
+                ranked = select(ranker.rank(reader, rows), limit or reader.max_items,
+                                config.ranking.min_score, config.ranking.trending)
+            warnings = [w for lib in ranker.libraries.values() for w in lib.warnings]
+    except DigestError as e:
+        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    for w in warnings:
+        click.echo(f"Warning: {w}", err=True)
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in ranked], ensure_ascii=False, indent=1))
+        return
+    table = Table("#", "score", "title", "why", "sources")
+    for i, r in enumerate(ranked, 1):
+        table.add_row(str(i), f"{r.score:.3f}", r.title + (" (trending)" if r.trending else ""),
+                      "; ".join(r.reasons), ", ".join(r.sources))
+    _out().print(table if ranked else "Nothing new in this window.")
+
+
+def _reader(config: Config, name: str):
+    if name not in config.users:
+        close = difflib.get_close_matches(name, list(config.users), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise CliError(f"there is no reader named {name!r}{hint} in {config.path.name}; "
+                       "`digest check` lists the readers.")
+    return config.users[name]
 
 
 @cli.group(invoke_without_command=True)

@@ -36,7 +36,7 @@ SMTP_SECURITY = ("starttls", "ssl", "none")
 class Setting:
     name: str
     kind: str  # str|int|float|bool|time|timezone|duration|size|url|email|path|choice|list|env|weights
-    default: object
+    default: object  # None: unset, resolved from another section after validation
     help: str
     choices: tuple[str, ...] = ()
     required: bool = False
@@ -68,6 +68,30 @@ DIGEST_SETTINGS = (
     Setting("per_host", "int", 2, "Feeds downloaded at once from one host.", minimum=1),
     Setting("user_agent", "str", "",
             "User-Agent header; empty means 'digest/VERSION (self-hosted personal feed digest; ...)'."),
+)
+
+RANKING_SETTINGS = (
+    Setting("library", "float", 1.0, "Weight of similarity to the reader's seed papers.", minimum=0),
+    Setting("semantic", "float", 1.0,
+            "Weight of embedding similarity to seed papers (needs the semantic extra).", minimum=0),
+    Setting("semantic_mode", "choice", "auto",
+            "Embeddings: auto (when the extra is installed), on (required) or off.",
+            choices=("auto", "on", "off")),
+    Setting("interests", "float", 1.0, "Weight of the reader's interest phrases.", minimum=0),
+    Setting("authors", "float", 1.0, "Weight of a followed author.", minimum=0),
+    Setting("categories", "float", 1.0, "Weight of a followed category.", minimum=0),
+    Setting("feedback", "float", 1.0, "Weight of similarity to items voted 👍 (and against 👎).",
+            minimum=0),
+    Setting("popularity", "float", 0.1, "Weight of popularity (Hugging Face upvotes).", minimum=0),
+    Setting("half_life", "duration", "7d", "Relevance halves for every half_life of age."),
+    Setting("temperature", "float", 0.1,
+            "Softness of the max over seed papers (0.01 ≈ max; 1 ≈ sum).", minimum=0.001),
+    Setting("min_score", "float", 0.15, "Items below this score stay out of the digest.",
+            minimum=0),
+    Setting("lookback", "duration", "1d",
+            "Window for a reader's first digest (later digests take all since the last one)."),
+    Setting("trending", "int", 1,
+            "Popular items added to a digest besides the ranked ones (0 for none).", minimum=0),
 )
 
 SMTP_SETTINGS = (
@@ -103,9 +127,12 @@ USER_SETTINGS = (
     Setting("exclude", "list", (), "Phrases that demote an item."),
     Setting("categories", "list", (), "Categories (e.g. cs.LG) that boost an item."),
     Setting("interests", "weights", {}, "Phrase = weight table, e.g. \"style transfer\" = 2."),
+    Setting("popularity", "float", None, "Override of [ranking] popularity for this reader.",
+            minimum=0),
+    Setting("half_life", "duration", "", "Override of [ranking] half_life for this reader."),
 )
 
-SECTIONS = {"digest": DIGEST_SETTINGS, "smtp": SMTP_SETTINGS,
+SECTIONS = {"digest": DIGEST_SETTINGS, "ranking": RANKING_SETTINGS, "smtp": SMTP_SETTINGS,
             "feeds": FEED_SETTINGS, "users": USER_SETTINGS}
 
 
@@ -125,6 +152,23 @@ class DigestSettings:
     concurrency: int
     per_host: int
     user_agent: str
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    library: float
+    semantic: float
+    semantic_mode: str
+    interests: float
+    authors: float
+    categories: float
+    feedback: float
+    popularity: float
+    half_life: int  # seconds
+    temperature: float
+    min_score: float
+    lookback: int  # seconds
+    trending: int
 
 
 @dataclass(frozen=True)
@@ -164,12 +208,19 @@ class UserConfig:
     exclude: tuple[str, ...]
     categories: tuple[str, ...]
     interests: dict[str, float] = field(default_factory=dict)
+    popularity: float = 0.1  # resolved: the reader's override or [ranking] popularity
+    half_life: int = 7 * 86400
+
+    @property
+    def has_profile(self) -> bool:
+        return bool(self.interests or self.papers or self.authors or self.categories)
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
     digest: DigestSettings
+    ranking: RankingSettings
     smtp: SmtpSettings | None
     feeds: dict[str, FeedConfig]
     users: dict[str, UserConfig]
@@ -240,6 +291,8 @@ def parse_config(data: dict, path: Path) -> Config:
 
     d = _read_table(section("digest"), DIGEST_SETTINGS, "[digest]", base, report)
     digest = DigestSettings(**d)
+    ranking = RankingSettings(**_read_table(section("ranking"), RANKING_SETTINGS, "[ranking]", base,
+                                            report))
 
     smtp = None
     if "smtp" in data:
@@ -278,6 +331,8 @@ def parse_config(data: dict, path: Path) -> Config:
         v["max_items"] = v["max_items"] or digest.max_items
         v["name"] = v["name"] or name
         v["papers"] = v["papers"] or None
+        v["popularity"] = ranking.popularity if v["popularity"] is None else v["popularity"]
+        v["half_life"] = v["half_life"] or ranking.half_life
         for feed_name in v["feeds"]:
             if feed_name not in feeds:
                 report(f"{label} feeds", f"names {feed_name!r}, which is not a feed"
@@ -290,7 +345,7 @@ def parse_config(data: dict, path: Path) -> Config:
 
     if problems:
         raise ConfigError(problems)
-    return Config(path=path, digest=digest, smtp=smtp, feeds=feeds, users=users,
+    return Config(path=path, digest=digest, ranking=ranking, smtp=smtp, feeds=feeds, users=users,
                   warnings=tuple(warnings))
 
 
@@ -454,8 +509,8 @@ def _tname(value) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-SECTION_TITLES = {"digest": "[digest]", "smtp": "[smtp]", "feeds": "[feeds.NAME]",
-                  "users": "[users.NAME]"}
+SECTION_TITLES = {"digest": "[digest]", "ranking": "[ranking]", "smtp": "[smtp]",
+                  "feeds": "[feeds.NAME]", "users": "[users.NAME]"}
 
 
 def settings_markdown() -> str:
@@ -474,7 +529,7 @@ def _show_default(s: Setting) -> str:
         return "required"
     if isinstance(s.default, bool):
         return f"`{str(s.default).lower()}`"
-    if s.default in ("", (), {}, 0):
+    if s.default in ("", (), {}, 0, None):
         return "—"
     if isinstance(s.default, str):
         return f'`"{s.default}"`'

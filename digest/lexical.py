@@ -14,7 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
 
+# Hyphenated compounds ("few-shot", "self-attention") stay one term for TF-IDF: they are more
+# specific than their parts (reviewer-dev error 0.202 whole vs 0.212 split). Phrase matching
+# splits them, so the interest "long context" finds "Long-Context".
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 
 # The usual English function words; content words such as "learning" stay.
 STOPWORDS = frozenset("""
@@ -30,7 +34,7 @@ toward towards under until up upon us use used using very via was we well were w
 when where whether which while who whom whose why will with within without would yet you your
 yours yourself yourselves paper propose proposed present presents approach method methods
 result results work new based
-""".split())
+""".split())  # noqa: SIM905 - easier to read and edit as prose
 
 _stemmer = snowballstemmer.stemmer("english")
 _stem_cache: dict[str, str] = {}
@@ -49,10 +53,11 @@ def tokens(text: str) -> list[str]:
             if len(w) > 1 and w not in STOPWORDS]
 
 
-def phrase_tokens(phrase: str) -> list[str]:
-    """A phrase's stemmed tokens. Stopwords are kept out, as in documents, so "style of
-    transfer" and "style transfer" match the same text."""
-    return tokens(phrase)
+def words(text: str) -> list[str]:
+    """Like tokens(), but compounds split into their words: what phrases are matched against.
+    Stopwords are dropped on both sides, so "style of transfer" matches "style transfer"."""
+    return [stem(w) for w in WORD_RE.findall((text or "").lower())
+            if len(w) > 1 and w not in STOPWORDS]
 
 
 class Vocabulary:
@@ -109,12 +114,14 @@ def contains_phrase(doc_tokens: Sequence[str], phrase: Sequence[str]) -> bool:
     return False
 
 
-def soft_max(sims: np.ndarray, temperature: float, axis: int = 1) -> np.ndarray:
-    """Log-sum-exp over seed papers: near the best match when one seed is close, higher when
-    several are. A pure max ignores the rest of the library; a mean drowns a specialist's one
-    close paper among the others. temperature → 0 is the max."""
-    if sims.shape[axis] == 0:
-        return np.zeros(sims.shape[1 - axis], dtype=np.float32)
-    top = sims.max(axis=axis, keepdims=True)
-    out = top + temperature * np.log(np.exp((sims - top) / temperature).sum(axis=axis, keepdims=True))
-    return np.squeeze(out, axis=axis)
+def soft_max(sims: np.ndarray, temperature: float) -> np.ndarray:
+    """Per row, T·log(mean(exp(s/T))) over the seed papers: near the best match when one seed
+    is close, higher when several are. A pure max ignores the rest of a library; a mean (or a
+    centroid) drowns a specialist's one close paper among the others. It stays on the cosine
+    scale whatever the library size (unlike a plain log-sum-exp), so a score floor means the
+    same for every reader. temperature → 0 gives the max."""
+    if sims.shape[1] == 0:
+        return np.zeros(sims.shape[0], dtype=np.float32)
+    top = sims.max(axis=1, keepdims=True)
+    lse = top + temperature * np.log(np.exp((sims - top) / temperature).mean(axis=1, keepdims=True))
+    return lse.ravel().astype(np.float32)

