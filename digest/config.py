@@ -71,17 +71,19 @@ DIGEST_SETTINGS = (
 )
 
 RANKING_SETTINGS = (
-    Setting("library", "float", 1.0, "Weight of similarity to the reader's seed papers.", minimum=0),
+    Setting("library", "float", 1.0,
+            "Weight of TF-IDF similarity to the reader's seed papers and 👍 items.", minimum=0),
     Setting("semantic", "float", 1.0,
-            "Weight of embedding similarity to seed papers (needs the semantic extra).", minimum=0),
+            "Weight of embedding similarity to the same (needs the semantic extra).", minimum=0),
     Setting("semantic_mode", "choice", "auto",
             "Embeddings: auto (when the extra is installed), on (required) or off.",
             choices=("auto", "on", "off")),
     Setting("interests", "float", 1.0, "Weight of the reader's interest phrases.", minimum=0),
     Setting("authors", "float", 1.0, "Weight of a followed author.", minimum=0),
     Setting("categories", "float", 1.0, "Weight of a followed category.", minimum=0),
-    Setting("feedback", "float", 1.0, "Weight of similarity to items voted 👍 (and against 👎).",
-            minimum=0),
+    Setting("feedback", "float", 1.0,
+            "Weight of a 👍 item among the seed papers (1 = like a library paper); 👎 items "
+            "count against with half of it.", minimum=0),
     Setting("popularity", "float", 0.1, "Weight of popularity (Hugging Face upvotes).", minimum=0),
     Setting("half_life", "duration", "7d", "Relevance halves for every half_life of age."),
     Setting("temperature", "float", 0.1,

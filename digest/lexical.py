@@ -38,6 +38,9 @@ result results work new based
 
 _stemmer = snowballstemmer.stemmer("english")
 _stem_cache: dict[str, str] = {}
+# word → its TF-IDF term, or "" for stopwords and one-letter words. Snowball is slow in pure
+# Python; vocabularies are small, so every word is stemmed once per process.
+_term_cache: dict[str, str] = {}
 
 
 def stem(word: str) -> str:
@@ -47,17 +50,29 @@ def stem(word: str) -> str:
     return s
 
 
+def _term(word: str) -> str:
+    t = "" if len(word) < 2 or word in STOPWORDS else stem(word)
+    _term_cache[word] = t
+    return t
+
+
 def tokens(text: str) -> list[str]:
     """Lowercased, stop-worded, stemmed tokens."""
-    return [stem(w) for w in TOKEN_RE.findall((text or "").lower())
-            if len(w) > 1 and w not in STOPWORDS]
+    get = _term_cache.get
+    out = []
+    for w in TOKEN_RE.findall(text.lower()) if text else ():
+        t = get(w)
+        if t is None:
+            t = _term(w)
+        if t:
+            out.append(t)
+    return out
 
 
 def words(text: str) -> list[str]:
-    """Like tokens(), but compounds split into their words: what phrases are matched against.
-    Stopwords are dropped on both sides, so "style of transfer" matches "style transfer"."""
-    return [stem(w) for w in WORD_RE.findall((text or "").lower())
-            if len(w) > 1 and w not in STOPWORDS]
+    """Every word stemmed, compounds split, stopwords kept: what phrases are matched against,
+    so "style transfer" matches "Style-Transfer" but not "style and of transfer"."""
+    return [stem(w) for w in WORD_RE.findall((text or "").lower())]
 
 
 class Vocabulary:
@@ -81,23 +96,26 @@ class Vocabulary:
 
     def matrix(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """Sublinear-TF × IDF rows, L2-normalized. Unknown terms are dropped."""
-        indptr, indices, data = [0], [], []
         index = self.index
+        indptr, indices, counts = [0], [], []
         for doc in docs:
-            counts: dict[int, int] = {}
+            row: dict[int, int] = {}
             for t in doc:
                 j = index.get(t)
                 if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
-            indices.extend(counts)
-            data.extend(1.0 + math.log(c) for c in counts.values())
+                    row[j] = row.get(j, 0) + 1
+            indices.extend(row)
+            counts.extend(row.values())
             indptr.append(len(indices))
-        m = sp.csr_matrix((np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32),
-                           np.asarray(indptr, dtype=np.int64)), shape=(len(docs), len(self)))
-        m = m @ sp.diags(self.idf)
-        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        cols = np.asarray(indices, dtype=np.int32)
+        data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * self.idf[cols]
+        ptr = np.asarray(indptr, dtype=np.int64)
+        # Row norms without intermediate sparse matrices (this runs for every reader).
+        rows = np.repeat(np.arange(len(docs)), np.diff(ptr))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(docs)))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms).astype(np.float32) @ m)
+        data = (data / norms[rows]).astype(np.float32)
+        return sp.csr_matrix((data, cols, ptr), shape=(len(docs), len(self)))
 
 
 def contains_phrase(doc_tokens: Sequence[str], phrase: Sequence[str]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def load_library(path: Path) -> Library:
 # -- BibTeX ------------------------------------------------------------------------------------
 
 _ENTRY_START = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
+_LINE_AT = re.compile(r"^\s*@", re.M)
 _LATEX_CMD = re.compile(r"\\[A-Za-z]+\s*(\{([^{}]*)\})?")
 _ACCENT = re.compile(r"\\['`^\"~=.uvHckr]\s*\{?([A-Za-z])\}?")
 _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
@@ -74,7 +76,7 @@ def parse_bibtex(text: str, name: str = "library") -> Library:
             warnings.append(f"{name} line {line}: @{kind} entry has unbalanced braces; skipped it "
                             "(fix the braces to include it).")
             # Resume at the next entry that starts a line, so one bad entry costs only itself.
-            nxt = re.compile(r"^\s*@", re.M).search(text, m.end())
+            nxt = _LINE_AT.search(text, m.end())
             pos = nxt.start() if nxt else len(text)
             continue
         pos = end + 1
@@ -102,26 +104,27 @@ def parse_bibtex(text: str, name: str = "library") -> Library:
     return Library(papers, warnings)
 
 
+_ENTRY_SCAN = re.compile(r"\\.|[{}()]|^[ \t]*@", re.M)
+_BRACE_SCAN = re.compile(r"\\.|[{}]")
+
+
 def _matching(text: str, start: int, open_: str, close: str) -> int | None:
-    """Index of the bracket closing the entry opened just before `start`. An '@' at the start
-    of a line while still open means this entry is broken."""
+    """Index of the bracket closing the entry opened just before `start`, or None when an '@'
+    at the start of a line arrives first (the entry is broken). Jumps from bracket to bracket
+    with a regex rather than walking characters: libraries have thousands of entries."""
     depth = 1
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
+    for m in _ENTRY_SCAN.finditer(text, start):
+        c = m.group(0)
+        if c[0] == "\\":
             continue
-        if c == "{" or (c == open_ and open_ == "("):
+        if c == "{" or (c == "(" and open_ == "("):
             depth += 1
-        elif c == "}" or (c == close and close == ")"):
+        elif c == "}" or (c == ")" and close == ")"):
             depth -= 1
             if depth == 0:
-                return i
-        elif c == "@" and (i == 0 or text[i - 1] == "\n") and depth <= 2:
+                return m.start()
+        elif c.lstrip().startswith("@"):
             return None
-        i += 1
     return None
 
 
@@ -133,7 +136,7 @@ def _fields(body: str) -> dict[str, str] | None:
     out: dict[str, str] = {}
     i, n = comma + 1, len(body)
     while i < n:
-        m = re.compile(r"\s*([A-Za-z][\w\-:.]*)\s*=\s*").match(body, i)
+        m = _FIELD_NAME.match(body, i)
         if not m:
             if body[i:].strip(" \t\r\n,"):
                 return out or None  # junk after good fields is tolerated
@@ -146,43 +149,43 @@ def _fields(body: str) -> dict[str, str] | None:
                 return None
             value, i = body[i + 1:end], end + 1
         elif i < n and body[i] == '"':
-            end = body.find('"', i + 1)
-            while end > 0 and body[end - 1] == "\\":
-                end = body.find('"', end + 1)
-            if end < 0:
+            end = _QUOTED_END.search(body, i + 1)
+            if end is None:
                 return None
-            value, i = body[i + 1:end], end + 1
+            value, i = body[i + 1:end.start()], end.end()
         else:
-            m2 = re.compile(r"[^,]*").match(body, i)
+            m2 = _BARE.match(body, i)
             value, i = m2.group(0).strip(), m2.end()
         # "a" # "b" concatenation is rare in exports; keep the first part.
         out[name] = value
-        m3 = re.compile(r"[^,]*,?").match(body, i)
+        m3 = _TO_COMMA.match(body, i)
         i = m3.end() if m3 else n
     return out
 
 
+_FIELD_NAME = re.compile(r"\s*([A-Za-z][\w\-:.]*)\s*=\s*")
+_QUOTED_END = re.compile(r'(?<!\\)"')
+_BARE = re.compile(r"[^,]*")
+_TO_COMMA = re.compile(r"[^,]*,?")
+
+
 def _close_brace(s: str, i: int) -> int | None:
     depth = 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
+    for m in _BRACE_SCAN.finditer(s, i):
+        c = m.group(0)
         if c == "{":
             depth += 1
         elif c == "}":
             depth -= 1
             if depth == 0:
-                return i
-        i += 1
+                return m.start()
     return None
 
 
 def _clean(value: str) -> str:
     """LaTeX-ish field text → plain text: accents composed, commands and braces dropped."""
-    import unicodedata
-
+    if "\\" not in value and "{" not in value and "~" not in value:
+        return " ".join(value.split())
     v = _ACCENT.sub(lambda m: unicodedata.normalize(
         "NFC", m.group(1) + _ACCENTS[m.group(0)[1]]), value)
     v = _LATEX_CMD.sub(lambda m: m.group(2) or "", v)

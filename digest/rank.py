@@ -1,7 +1,7 @@
 """Personal ranking: one score per (reader, entry), with the reasons behind it.
 
-    relevance = library   · softmax_sim(entry, seed papers + 👍 entries)   lexical TF-IDF
-              + semantic  · softmax_sim(entry, same seeds)                 embeddings (extra)
+    relevance = library   · softmax_sim(entry, seed papers + feedback·👍 entries)  TF-IDF
+              + semantic  · softmax_sim(entry, the same seeds)                embeddings (extra)
               + interests · Σ weight × phrase match (title 0.4, abstract 0.2, scattered 0.06)
               + authors   · 0.5 per followed author
               + categories· 0.3 if in a followed category
@@ -19,6 +19,7 @@ built once per Ranker; per reader only the seed matrix and a few vector operatio
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -32,7 +33,7 @@ import scipy.sparse as sp
 
 from digest.config import Config, UserConfig
 from digest.errors import ConfigError
-from digest.lexical import Vocabulary, contains_phrase, soft_max, tokens, words
+from digest.lexical import Vocabulary, soft_max, tokens, words
 from digest.library import Library, SeedPaper, load_library
 from digest.normalize import title_key
 from digest.store import Store
@@ -47,17 +48,17 @@ NEAR_DUPLICATE = 0.8  # Jaccard of title words above which two picks are one sto
 
 
 @dataclass
-class _Parts:
-    """Per-reader intermediate results, kept so reasons are built only for what is shown."""
+class _Reader:
+    """What one reader's scoring needs beyond the config, kept to explain the shown items."""
 
-    scores: np.ndarray
-    seed_names: list[str] = field(default_factory=list)
-    best_seed: np.ndarray | None = None
-    best_sim: np.ndarray | None = None
-    phrases: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    seed_names: list[str]
+    n_liked: int
+    lexical: sp.csr_matrix  # seed rows (library papers, then 👍 entries)
+    vectors: np.ndarray | None
+    negative: sp.csr_matrix | None = None
+    phrases: list[tuple[str, float, np.ndarray]] = field(default_factory=list)
     excluded: list[tuple[str, np.ndarray]] = field(default_factory=list)
-    authors: dict[int, list[int]] = field(default_factory=dict)
-    categories: dict[int, str] = field(default_factory=dict)
+    sims: list[np.ndarray] = field(default_factory=list)  # (seeds × entries) per model
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Ranked:
 class Ranker:
     """Scores readers against one pool of entries. Build once, rank many readers."""
 
+    BATCH = 64  # readers whose seed similarities are computed in one sparse product
+
     def __init__(self, config: Config, store: Store, entries: list[dict], now: datetime,
                  embedder=None):
         self.config = config
@@ -93,13 +96,14 @@ class Ranker:
         self.entries = entries
         self.embedder = embedder
         self.libraries: dict[Path, Library] = {}
+        self._seed_cache: dict[Path, tuple[sp.csr_matrix, np.ndarray | None]] = {}
         docs = [tokens(_entry_text(e)) for e in entries]
         self.vocab = Vocabulary(docs)
-        self.matrix = self.vocab.matrix(docs) if entries else sp.csr_matrix((0, 0))
+        # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
+        self.by_term = self.vocab.matrix(docs).T.tocsr() if entries else sp.csr_matrix((0, 0))
         self.vectors = (embedder.embed([_entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
-        self._words: list[tuple[list[str], list[str]]] | None = None  # (title, body) words
-        self._postings: dict[str, set[int]] = {}
+        self._phrase_index: _PhraseIndex | None = None
         self._phrases: dict[tuple[str, ...], np.ndarray] = {}
         self.author_keys = [[_author_key(a) for a in e["authors"]] for e in entries]
         self.by_author: dict[str, list[int]] = {}
@@ -109,14 +113,18 @@ class Ranker:
                 self.by_author.setdefault(key, []).append(i)
             for cat in {c.lower() for c in e["categories"]}:
                 self.by_category.setdefault(cat, []).append(i)
-        self.id_order = np.argsort(np.argsort(np.asarray([e["id"] for e in entries], dtype=object)))
+        ids = np.asarray([e["id"] for e in entries], dtype=object)
+        self.id_order = np.argsort(np.argsort(ids)) if entries else np.zeros(0, dtype=np.int64)
         self.index_of = {e["id"]: i for i, e in enumerate(entries)}
         self.feeds_of = [set(e["sources"]) for e in entries]
         ages = [(now - datetime.fromisoformat(e["published"])).total_seconds() / 86400
                 for e in entries]
         self.age_days = np.maximum(np.asarray(ages, dtype=np.float32), 0.0)
         pops = np.asarray([e["popularity"] for e in entries], dtype=np.float32)
+        self.popularity = pops
+        self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
         self.pop_signal = np.log1p(pops) / math.log(101)
+        self._title_words: list[set[str]] | None = None
 
     # -- profile pieces -------------------------------------------------------------------
 
@@ -128,26 +136,48 @@ class Ranker:
     def phrase_match(self, phrase: tuple[str, ...]) -> np.ndarray:
         """Per entry: 2 = phrase in the title, 1 = in the abstract, 0.3 = all its words but
         apart, 0 = not all words. Cached: readers share phrases."""
-        if phrase in self._phrases:
-            return self._phrases[phrase]
-        out = np.zeros(len(self.entries), dtype=np.float32)
-        if phrase:
-            if self._words is None:  # built on first use: readers without phrases never pay
-                self._words = [(words(e["title"]), words(e["summary_text"])) for e in self.entries]
-                for i, (t, b) in enumerate(self._words):
-                    for term in set(t) | set(b):
-                        self._postings.setdefault(term, set()).add(i)
-            sets = [self._postings.get(t, set()) for t in phrase]
-            for i in set.intersection(*sets):
-                title, body = self._words[i]
-                if contains_phrase(title, phrase):
-                    out[i] = 2.0
-                elif contains_phrase(body, phrase):
-                    out[i] = 1.0
-                else:
-                    out[i] = 0.3
-        self._phrases[phrase] = out
-        return out
+        if phrase not in self._phrases:
+            if self._phrase_index is None:  # built on first use: no phrases, no cost
+                self._phrase_index = _PhraseIndex(self.entries)
+            self._phrases[phrase] = self._phrase_index.match(phrase)
+        return self._phrases[phrase]
+
+    def _seeds(self, user: UserConfig) -> tuple[list[str], list[str], list[dict], list[dict]]:
+        """(seed texts, their reason phrases, 👍 entries, 👎 entries) for a reader."""
+        seeds: list[SeedPaper] = list(self.library(user.papers).papers) if user.papers else []
+        votes = self.store.votes(user.name) if self._has_votes else {}
+        liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
+        texts = [s.text for s in seeds] + [_entry_text(e) for e in liked]
+        names = [f'similar to your paper "{_short(s.title)}"' for s in seeds] + [
+            f'like "{_short(e["title"])}", which you liked' for e in liked]
+        return texts, names, liked, disliked
+
+    @property
+    def _has_votes(self) -> bool:
+        if not hasattr(self, "_any_votes"):
+            self._any_votes = self.store.has_votes()
+        return self._any_votes
+
+    def _seed_matrix(self, user: UserConfig, texts: list[str], n_library: int):
+        """Seed rows (TF-IDF, and embeddings when on). A library's rows are cached by path."""
+        lib_rows, lib_vecs = None, None
+        if user.papers and n_library:
+            if user.papers not in self._seed_cache:
+                lib_texts = texts[:n_library]
+                self._seed_cache[user.papers] = (
+                    self.vocab.matrix([tokens(t) for t in lib_texts]),
+                    self.embedder.embed(lib_texts) if self.vectors is not None else None)
+            lib_rows, lib_vecs = self._seed_cache[user.papers]
+        extra = texts[n_library:]
+        rows = [m for m in (lib_rows, self.vocab.matrix([tokens(t) for t in extra]) if extra else None)
+                if m is not None]
+        lexical = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, len(self.vocab)))
+        vecs = None
+        if self.vectors is not None:
+            parts = [v for v in (lib_vecs, self.embedder.embed(extra) if extra else None)
+                     if v is not None]
+            vecs = np.vstack(parts) if parts else np.zeros((0, self.vectors.shape[1]), np.float32)
+        return lexical, vecs
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -155,100 +185,190 @@ class Ranker:
              limit: int | None = None) -> list[Ranked]:
         """The reader's entries at `rows` (default: all), best first, with reasons; only the
         top `limit` are built when given. Ties are broken by entry id, so output is stable."""
-        idx = np.arange(len(self.entries)) if rows is None else np.asarray(rows, dtype=np.int64)
-        if len(idx) == 0:
-            return []
-        parts = self._score(user, idx)
-        order = np.lexsort((self.id_order[idx], -parts.scores))
-        if limit is not None:
-            order = order[:limit]
-        return [self._ranked(user, idx, parts, int(k)) for k in order]
+        ((_, result),) = self.rank_many([(user, rows)], limit=limit)
+        return result
 
-    def _score(self, user: UserConfig, idx: np.ndarray) -> _Parts:
-        w = self.config.ranking
-        n = len(idx)
-        parts = _Parts(scores=np.zeros(n, dtype=np.float32))
-        relevance = np.zeros(n, dtype=np.float32)
+    def digest(self, user: UserConfig, rows: np.ndarray | None, limit: int, min_score: float,
+               trending: int) -> list[Ranked]:
+        """What the reader's digest holds: the best `limit` above `min_score`, near-duplicate
+        titles collapsed, then up to `trending` of the most popular entries not chosen."""
+        ((_, result),) = self.rank_many([(user, rows)], digest=(limit, min_score, trending))
+        return result
 
-        # Seed papers and 👍 entries: lexical (and semantic) similarity.
-        seeds: list[SeedPaper] = list(self.library(user.papers).papers) if user.papers else []
-        votes = self.store.votes(user.name)
-        liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
-        seed_texts = [s.text for s in seeds] + [_entry_text(e) for e in liked]
-        parts.seed_names = [f'similar to your paper "{_short(s.title)}"' for s in seeds] + [
-            f'like "{_short(e["title"])}", which you liked' for e in liked]
-        if seed_texts:
-            weights = np.asarray([w.library] * len(seeds) + [w.feedback] * len(liked),
-                                 dtype=np.float32)
-            sims = self._similarities(idx, seed_texts)
-            for sim, temperature, scale in sims:
-                relevance += scale * soft_max(sim * weights, temperature)
-            combined = sum(sim for sim, _, _ in sims)
-            parts.best_seed = np.argmax(combined, axis=1)
-            parts.best_sim = sims[0][0][np.arange(n), parts.best_seed]
+    def rank_many(self, readers: list[tuple[UserConfig, np.ndarray | None]],
+                  limit: int | None = None, digest: tuple[int, float, int] | None = None):
+        """Yield (user, ranked) per reader; with `digest=(limit, min_score, trending)`, their
+        digest instead. Readers are scored BATCH at a time as matrices (readers × entries):
+        one sparse product for all their seed papers, one dense product for interests, and
+        vectorized soft-maxes, so the per-reader Python work is only picking the top items."""
+        n = len(self.entries)
+        for start in range(0, len(readers), self.BATCH):
+            batch = readers[start:start + self.BATCH]
+            metas = [self._meta(user) for user, _ in batch]
+            scores = self._score_batch([u for u, _ in batch], metas)
+            for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
+                idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+                if len(idx) == 0:
+                    yield user, []
+                    continue
+                row = scores[b]
+                if digest is not None:
+                    yield user, self._select(user, idx, row, meta, *digest)
+                else:
+                    order = idx[np.lexsort((self.id_order[idx], -row[idx]))]
+                    if limit is not None:
+                        order = order[:limit]
+                    yield user, [self._ranked(user, int(i), row, meta) for i in order]
+
+    def _meta(self, user: UserConfig) -> _Reader:
+        texts, names, liked, disliked = self._seeds(user)
+        lexical, vecs = self._seed_matrix(user, texts, len(texts) - len(liked))
+        meta = _Reader(seed_names=names, n_liked=len(liked), lexical=lexical, vectors=vecs)
         if disliked:
-            sim = self._similarities(idx, [_entry_text(e) for e in disliked])[0][0]
-            relevance -= w.feedback * NEGATIVE_SHARE * soft_max(sim, w.temperature)
+            meta.negative, _ = self._seed_matrix(user, [_entry_text(e) for e in disliked], 0)
+        meta.phrases = [(p, w, self.phrase_match(tuple(words(p)))) for p, w in user.interests.items()]
+        meta.excluded = [(p, self.phrase_match(tuple(words(p)))) for p in user.exclude]
+        return meta
 
-        # Interest phrases: contiguous beats scattered, title beats abstract.
-        for phrase, weight in user.interests.items():
-            match = self.phrase_match(tuple(words(phrase)))[idx]
-            points = np.select([match == 2, match == 1, match > 0],
-                               [TITLE_HIT, BODY_HIT, SCATTERED_HIT], 0.0).astype(np.float32)
-            relevance += w.interests * weight * points
-            parts.phrases.append((phrase, match))
+    def _score_batch(self, users: list[UserConfig], metas: list[_Reader]) -> np.ndarray:
+        """Scores as a (readers × entries) matrix; see the module docstring for the formula."""
+        w = self.config.ranking
+        n, b = len(self.entries), len(users)
+        relevance = np.zeros((b, n), dtype=np.float32)
 
-        # Followed authors and categories, through inverted indexes (no per-entry loop).
-        position = np.full(len(self.entries), -1, dtype=np.int64)
-        position[idx] = np.arange(n)
-        for name in user.authors:
-            for i in self.by_author.get(_author_key(name), ()):
-                k = position[i]
-                if k >= 0 and len(parts.authors.setdefault(int(k), [])) < 2:
-                    relevance[k] += w.authors * AUTHOR_BOOST
-                    parts.authors[int(k)].append(i)
-        for cat in user.categories:
-            for i in self.by_category.get(cat.lower(), ()):
-                k = position[i]
-                if k >= 0 and int(k) not in parts.categories:
-                    relevance[k] += w.categories * CATEGORY_BOOST
-                    parts.categories[int(k)] = cat
+        # Seed papers and 👍 entries: every reader's seeds in one product, then a soft-max
+        # over each reader's own block of rows.
+        sizes = np.asarray([m.lexical.shape[0] for m in metas])
+        if sizes.sum():
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
+                                      for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
+            lexical = (sp.vstack([m.lexical for m in metas], format="csr") @ self.by_term).toarray()
+            models = [(lexical.astype(np.float32), w.temperature, w.library)]
+            if self.vectors is not None and w.semantic > 0:
+                vecs = np.vstack([m.vectors for m in metas])
+                models.append((vecs @ self.vectors.T, SEMANTIC_TEMPERATURE, w.semantic))
+            has = sizes > 0
+            for sims, temperature, scale in models:
+                relevance[has] += scale * _block_soft_max(sims * weights[:, None], offsets[has],
+                                                          sizes[has], temperature)
+            for m, off, size in zip(metas, offsets, sizes, strict=True):
+                m.sims = [s[off:off + size] for s, _, _ in models]
+        for bi, m in enumerate(metas):
+            if m.negative is not None:  # 👎: rare, so per reader
+                sims = (m.negative @ self.by_term).toarray()
+                relevance[bi] -= w.feedback * NEGATIVE_SHARE * soft_max(sims.T, w.temperature)
 
-        pop = user.popularity * self.pop_signal[idx]
-        decay = np.power(0.5, self.age_days[idx] / max(user.half_life / 86400, 1e-6))
-        scores = (relevance + pop) * decay
+        # Interest phrases: one dense product of (entries × phrases) points and weights.
+        phrases = sorted({p for m in metas for p, _, _ in m.phrases})
+        if phrases:
+            column = {p: j for j, p in enumerate(phrases)}
+            match = {p: mt for m in metas for p, _, mt in m.phrases}
+            points = np.column_stack([_points(match[p]) for p in phrases])
+            weight = np.zeros((len(phrases), b), dtype=np.float32)
+            for bi, m in enumerate(metas):
+                for p, wt, _ in m.phrases:
+                    weight[column[p], bi] += wt
+            relevance += w.interests * (points @ weight).T
+
+        # Followed authors (up to two count) and categories (once), from inverted indexes.
+        for bi, user in enumerate(users):
+            if user.authors:
+                count = np.zeros(n, dtype=np.float32)
+                for name in user.authors:
+                    count[self.by_author.get(_author_key(name), [])] += 1
+                relevance[bi] += w.authors * AUTHOR_BOOST * np.minimum(count, 2)
+            if user.categories:
+                hit = np.zeros(n, dtype=bool)
+                for cat in user.categories:
+                    hit[self.by_category.get(cat.lower(), [])] = True
+                relevance[bi] += w.categories * CATEGORY_BOOST * hit
+
+        popularity = np.asarray([u.popularity for u in users], dtype=np.float32)[:, None]
+        half_life = np.asarray([max(u.half_life / 86400, 1e-6) for u in users], np.float32)[:, None]
+        scores = (relevance + popularity * self.pop_signal) * np.power(0.5, self.age_days / half_life)
         # Excluded phrases push an item below any digest's floor, whatever else it has.
-        for phrase in user.exclude:
-            match = self.phrase_match(tuple(words(phrase)))[idx]
-            hit = match >= 1
-            scores[hit] = scores[hit] * EXCLUDE_FACTOR - EXCLUDE_PENALTY
-            parts.excluded.append((phrase, match))
-        parts.scores = scores
-        return parts
+        for bi, m in enumerate(metas):
+            for _, match in m.excluded:
+                hit = match >= 1
+                scores[bi, hit] = scores[bi, hit] * EXCLUDE_FACTOR - EXCLUDE_PENALTY
+        return scores
 
-    def _ranked(self, user: UserConfig, idx: np.ndarray, parts: _Parts, k: int) -> Ranked:
+    def _select(self, user: UserConfig, idx: np.ndarray, scores: np.ndarray, meta: _Reader,
+                limit: int, min_score: float, trending: int) -> list[Ranked]:
+        if self._title_words is None:
+            self._title_words = [frozenset(title_key(e["title"]).split()) for e in self.entries]
+        tw = self._title_words
+        above = idx[scores[idx] >= min_score]
+        chosen: list[int] = []
+        titles: set[frozenset[str]] = set()  # exact repeats are caught without the pair loop
+        # Sort only a head of the candidates; sort the rest only if near-duplicates ate it.
+        for order in self._ordered(above, scores, 4 * limit):
+            for i in order:
+                if len(chosen) >= limit:
+                    break
+                if tw[i] in titles or any(_near_duplicate(tw[i], tw[c]) for c in chosen):
+                    continue
+                chosen.append(int(i))
+                titles.add(tw[i])
+        out = [self._ranked(user, i, scores, meta) for i in chosen]
+        if trending:
+            taken = set(chosen)
+            allowed = None if len(idx) == len(self.entries) else set(idx.tolist())
+            for i in self.by_popularity:  # most popular first, ties by id; shared by readers
+                if trending == 0 or self.popularity[i] <= 0:
+                    break
+                if int(i) in taken or (allowed is not None and int(i) not in allowed):
+                    continue
+                r = self._ranked(user, int(i), scores, meta)
+                r.trending = True
+                if not any(x.startswith("trending:") for x in r.reasons):
+                    r.reasons.append(f"trending: {r.popularity} upvotes")
+                out.append(r)
+                trending -= 1
+        return out
+
+    def _ordered(self, rows: np.ndarray, scores: np.ndarray, head: int):
+        """Entry indexes `rows` best first (ties by id): a head of `head`, then the rest."""
+        if len(rows) > head:
+            part = np.argpartition(-scores[rows], head)
+            blocks = (rows[part[:head]], rows[part[head:]])
+        else:
+            blocks = (rows,)
+        for block in blocks:
+            if len(block):
+                yield block[np.lexsort((self.id_order[block], -scores[block]))]
+
+    def _ranked(self, user: UserConfig, i: int, scores: np.ndarray, meta: _Reader) -> Ranked:
         """One result with its reasons, strongest signal first."""
-        e = self.entries[idx[k]]
+        e = self.entries[i]
         reasons = []
-        if parts.best_seed is not None and parts.best_sim[k] >= SIMILAR_REASON:
-            reasons.append(parts.seed_names[parts.best_seed[k]])
-        for phrase, match in parts.phrases:
-            if match[k] >= 1:
-                reasons.append(f'matches "{phrase}" in the {"title" if match[k] == 2 else "abstract"}')
-        if k in parts.authors:
-            reasons.append("by " + ", ".join(self._author_names(user, idx[k])))
-        if k in parts.categories:
-            reasons.append(f"in {parts.categories[k]}")
+        if meta.sims:  # the closest seed, by all models together, named if close enough
+            best = int(np.argmax(sum(s[:, i] for s in meta.sims)))
+            if meta.sims[0][best, i] >= SIMILAR_REASON:
+                reasons.append(meta.seed_names[best])
+        for phrase, _, match in meta.phrases:
+            if match[i] >= 1:
+                reasons.append(f'matches "{phrase}" in the {"title" if match[i] == 2 else "abstract"}')
+        if user.authors:
+            names = self._author_names(user, i)
+            if names:
+                reasons.append("by " + ", ".join(names))
+        if user.categories:
+            wanted = {c.lower() for c in user.categories}
+            cats = [c for c in e["categories"] if c.lower() in wanted]
+            if cats:
+                reasons.append(f"in {cats[0]}")
         if user.popularity > 0 and e["popularity"] >= POPULAR_UPVOTES:
             reasons.append(f"trending: {e['popularity']} upvotes")
-        for phrase, match in parts.excluded:
-            if match[k] >= 1:
+        for phrase, match in meta.excluded:
+            if match[i] >= 1:
                 reasons.append(f'demoted: mentions "{phrase}"')
         return Ranked(id=e["id"], title=e["title"], link=e["link"],
-                      score=round(float(parts.scores[k]), 6),
-                      reasons=reasons, sources=e["sources"], authors=e["authors"],
-                      categories=e["categories"], summary_text=e["summary_text"],
-                      published=e["published"], popularity=e["popularity"])
+                      score=round(float(scores[i]), 6), reasons=reasons, sources=e["sources"],
+                      authors=e["authors"], categories=e["categories"],
+                      summary_text=e["summary_text"], published=e["published"],
+                      popularity=e["popularity"])
 
     def _author_names(self, user: UserConfig, i: int) -> list[str]:
         wanted = {_author_key(a) for a in user.authors}
@@ -263,18 +383,6 @@ class Ranker:
         missing = [i for i in ids if i not in self.index_of]
         return known + (self.store.entries_for_ranking(ids=missing) if missing else [])
 
-    def _similarities(self, idx: np.ndarray, texts: list[str]):
-        """[(n × seeds cosine matrix, temperature, weight)] for the lexical and, when enabled,
-        the semantic model."""
-        w = self.config.ranking
-        seeds = self.vocab.matrix([tokens(t) for t in texts])
-        lexical = np.asarray((self.matrix[idx] @ seeds.T).todense(), dtype=np.float32)
-        parts = [(lexical, w.temperature, 1.0)]
-        if self.vectors is not None and w.semantic > 0:
-            semantic = self.vectors[idx] @ self.embedder.embed(texts).T
-            parts.append((semantic.astype(np.float32), SEMANTIC_TEMPERATURE, w.semantic))
-        return parts
-
     # -- selection ------------------------------------------------------------------------
 
     def rows_for(self, user: UserConfig, since: datetime | None = None,
@@ -286,31 +394,6 @@ class Ranker:
         return np.asarray([i for i, e in enumerate(self.entries)
                            if lo < e["fetched"] <= hi and (feeds is None or self.feeds_of[i] & feeds)],
                           dtype=np.int64)
-
-
-def select(ranked: list[Ranked], limit: int, min_score: float, trending: int) -> list[Ranked]:
-    """A digest's items: the best `limit` above the floor, near-duplicates collapsed, then up
-    to `trending` popular items not already chosen (marked trending)."""
-    chosen: list[Ranked] = []
-    seen: list[set[str]] = []
-    for r in ranked:
-        if len(chosen) >= limit or r.score < min_score:
-            break
-        words = set(title_key(r.title).split())
-        if any(_jaccard(words, s) >= NEAR_DUPLICATE for s in seen):
-            continue
-        chosen.append(r)
-        seen.append(words)
-    if trending:
-        ids = {r.id for r in chosen}
-        popular = sorted((r for r in ranked if r.id not in ids and r.popularity > 0),
-                         key=lambda r: (-r.popularity, r.id))[:trending]
-        for r in popular:
-            r.trending = True
-            if not any(x.startswith("trending:") for x in r.reasons):
-                r.reasons.append(f"trending: {r.popularity} upvotes")
-        chosen.extend(popular)
-    return chosen
 
 
 def digest_window(config: Config, user: UserConfig, day: str | None, now: datetime,
@@ -337,6 +420,75 @@ def build_ranker(config: Config, store: Store, now: datetime, since: datetime | 
     return Ranker(config, store, entries, now, Embedder(store) if semantic else None)
 
 
+class _PhraseIndex:
+    """Where phrases occur, without scanning every entry per phrase: each word and each pair of
+    adjacent words (in titles, in abstracts) maps to the sorted entry indexes holding it."""
+
+    def __init__(self, entries: list[dict]):
+        self.title = [" " + " ".join(words(e["title"])) + " " for e in entries]
+        self.body = [" " + " ".join(words(e["summary_text"])) + " " for e in entries]
+        sets: dict[tuple, list[int]] = {}
+        for i, (t, b) in enumerate(zip(self.title, self.body, strict=True)):
+            tw, bw = t.split(), b.split()
+            keys = {("w", x) for x in tw} | {("w", x) for x in bw} | {("t", x) for x in tw}
+            keys |= {("tp", *p) for p in itertools.pairwise(tw)}
+            keys |= {("bp", *p) for p in itertools.pairwise(bw)}
+            for key in keys:
+                sets.setdefault(key, []).append(i)  # i ascends, so every list is sorted
+        self.postings = sets
+        self.n = len(entries)
+        self._empty = np.zeros(0, dtype=np.int64)
+
+    def _get(self, key: tuple) -> np.ndarray:
+        found = self.postings.get(key)
+        if found is None:
+            return self._empty
+        if isinstance(found, list):  # converted on first use; most keys are never asked for
+            found = self.postings[key] = np.asarray(found, dtype=np.int64)
+        return found
+
+    def _all(self, keys: list[tuple]) -> np.ndarray:
+        out = self._get(keys[0])
+        for key in keys[1:]:
+            if not len(out):
+                break
+            out = np.intersect1d(out, self._get(key), assume_unique=True)
+        return out
+
+    def match(self, phrase: tuple[str, ...]) -> np.ndarray:
+        out = np.zeros(self.n, dtype=np.float32)
+        if not phrase:
+            return out
+        out[self._all([("w", x) for x in phrase])] = 0.3  # all its words, maybe apart
+        if len(phrase) == 1:
+            body, title = self._get(("w", phrase[0])), self._get(("t", phrase[0]))
+        else:
+            pairs = list(itertools.pairwise(phrase))
+            body, title = self._all([("bp", *p) for p in pairs]), self._all([("tp", *p) for p in pairs])
+            if len(phrase) > 2:  # all pairs present; check they are in one run
+                needle = " " + " ".join(phrase) + " "
+                body = np.asarray([i for i in body if needle in self.body[i]], dtype=np.int64)
+                title = np.asarray([i for i in title if needle in self.title[i]], dtype=np.int64)
+        out[body] = 1.0
+        out[title] = 2.0
+        return out
+
+
+def _points(match: np.ndarray) -> np.ndarray:
+    """Phrase match codes → interest points: title, abstract, scattered."""
+    return np.select([match == 2, match == 1, match > 0], [TITLE_HIT, BODY_HIT, SCATTERED_HIT],
+                     0.0).astype(np.float32)
+
+
+def _block_soft_max(sims: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
+                    temperature: float) -> np.ndarray:
+    """soft_max over consecutive row blocks (one block of seed rows per reader) → one row per
+    block: T·log(mean(exp(s/T))), stabilized by each block's own maximum."""
+    top = np.maximum.reduceat(sims, offsets, axis=0)
+    e = np.exp((sims - np.repeat(top, sizes, axis=0)) / temperature)
+    return top + temperature * np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None])
+
+
 def _entry_text(e: dict) -> str:
     return f"{e['title']}. {e['summary_text']}"
 
@@ -358,5 +510,10 @@ def _short(title: str, limit: int = 70) -> str:
     return title if len(title) <= limit else title[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
+def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Jaccard(a, b) ≥ NEAR_DUPLICATE; the size test alone rules out most pairs cheaply."""
+    la, lb = len(a), len(b)
+    if not la or not lb or min(la, lb) < NEAR_DUPLICATE * max(la, lb):
+        return False
+    inter = len(a & b)
+    return inter >= NEAR_DUPLICATE * (la + lb - inter)

@@ -346,6 +346,9 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
                             [reader, entry_id, vote, iso_utc(at)])
 
+    def has_votes(self) -> bool:
+        return self.db.execute("SELECT 1 FROM feedback LIMIT 1").fetchone() is not None
+
     def votes(self, reader: str) -> dict[str, int]:
         return dict(self.db.execute("SELECT entry_id, vote FROM feedback WHERE reader = ?",
                                     [reader]))

@@ -1,0 +1,162 @@
+"""Ranking speed: R readers × E entries, lexical, with the FTS5/BM25 alternative side by side.
+
+    python benchmarks/bench_rank.py                       # 1,000 and 10,000 readers × 5,000 entries
+    python benchmarks/bench_rank.py --readers 1000 --semantic   # plus cached-embedding ranking
+    python benchmarks/bench_rank.py --smoke               # CI size
+
+Each reader has 5 interest phrases, 2 followed authors and their own seed library of 10 papers
+(a .bib file), all drawn from ../shared/corpus/papers.jsonl. Timed: building the shared model
+(tokens, IDF, entry matrix) once, then ranking every reader and selecting their digest (top 20).
+The side-by-side alternative ranks each reader with one SQLite FTS5 BM25 query (their phrases
+and their library's top terms), the "use the FTS index" design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import load_corpus, peak_rss_mib  # noqa: E402
+
+from digest.config import load_config  # noqa: E402
+from digest.lexical import Vocabulary, tokens  # noqa: E402
+from digest.normalize import make_entry  # noqa: E402
+from digest.rank import Ranker  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+
+
+FIRST = ["Ada", "Grace", "Alan", "Emmy", "Kurt", "Lise", "Niels", "Marie", "Paul", "Rosalind",
+         "Srinivasa", "Sofia", "Hedy", "Claude", "Barbara", "John", "Katherine", "Edsger"]
+LAST = ["Lovelace", "Hopper", "Turing", "Noether", "Godel", "Meitner", "Bohr", "Curie", "Dirac",
+        "Franklin", "Ramanujan", "Kovalevskaya", "Lamarr", "Shannon", "Liskov", "Backus", "Johnson",
+        "Dijkstra", "Hamilton", "Knuth", "Ritchie", "Allen", "Wing", "Goldwasser", "Tarjan"]
+
+
+def name(k: int) -> str:
+    return f"{FIRST[k % len(FIRST)]} {LAST[(k // len(FIRST)) % len(LAST)]}"
+
+
+def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
+    """Entries in a real store, and readers with their own library each (no two alike)."""
+    rnd = random.Random(7)
+    entries = []
+    for k in range(n_entries):
+        p = papers[k % len(papers)]
+        entries.append(make_entry(
+            guid=f"oai:arXiv.org:2611.{k:05d}v1", link=f"https://arxiv.org/abs/2611.{k:05d}",
+            title=p["title"], summary=p["abstract"], summary_is_html=False,
+            authors=[name(k % 401), name(k % 97 + 401)], categories=["cs.LG"],
+            published=NOW - timedelta(hours=k % 24), fetched=NOW - timedelta(hours=1),
+            popularity=(k * 37) % 120 if k % 5 == 0 else 0))
+    store = Store(tmp / "d.db")
+    for i in range(0, n_entries, 500):
+        store.add_entries(f"feed{i // 500}", entries[i:i + 500], NOW - timedelta(hours=1))
+    # Phrases that occur in the corpus: title bigrams.
+    phrases = sorted({" ".join(ws[i:i + 2]) for p in papers
+                      for ws in [p["title"].lower().split()] for i in range(len(ws) - 1)
+                      if all(w.isalpha() and len(w) > 3 for w in ws[i:i + 2])})
+    for j in range(n_readers):
+        seeds = rnd.sample(papers, 10)
+        (tmp / f"lib{j}.bib").write_text("".join(
+            f"@article{{p{i},\n title={{{s['title'].replace('{', '').replace('}', '')}}},\n"
+            f" abstract={{{s['abstract'].replace('{', '').replace('}', '')}}}\n}}\n"
+            for i, s in enumerate(seeds)))
+    users = []
+    for r in range(n_readers):
+        interests = "".join(f'"{ph}" = {rnd.randint(1, 3)}\n' for ph in rnd.sample(phrases, 5))
+        users.append(f'[users.r{r}]\nemail = "r{r}@example.org"\npapers = "lib{r}.bib"\n'
+                     f'authors = ["{name(rnd.randrange(498))}", "{name(rnd.randrange(498))}"]\n'
+                     f"[users.r{r}.interests]\n{interests}")
+    (tmp / "config.toml").write_text(
+        '[digest]\ndatabase = "d.db"\n[ranking]\nsemantic_mode = "off"\n'
+        '[feeds.feed0]\npath = "x.xml"\n' + "".join(users))
+    return store, load_config(tmp / "config.toml")
+
+
+def run_ours(config, store, semantic: bool = False) -> dict:
+    t0 = time.perf_counter()
+    embedder = None
+    if semantic:
+        from digest.semantic import Embedder
+
+        embedder = Embedder(store)
+    ranker = Ranker(config, store, store.entries_for_ranking(), NOW, embedder)
+    t1 = time.perf_counter()
+    picked = 0
+    r = config.ranking
+    for _user, items in ranker.rank_many([(u, None) for u in config.users.values()],
+                                         digest=(20, r.min_score, r.trending)):
+        picked += len(items)
+    t2 = time.perf_counter()
+    return {"model": t1 - t0, "readers": t2 - t1, "total": t2 - t0, "picked": picked}
+
+
+def run_fts(config, store) -> dict:
+    """One BM25 query per reader over the FTS5 index: phrases plus the library's top terms."""
+    t0 = time.perf_counter()
+    store.index_search()
+    from digest.library import load_library
+
+    libs: dict[Path, list[str]] = {}
+    t1 = time.perf_counter()
+    picked = 0
+    for user in config.users.values():
+        if user.papers not in libs:
+            docs = [tokens(p.text) for p in load_library(user.papers).papers]
+            vocab = Vocabulary(docs)
+            weights = vocab.matrix(docs).sum(axis=0).A1
+            terms = sorted(vocab.index, key=lambda t: -weights[vocab.index[t]])[:20]
+            libs[user.papers] = [t for t in terms if t.isalnum()]
+        query = " OR ".join([f'"{p}"' for p in user.interests] + libs[user.papers])
+        rows = store.db.execute(
+            "SELECT rowid, bm25(entries_fts, 2.0, 1.0) FROM entries_fts WHERE entries_fts MATCH ?"
+            " ORDER BY bm25(entries_fts, 2.0, 1.0) LIMIT 20", [query]).fetchall()
+        picked += len(rows)
+    t2 = time.perf_counter()
+    return {"model": t1 - t0, "readers": t2 - t1, "total": t2 - t0, "picked": picked}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=5000)
+    ap.add_argument("--readers", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--semantic", action="store_true", help="also rank over cached embeddings")
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args()
+    if a.smoke:
+        a.entries, a.readers, a.runs = 300, [20], 1
+    papers = load_corpus()
+    print(f"{a.entries} entries; medians of {a.runs} runs; lexical unless noted")
+    print(f"{'readers':>8} {'method':<22} {'model s':>8} {'readers s':>10} {'total s':>8} {'ms/reader':>10}")
+    for n in a.readers:
+        with tempfile.TemporaryDirectory() as tmp:
+            store, config = build(Path(tmp), papers, a.entries, n)
+            methods = [("sparse TF-IDF (ours)", lambda: run_ours(config, store)),
+                       ("FTS5 BM25 query", lambda: run_fts(config, store))]
+            if a.semantic:
+                run_ours(config, store, semantic=True)  # embed once; later runs hit the cache
+                methods.append(("ours + cached embeddings", lambda: run_ours(config, store, True)))
+            results: dict[str, list[dict]] = {name: [] for name, _ in methods}
+            for _ in range(a.runs):
+                for name, fn in methods:  # interleaved against machine noise
+                    results[name].append(fn())
+            for name, runs in results.items():
+                med = {k: statistics.median(r[k] for r in runs) for k in ("model", "readers", "total")}
+                print(f"{n:>8} {name:<22} {med['model']:>8.2f} {med['readers']:>10.2f} "
+                      f"{med['total']:>8.2f} {med['readers'] / n * 1000:>10.2f}")
+            store.close()
+    print(f"peak RSS {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

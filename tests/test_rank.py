@@ -1,0 +1,271 @@
+"""Ranking properties on a real SQLite store, and the `digest rank` contract."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import FIXTURES
+
+from digest.normalize import make_entry
+from digest.rank import Ranker, digest_window
+
+NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+
+PAPERS = {
+    "st-phrase": ("Fast style transfer for video", "We make style transfer run in real time on video."),
+    "st-scatter": ("Transfer learning of painting style", "A study of style and of transfer in art history."),
+    "flood": ("Graph networks for flood forecasting", "River gauges and rainfall predict floods."),
+    "med": ("Style transfer for medical imaging", "Harmonizing scanners with style transfer in medical imaging."),
+    "bees": ("Bees prefer blue flowers", "Field study of bumblebee foraging in gardens."),
+    "sparse": ("Sparse attention for long documents", "Block-sparse attention scales to long context windows."),
+}
+
+
+def add(store, key, *, authors=("Ann Author",), categories=("cs.LG",), popularity=0,
+        published=NOW - timedelta(hours=2), feed="papers", title=None):
+    t, abstract = PAPERS.get(key, (title or key, "An abstract."))
+    e = make_entry(guid=f"urn:{key}", link=f"https://papers.example.org/{key}", title=title or t,
+                   summary=abstract, summary_is_html=False, authors=list(authors),
+                   categories=list(categories), published=published, fetched=NOW - timedelta(hours=1),
+                   popularity=popularity)
+    store.add_entries(feed, [e], NOW - timedelta(hours=1))
+    return e
+
+
+def ranked(project, user="u", **kw):
+    config = project.config()
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW, **kw)
+        return ranker.rank(config.users[user]), ranker
+
+
+def titles(results):
+    return [r.title for r in results]
+
+
+def setup(project, user_toml: str, ranking: str = ""):
+    project.write(f'{ranking}\n[feeds.papers]\npath = "f.xml"\n[users.u]\nemail = "u@example.org"\n'
+                  + user_toml)
+
+
+def test_phrase_beats_scattered_words(project):
+    setup(project, '[users.u.interests]\n"style transfer" = 1\n')
+    with project.store() as s:
+        add(s, "st-scatter")
+        add(s, "st-phrase")
+        add(s, "flood")
+    results, _ = ranked(project)
+    assert titles(results)[0] == "Fast style transfer for video"
+    by_title = {r.title: r for r in results}
+    assert by_title["Fast style transfer for video"].reasons == ['matches "style transfer" in the title']
+    scattered = by_title["Transfer learning of painting style"]
+    assert 0 < scattered.score < by_title["Fast style transfer for video"].score
+    assert scattered.score > by_title["Graph networks for flood forecasting"].score
+    assert scattered.reasons == []
+
+
+def test_interest_weights_order_topics(project):
+    setup(project, '[users.u.interests]\n"flood forecasting" = 3\n"sparse attention" = 1\n')
+    with project.store() as s:
+        add(s, "sparse")
+        add(s, "flood")
+    assert titles(ranked(project)[0])[:2] == ["Graph networks for flood forecasting",
+                                             "Sparse attention for long documents"]
+
+
+def test_exclude_demotes_below_everything(project):
+    setup(project, 'exclude = ["medical imaging"]\n[users.u.interests]\n"style transfer" = 2\n')
+    with project.store() as s:
+        add(s, "med")
+        add(s, "st-phrase")
+        add(s, "bees")
+    results, _ = ranked(project)
+    assert titles(results)[-1] == "Style transfer for medical imaging"
+    assert results[-1].score < 0
+    assert 'demoted: mentions "medical imaging"' in results[-1].reasons
+
+
+def test_followed_author_boosts_in_any_spelling(project):
+    setup(project, 'authors = ["LeCun, Yann"]\n[users.u.interests]\n"flood" = 1\n')
+    with project.store() as s:
+        add(s, "bees", authors=["Y. LeCun", "Ann Other"])
+        add(s, "sparse")
+    results, _ = ranked(project)
+    assert results[0].title == "Bees prefer blue flowers" and results[0].reasons == ["by Y. LeCun"]
+
+
+def test_category_boost(project):
+    setup(project, 'categories = ["q-bio.PE"]\n')
+    with project.store() as s:
+        add(s, "bees", categories=["q-bio.PE"])
+        add(s, "flood")
+    results, _ = ranked(project)
+    assert results[0].title == "Bees prefer blue flowers" and results[0].reasons == ["in q-bio.PE"]
+
+
+def test_popularity_weight_and_reason(project):
+    setup(project, '[users.u.interests]\n"flood" = 1\n', ranking="[ranking]\npopularity = 0.5\n")
+    with project.store() as s:
+        add(s, "bees", popularity=90)
+        add(s, "sparse", popularity=0)
+    results, _ = ranked(project)
+    pop = {r.title: r for r in results}["Bees prefer blue flowers"]
+    assert pop.reasons == ["trending: 90 upvotes"]
+    # popularity · log(1 + upvotes) / log(101), with no decay at age ~0
+    assert pop.score == pytest.approx(0.5 * 0.975, abs=0.02)
+    setup(project, 'popularity = 0\n[users.u.interests]\n"flood" = 1\n',
+          ranking="[ranking]\npopularity = 0.5\n")  # the reader's override wins
+    assert {r.title: r for r in ranked(project)[0]}["Bees prefer blue flowers"].score == 0
+
+
+def test_recency_halves_relevance_per_half_life(project):
+    setup(project, 'half_life = "2d"\n[users.u.interests]\n"style transfer" = 1\n')
+    with project.store() as s:
+        add(s, "st-phrase", published=NOW)
+        add(s, "old", title="Old style transfer work on stills", published=NOW - timedelta(days=2))
+    fresh, old = ranked(project)[0]
+    assert fresh.title == "Fast style transfer for video"
+    assert old.score == pytest.approx(fresh.score / 2, rel=0.01)
+
+
+def test_no_profile_falls_back_to_popularity(project):
+    setup(project, "")
+    with project.store() as s:
+        add(s, "bees", popularity=5)
+        add(s, "flood", popularity=50)
+        add(s, "sparse", popularity=0)
+    assert titles(ranked(project)[0]) == ["Graph networks for flood forecasting",
+                                          "Bees prefer blue flowers",
+                                          "Sparse attention for long documents"]
+
+
+def test_seed_library_similarity_and_reason(project):
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Flood forecasting with river gauge networks},"
+        " abstract={Rainfall and river gauges predict floods with graph networks.}}\n"
+        "@article{b, title={Pollination ecology}, abstract={Bumblebee foraging.}}\n")
+    setup(project, 'papers = "lib.bib"\n')
+    with project.store() as s:
+        add(s, "sparse")
+        add(s, "flood")
+    results, _ = ranked(project)
+    assert results[0].title == "Graph networks for flood forecasting"
+    assert results[0].reasons == ['similar to your paper "Flood forecasting with river gauge networks"']
+    assert results[1].score < results[0].score / 2
+
+
+def test_votes_act_as_seed_papers(project):
+    setup(project, "")
+    with project.store() as s:
+        flood = add(s, "flood")
+        add(s, "rain", title="Rainfall nowcasting for river floods")
+        add(s, "sparse")
+        add(s, "bees")
+        ids = {e["title"]: e["id"] for e in s.entries_for_ranking()}
+        s.set_vote("u", ids[flood.title], +1, NOW)
+        s.set_vote("u", ids["Bees prefer blue flowers"], -1, NOW)
+    results = {r.title: r for r in ranked(project)[0]}
+    rain = results["Rainfall nowcasting for river floods"]
+    assert rain.score > results["Sparse attention for long documents"].score
+    assert rain.reasons == ['like "Graph networks for flood forecasting", which you liked']
+    assert results["Bees prefer blue flowers"].score < 0
+
+
+def test_ranking_is_deterministic(project):
+    setup(project, '[users.u.interests]\n"style" = 1\n')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+        for i in range(5):
+            add(s, f"tie{i}", title=f"Unrelated note number {i} on gardening")
+    first = [(r.id, r.score) for r in ranked(project)[0]]
+    again = [(r.id, r.score) for r in ranked(project)[0]]
+    assert first == again
+    ties = [r for r in ranked(project)[0] if r.score == 0]
+    assert [r.id for r in ties] == sorted(r.id for r in ties)
+
+
+def test_select_floor_limit_duplicates_and_trending(project):
+    setup(project, '[users.u.interests]\n"style transfer" = 1\n')
+    with project.store() as s:
+        add(s, "st-phrase")
+        add(s, "dup", title="Fast style transfer for video!", feed="mirror")  # joins by title
+        add(s, "dup2", title="Fast style transfer for video (v2)")  # near-duplicate
+        add(s, "med")
+        add(s, "bees", popularity=30)
+        add(s, "flood")
+    _, ranker = ranked(project)
+    user = project.config().users["u"]
+
+    def select(limit, min_score, trending):
+        return ranker.digest(user, None, limit, min_score, trending)
+
+    picked = select(limit=5, min_score=0.15, trending=1)
+    # Equal scores (both have the phrase in the title); the "(v2)" near-duplicate is dropped.
+    assert {r.title for r in picked[:2]} == {"Fast style transfer for video",
+                                             "Style transfer for medical imaging"}
+    assert [r.title for r in picked[2:]] == ["Bees prefer blue flowers"]
+    assert picked[-1].trending and picked[-1].reasons == ["trending: 30 upvotes"]
+    assert {r.title: r for r in picked}["Fast style transfer for video"].sources == ["mirror", "papers"]
+    assert [r.id for r in select(limit=1, min_score=0.15, trending=0)] == [picked[0].id]
+    assert select(limit=5, min_score=5.0, trending=0) == []
+    assert len(select(limit=5, min_score=5.0, trending=3)) == 1  # only one item is popular
+
+
+def test_digest_window_uses_the_readers_local_send_time(project):
+    setup(project, 'timezone = "America/New_York"\nsend_time = "07:30"\n')
+    config = project.config()
+    since, until = digest_window(config, config.users["u"], "2026-07-01", NOW)
+    assert until == datetime(2026, 7, 1, 11, 30, tzinfo=UTC)  # EDT is UTC−4
+    assert until - since == timedelta(days=1)
+    since, until = digest_window(config, config.users["u"], None, NOW,
+                                 last_sent=NOW - timedelta(hours=30))
+    assert (since, until) == (NOW - timedelta(hours=30), NOW)
+
+
+def test_rank_json_contract_and_empty_window(project):
+    (project.root / "f.xml").write_bytes((FIXTURES / "rss20.xml").read_bytes())
+    setup(project, '[users.u.interests]\n"bees" = 1\n')
+    assert project.run("poll").exit_code == 0
+    r = project.run("rank", "u", "--all", "--json")
+    assert r.exit_code == 0, r.output
+    items = json.loads(r.stdout)
+    assert len(items) == 2
+    for item in items:
+        assert {"id", "title", "link", "score", "reasons", "sources"} <= set(item)
+        assert isinstance(item["score"], float) and item["sources"] == ["papers"]
+    assert items[0]["title"].startswith("Bees") and items[0]["score"] > items[1]["score"]
+    assert items[0]["reasons"] == ['matches "bees" in the title']
+    # The fixture's entries were fetched now; a digest dated long ago has nothing in its window.
+    r = project.run("rank", "u", "--date", "2020-01-01", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout) == []
+    assert "Nothing new" in project.run("rank", "u", "--date", "2020-01-01").stdout
+
+
+def test_rank_errors_are_sentences(project):
+    setup(project, "")
+    r = project.run("rank", "uu")
+    assert r.exit_code == 1 and "no reader named 'uu' (did you mean 'u'?)" in r.stderr
+    r = project.run("rank", "u", "--date", "yesterday")
+    assert r.exit_code == 1 and "is not a date; write it as YYYY-MM-DD" in r.stderr
+    assert project.run("rank", "u", "--all", "--date", "2026-01-01").exit_code == 1
+
+
+def test_broken_bibtex_warns_with_line_numbers_and_still_ranks(project):
+    (project.root / "lib.bib").write_bytes((FIXTURES / "library" / "messy.bib").read_bytes())
+    (project.root / "f.xml").write_bytes((FIXTURES / "rss20.xml").read_bytes())
+    setup(project, 'papers = "lib.bib"\n')
+    project.run("poll")
+    r = project.run("rank", "u", "--all", "--json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 2
+    assert "lib.bib line 15: @inproceedings entry has unbalanced braces" in r.stderr
+    check = project.run("check")
+    assert "Library of u: 3 papers from lib.bib" in check.stdout
+    assert "line 27" in check.stderr
+
+
+def test_check_reports_ranking_mode_and_readers_without_profile(project):
+    setup(project, "", ranking='[ranking]\nsemantic_mode = "off"\n')
+    r = project.run("check")
+    assert "Ranking: lexical (TF-IDF); semantic_mode = off" in r.stdout
+    assert "[users.u] has no interests, papers, authors or categories" in r.stderr
