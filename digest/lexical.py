@@ -17,6 +17,7 @@ import snowballstemmer
 # Hyphenated compounds ("few-shot", "self-attention") stay one term for TF-IDF: they are more
 # specific than their parts (reviewer-dev error 0.202 whole vs 0.212 split). Phrase matching
 # splits them, so the interest "long context" finds "Long-Context".
+TOKENIZER_VERSION = "1"  # bump when tokens() changes: cached library tokens are keyed by it
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 

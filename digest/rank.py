@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from digest.config import Config, UserConfig
 from digest.errors import ConfigError
-from digest.lexical import Vocabulary, soft_max, tokens, words
+from digest.lexical import TOKENIZER_VERSION, Vocabulary, soft_max, tokens, words
 from digest.library import Library, SeedPaper, load_library
 from digest.normalize import title_key
 from digest.store import Store
@@ -129,8 +129,23 @@ class Ranker:
     # -- profile pieces -------------------------------------------------------------------
 
     def library(self, path: Path) -> Library:
+        """A reader's seed library, parsed and tokenized once per file version: the result is
+        cached in SQLite under the file's mtime and size."""
         if path not in self.libraries:
-            self.libraries[path] = load_library(path)
+            try:
+                st = path.stat()
+                stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}"
+            except OSError:
+                stamp = ""
+            cached = self.store.cached_library(str(path), stamp) if stamp else None
+            if cached is not None:
+                lib = Library.from_json(cached)
+            else:
+                lib = load_library(path)
+                lib.tokens = [tokens(p.text) for p in lib.papers]
+                if stamp:
+                    self.store.save_library(str(path), stamp, lib.to_json())
+            self.libraries[path] = lib
         return self.libraries[path]
 
     def phrase_match(self, phrase: tuple[str, ...]) -> np.ndarray:
@@ -163,10 +178,10 @@ class Ranker:
         lib_rows, lib_vecs = None, None
         if user.papers and n_library:
             if user.papers not in self._seed_cache:
-                lib_texts = texts[:n_library]
+                lib = self.library(user.papers)
                 self._seed_cache[user.papers] = (
-                    self.vocab.matrix([tokens(t) for t in lib_texts]),
-                    self.embedder.embed(lib_texts) if self.vectors is not None else None)
+                    self.vocab.matrix(lib.tokens),
+                    self.embedder.embed(texts[:n_library]) if self.vectors is not None else None)
             lib_rows, lib_vecs = self._seed_cache[user.papers]
         extra = texts[n_library:]
         rows = [m for m in (lib_rows, self.vocab.matrix([tokens(t) for t in extra]) if extra else None)

@@ -114,6 +114,11 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL,
         PRIMARY KEY (reader, entry_id)
     ) WITHOUT ROWID;
+    CREATE TABLE libraries (
+        path TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,         -- file mtime and size, and the tokenizer's version
+        data TEXT NOT NULL           -- JSON: parsed papers, warnings and their tokens
+    ) WITHOUT ROWID;
     CREATE TABLE embeddings (
         key TEXT PRIMARY KEY,        -- sha1 of model name and text: entries and seed papers alike
         vector BLOB NOT NULL         -- float32, L2-normalized
@@ -352,6 +357,17 @@ class Store:
     def votes(self, reader: str) -> dict[str, int]:
         return dict(self.db.execute("SELECT entry_id, vote FROM feedback WHERE reader = ?",
                                     [reader]))
+
+    # -- seed-library cache -----------------------------------------------------------------
+
+    def cached_library(self, path: str, stamp: str) -> str | None:
+        row = self.db.execute("SELECT data FROM libraries WHERE path = ? AND stamp = ?",
+                              [path, stamp]).fetchone()
+        return row[0] if row else None
+
+    def save_library(self, path: str, stamp: str, data: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO libraries VALUES (?, ?, ?)", [path, stamp, data])
 
     # -- embeddings cache -------------------------------------------------------------------
 
