@@ -189,7 +189,7 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
             else:
                 ranked = ranker.digest(reader, rows, limit or reader.max_items,
                                        config.ranking.min_score, config.ranking.trending)
-            warnings = [w for lib in ranker.libraries.values() for w in lib.warnings]
+            warnings = [w for ws in ranker.library_warnings.values() for w in ws]
     except DigestError as e:
         raise CliError(getattr(e, "problems", None) or str(e)) from None
     for w in warnings:

@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from digest.config import Config, UserConfig
 from digest.errors import ConfigError
 from digest.lexical import TOKENIZER_VERSION, Vocabulary, soft_max, tokens, words
-from digest.library import Library, SeedPaper, load_library
+from digest.library import Library, load_library
 from digest.normalize import title_key
 from digest.store import Store
 
@@ -95,8 +95,10 @@ class Ranker:
         self.now = now
         self.entries = entries
         self.embedder = embedder
-        self.libraries: dict[Path, Library] = {}
-        self._seed_cache: dict[Path, tuple[sp.csr_matrix, np.ndarray | None]] = {}
+        # Warnings from the seed libraries read so far. Libraries themselves are not kept: with
+        # thousands of readers that would hold every library in memory; the database caches them.
+        self.library_warnings: dict[Path, list[str]] = {}
+        self._any_votes = store.has_votes()  # most installations have none: skip the queries
         docs = [tokens(_entry_text(e)) for e in entries]
         self.vocab = Vocabulary(docs)
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
@@ -131,22 +133,21 @@ class Ranker:
     def library(self, path: Path) -> Library:
         """A reader's seed library, parsed and tokenized once per file version: the result is
         cached in SQLite under the file's mtime and size."""
-        if path not in self.libraries:
-            try:
-                st = path.stat()
-                stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}"
-            except OSError:
-                stamp = ""
-            cached = self.store.cached_library(str(path), stamp) if stamp else None
-            if cached is not None:
-                lib = Library.from_json(cached)
-            else:
-                lib = load_library(path)
-                lib.tokens = [tokens(p.text) for p in lib.papers]
-                if stamp:
-                    self.store.save_library(str(path), stamp, lib.to_json())
-            self.libraries[path] = lib
-        return self.libraries[path]
+        try:
+            st = path.stat()
+            stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}"
+        except OSError:
+            stamp = ""
+        cached = self.store.cached_library(str(path), stamp) if stamp else None
+        if cached is not None:
+            lib = Library.from_json(cached)
+        else:
+            lib = load_library(path)
+            lib.tokens = [tokens(p.text) for p in lib.papers]
+            if stamp:
+                self.store.save_library(str(path), stamp, lib.to_json())
+        self.library_warnings[path] = lib.warnings
+        return lib
 
     def phrase_match(self, phrase: tuple[str, ...]) -> np.ndarray:
         """Per entry: 2 = phrase in the title, 1 = in the abstract, 0.3 = all its words but
@@ -157,42 +158,11 @@ class Ranker:
             self._phrases[phrase] = self._phrase_index.match(phrase)
         return self._phrases[phrase]
 
-    def _seeds(self, user: UserConfig) -> tuple[list[str], list[str], list[dict], list[dict]]:
-        """(seed texts, their reason phrases, 👍 entries, 👎 entries) for a reader."""
-        seeds: list[SeedPaper] = list(self.library(user.papers).papers) if user.papers else []
-        votes = self.store.votes(user.name) if self._has_votes else {}
-        liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
-        texts = [s.text for s in seeds] + [_entry_text(e) for e in liked]
-        names = [f'similar to your paper "{_short(s.title)}"' for s in seeds] + [
-            f'like "{_short(e["title"])}", which you liked' for e in liked]
-        return texts, names, liked, disliked
-
-    @property
-    def _has_votes(self) -> bool:
-        if not hasattr(self, "_any_votes"):
-            self._any_votes = self.store.has_votes()
-        return self._any_votes
-
-    def _seed_matrix(self, user: UserConfig, texts: list[str], n_library: int):
-        """Seed rows (TF-IDF, and embeddings when on). A library's rows are cached by path."""
-        lib_rows, lib_vecs = None, None
-        if user.papers and n_library:
-            if user.papers not in self._seed_cache:
-                lib = self.library(user.papers)
-                self._seed_cache[user.papers] = (
-                    self.vocab.matrix(lib.tokens),
-                    self.embedder.embed(texts[:n_library]) if self.vectors is not None else None)
-            lib_rows, lib_vecs = self._seed_cache[user.papers]
-        extra = texts[n_library:]
-        rows = [m for m in (lib_rows, self.vocab.matrix([tokens(t) for t in extra]) if extra else None)
-                if m is not None]
-        lexical = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, len(self.vocab)))
-        vecs = None
-        if self.vectors is not None:
-            parts = [v for v in (lib_vecs, self.embedder.embed(extra) if extra else None)
-                     if v is not None]
-            vecs = np.vstack(parts) if parts else np.zeros((0, self.vectors.shape[1]), np.float32)
-        return lexical, vecs
+    def _seed_matrix(self, texts: list[str], token_lists: list[list[str]]):
+        """Seed rows: TF-IDF, and embeddings when on (cached in the database by text)."""
+        lexical = self.vocab.matrix(token_lists)
+        vectors = self.embedder.embed(texts) if self.vectors is not None else None
+        return lexical, vectors
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -236,11 +206,19 @@ class Ranker:
                     yield user, [self._ranked(user, int(i), row, meta) for i in order]
 
     def _meta(self, user: UserConfig) -> _Reader:
-        texts, names, liked, disliked = self._seeds(user)
-        lexical, vecs = self._seed_matrix(user, texts, len(texts) - len(liked))
+        """A reader's seeds (library papers, then 👍 entries), 👎 entries and phrases."""
+        lib = self.library(user.papers) if user.papers else Library([], [], [])
+        votes = self.store.votes(user.name) if self._any_votes else {}
+        liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
+        liked_texts = [_entry_text(e) for e in liked]
+        lexical, vecs = self._seed_matrix([p.text for p in lib.papers] + liked_texts,
+                                          lib.tokens + [tokens(t) for t in liked_texts])
+        names = [f'similar to your paper "{_short(p.title)}"' for p in lib.papers] + [
+            f'like "{_short(e["title"])}", which you liked' for e in liked]
         meta = _Reader(seed_names=names, n_liked=len(liked), lexical=lexical, vectors=vecs)
         if disliked:
-            meta.negative, _ = self._seed_matrix(user, [_entry_text(e) for e in disliked], 0)
+            texts = [_entry_text(e) for e in disliked]
+            meta.negative, _ = self._seed_matrix(texts, [tokens(t) for t in texts])
         meta.phrases = [(p, w, self.phrase_match(tuple(words(p)))) for p, w in user.interests.items()]
         meta.excluded = [(p, self.phrase_match(tuple(words(p)))) for p in user.exclude]
         return meta

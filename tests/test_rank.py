@@ -269,3 +269,19 @@ def test_check_reports_ranking_mode_and_readers_without_profile(project):
     r = project.run("check")
     assert "Ranking: lexical (TF-IDF); semantic_mode = off" in r.stdout
     assert "[users.u] has no interests, papers, authors or categories" in r.stderr
+
+
+def test_library_cache_follows_the_file(project):
+    lib = project.root / "lib.bib"
+    lib.write_text("@article{a, title={Flood forecasting with river gauge networks}}\n")
+    setup(project, 'papers = "lib.bib"\n')
+    with project.store() as s:
+        add(s, "flood")
+        add(s, "bees")
+    assert ranked(project)[0][0].reasons == ['similar to your paper "Flood forecasting with river gauge networks"']
+    with project.store() as s:
+        assert s.db.execute("SELECT count(*) FROM libraries").fetchone()[0] == 1
+    lib.write_text("@article{a, title={Bumblebee foraging and blue flowers in gardens}}\n")
+    top = ranked(project)[0][0]
+    assert top.title == "Bees prefer blue flowers"
+    assert top.reasons == ['similar to your paper "Bumblebee foraging and blue flowers in gardens"']
