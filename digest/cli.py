@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from digest import __version__
-from digest.config import DURATION_RE, DURATION_UNITS, Config, default_config_path, load_config
+from digest.config import DURATION_RE, DURATION_UNITS, Config, load_config
 from digest.errors import ConfigError, DigestError
 from digest.library import load_library
 from digest.store import Store
@@ -62,7 +63,7 @@ def _out() -> Console:
 def cli(ctx: click.Context, config_path: str) -> None:
     """Personalized feed → email digests."""
     ctx.ensure_object(dict)
-    ctx.obj["config_path"] = default_config_path(config_path, os.environ)
+    ctx.obj["config_path"] = Path(config_path)
 
 
 @cli.command()
@@ -93,7 +94,10 @@ def check(ctx: click.Context) -> None:
     warnings = list(config.warnings)
     for u in config.users.values():
         if u.papers:
-            lib = load_library(u.papers)
+            try:
+                lib = load_library(u.papers)
+            except ConfigError as e:
+                raise CliError(e.problems) from None
             warnings += lib.warnings
             out.print(f"Library of {u.name}: {len(lib.papers)} papers from {u.papers.name}")
         if not u.has_profile:

@@ -229,11 +229,6 @@ class Config:
     warnings: tuple[str, ...] = ()
 
 
-def default_config_path(explicit: str | None, env: dict[str, str]) -> Path:
-    """--config, then $DIGEST_CONFIG, then ./config.toml."""
-    return Path(explicit or env.get("DIGEST_CONFIG") or "config.toml")
-
-
 def load_config(path: Path) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
     path = Path(path)

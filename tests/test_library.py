@@ -52,3 +52,11 @@ def test_quoted_and_bare_values_and_latex():
                        ' author = "Doe, J. and Roe, R."}')
     (p,) = lib.papers
     assert p.title == "A quoted title" and p.year == 2020 and p.authors == ["Doe, J.", "Roe, R."]
+
+
+def test_check_reports_an_unreadable_library_as_one_sentence(project):
+    (project.root / "lib.json").write_text("[not json")
+    project.write('[users.u]\nemail = "u@example.org"\npapers = "lib.json"\n')
+    r = project.run("check")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "lib.json: not valid CSL-JSON" in r.stderr
