@@ -119,20 +119,6 @@ class Vocabulary:
         return sp.csr_matrix((data, cols, ptr), shape=(len(docs), len(self)))
 
 
-def contains_phrase(doc_tokens: Sequence[str], phrase: Sequence[str]) -> bool:
-    """True if the phrase's tokens occur consecutively in the document's tokens."""
-    n = len(phrase)
-    if n == 0:
-        return False
-    if n == 1:
-        return phrase[0] in doc_tokens
-    first = phrase[0]
-    for i in range(len(doc_tokens) - n + 1):
-        if doc_tokens[i] == first and list(doc_tokens[i:i + n]) == list(phrase):
-            return True
-    return False
-
-
 def soft_max(sims: np.ndarray, temperature: float) -> np.ndarray:
     """Per row, T·log(mean(exp(s/T))) over the seed papers: near the best match when one seed
     is close, higher when several are. A pure max ignores the rest of a library; a mean (or a

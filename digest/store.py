@@ -210,10 +210,6 @@ class Store:
         names = [r[0] for r in self.db.execute("SELECT name FROM feeds ORDER BY name")]
         return [self.feed_state(n) for n in names]
 
-    def save_feed_state(self, state: FeedState) -> None:
-        with self.db.conn:
-            self._save_feed_state(state)
-
     def _save_feed_state(self, state: FeedState) -> None:
         values = asdict(state)
         values["active"] = int(state.active)
