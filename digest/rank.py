@@ -19,7 +19,6 @@ built once per Ranker; per reader only the seed matrix and a few vector operatio
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import unicodedata
@@ -237,14 +236,16 @@ class Ranker:
             weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
                                       for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
             lexical = (sp.vstack([m.lexical for m in metas], format="csr") @ self.by_term).toarray()
-            models = [(lexical.astype(np.float32), w.temperature, w.library)]
+            models = [(lexical.astype(np.float32, copy=False), w.temperature, w.library)]
             if self.vectors is not None and w.semantic > 0:
                 vecs = np.vstack([m.vectors for m in metas])
                 models.append((vecs @ self.vectors.T, SEMANTIC_TEMPERATURE, w.semantic))
             has = sizes > 0
+            weighted = bool((weights != 1).any())
             for sims, temperature, scale in models:
-                relevance[has] += scale * _block_soft_max(sims * weights[:, None], offsets[has],
-                                                          sizes[has], temperature)
+                relevance[has] += scale * _block_soft_max(
+                    sims * weights[:, None] if weighted else sims, offsets[has], sizes[has],
+                    temperature)
             for m, off, size in zip(metas, offsets, sizes, strict=True):
                 m.sims = [s[off:off + size] for s, _, _ in models]
         for bi, m in enumerate(metas):
@@ -414,56 +415,42 @@ def build_ranker(config: Config, store: Store, now: datetime, since: datetime | 
 
 
 class _PhraseIndex:
-    """Where phrases occur, without scanning every entry per phrase: each word and each pair of
-    adjacent words (in titles, in abstracts) maps to the sorted entry indexes holding it."""
+    """Where phrases occur without scanning every entry per phrase: a word → entries index
+    (sorted arrays) finds the entries holding all of a phrase's words; a substring test on
+    those few confirms the words stand together, in the title or the abstract."""
 
     def __init__(self, entries: list[dict]):
         self.title = [" " + " ".join(words(e["title"])) + " " for e in entries]
         self.body = [" " + " ".join(words(e["summary_text"])) + " " for e in entries]
-        sets: dict[tuple, list[int]] = {}
+        self.vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        setdefault = self.vocab.setdefault
         for i, (t, b) in enumerate(zip(self.title, self.body, strict=True)):
-            tw, bw = t.split(), b.split()
-            keys = {("w", x) for x in tw} | {("w", x) for x in bw} | {("t", x) for x in tw}
-            keys |= {("tp", *p) for p in itertools.pairwise(tw)}
-            keys |= {("bp", *p) for p in itertools.pairwise(bw)}
-            for key in keys:
-                sets.setdefault(key, []).append(i)  # i ascends, so every list is sorted
-        self.postings = sets
+            for x in set(t.split()) | set(b.split()):
+                cols.append(setdefault(x, len(self.vocab)))
+                rows.append(i)
+        col = np.asarray(cols, dtype=np.int64)
+        order = np.argsort(col, kind="stable")  # stable: entries stay ascending per word
+        self.rows = np.asarray(rows, dtype=np.int64)[order]
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(col, minlength=len(self.vocab)))])
         self.n = len(entries)
-        self._empty = np.zeros(0, dtype=np.int64)
 
-    def _get(self, key: tuple) -> np.ndarray:
-        found = self.postings.get(key)
-        if found is None:
-            return self._empty
-        if isinstance(found, list):  # converted on first use; most keys are never asked for
-            found = self.postings[key] = np.asarray(found, dtype=np.int64)
-        return found
-
-    def _all(self, keys: list[tuple]) -> np.ndarray:
-        out = self._get(keys[0])
-        for key in keys[1:]:
-            if not len(out):
-                break
-            out = np.intersect1d(out, self._get(key), assume_unique=True)
-        return out
+    def _postings(self, word: str) -> np.ndarray:
+        j = self.vocab.get(word)
+        return self.rows[self.starts[j]:self.starts[j + 1]] if j is not None else self.rows[:0]
 
     def match(self, phrase: tuple[str, ...]) -> np.ndarray:
         out = np.zeros(self.n, dtype=np.float32)
         if not phrase:
             return out
-        out[self._all([("w", x) for x in phrase])] = 0.3  # all its words, maybe apart
-        if len(phrase) == 1:
-            body, title = self._get(("w", phrase[0])), self._get(("t", phrase[0]))
-        else:
-            pairs = list(itertools.pairwise(phrase))
-            body, title = self._all([("bp", *p) for p in pairs]), self._all([("tp", *p) for p in pairs])
-            if len(phrase) > 2:  # all pairs present; check they are in one run
-                needle = " " + " ".join(phrase) + " "
-                body = np.asarray([i for i in body if needle in self.body[i]], dtype=np.int64)
-                title = np.asarray([i for i in title if needle in self.title[i]], dtype=np.int64)
-        out[body] = 1.0
-        out[title] = 2.0
+        present = self._postings(phrase[0])
+        for word in phrase[1:]:
+            present = np.intersect1d(present, self._postings(word), assume_unique=True)
+        out[present] = 0.3  # all its words, maybe apart
+        needle = " " + " ".join(phrase) + " "
+        out[[i for i in present.tolist() if needle in self.body[i]]] = 1.0
+        out[[i for i in present.tolist() if needle in self.title[i]]] = 2.0
         return out
 
 
@@ -478,7 +465,9 @@ def _block_soft_max(sims: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
     """soft_max over consecutive row blocks (one block of seed rows per reader) → one row per
     block: T·log(mean(exp(s/T))), stabilized by each block's own maximum."""
     top = np.maximum.reduceat(sims, offsets, axis=0)
-    e = np.exp((sims - np.repeat(top, sizes, axis=0)) / temperature)
+    e = sims - np.repeat(top, sizes, axis=0)  # one temporary, then worked on in place
+    e *= 1.0 / temperature
+    np.exp(e, out=e)
     return top + temperature * np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None])
 
 
