@@ -3,8 +3,10 @@
 - Every request has connect/read timeouts and a total deadline, so a trickling server cannot
   hold a scheduled job forever.
 - Bodies are capped after decompression (gzip bombs are refused mid-stream).
-- Redirects are followed by hand, so each hop's address is checked: a public URL cannot bounce
-  the poller onto loopback, the LAN or a cloud metadata address (SSRF).
+- Addresses are checked where the connection is made (a network backend under httpx), on the
+  very IP that is dialled: a public URL cannot bounce the poller onto loopback, the LAN or a
+  cloud metadata address by a redirect, nor by DNS answering differently the second time
+  (rebinding). Redirects are followed by hand, so each hop's scheme is checked too.
 - Conditional GET (ETag / If-Modified-Since); statuses are returned, not interpreted: what a
   404 or a 301 means for a feed's schedule is poll.py's business.
 """
@@ -21,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from digest import __version__
@@ -69,12 +72,13 @@ class Fetcher:
         self._all = asyncio.Semaphore(limits.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         t = limits.timeout
+        pool_limits = httpx.Limits(max_connections=limits.concurrency * 2,
+                                   max_keepalive_connections=limits.concurrency)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(t, connect=min(10.0, t), read=min(20.0, t)),
             follow_redirects=False,
             headers={"User-Agent": limits.user_agent or DEFAULT_USER_AGENT, "Accept": ACCEPT},
-            limits=httpx.Limits(max_connections=limits.concurrency * 2,
-                                max_keepalive_connections=limits.concurrency),
+            transport=_checked_transport(pool_limits, address_allowed),
             trust_env=False,  # an ambient proxy would bypass the address checks
         )
 
@@ -134,6 +138,8 @@ class Fetcher:
                                  "the server.") from None
             except httpx.InvalidURL as e:
                 raise FetchError(f"{current}: invalid URL ({e}); fix the feed URL.") from None
+            except FetchError as e:  # from _CheckedBackend, which does not know the URL
+                raise FetchError(f"{current}: {e}") from None
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects; point the feed at the "
                          "final URL.")
 
@@ -158,27 +164,60 @@ class Fetcher:
         return b"".join(chunks)
 
     async def _check_address(self, url: str) -> None:
+        """The scheme and host of every hop; its address is checked when it is dialled."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise FetchError(f"{url}: only http and https are fetched; use path = for local files.")
-        host = parts.hostname
-        if not host:
+        if not parts.hostname:
             raise FetchError(f"{url}: the URL has no host; fix the feed URL.")
+
+
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host itself, refuses it if any of its addresses is not allowed, and dials
+    the checked IP, so what was checked is what is connected to. TLS still verifies (and sends
+    SNI for) the host name: httpcore passes it to start_tls separately."""
+
+    def __init__(self, address_allowed: AddressCheck):
+        self._inner = httpcore.AnyIOBackend()
+        self.address_allowed = address_allowed
+
+    async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         try:
-            addresses = [ipaddress.ip_address(host)]
+            addresses = [ipaddress.ip_address(host.strip("[]"))]
         except ValueError:
             try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, parts.port or (443 if parts.scheme == "https" else 80),
-                    type=socket.SOCK_STREAM)
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port,
+                                                                     type=socket.SOCK_STREAM)
             except (OSError, UnicodeError) as e:
-                raise FetchError(f"{url}: cannot resolve host {host!r} ({e}); check the URL and "
-                                 "the network.") from None
+                raise FetchError(f"cannot resolve host {host!r} ({e}); check the URL and the "
+                                 "network.") from None
             addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
         for ip in addresses:
             if not self.address_allowed(ip):
-                raise FetchError(f"{url}: refused, {host} is at the non-public address {ip}; set "
+                raise FetchError(f"refused {host}: it is at the non-public address {ip}; set "
                                  "[digest] allow_private_networks = true if you trust this feed.")
+        return await self._inner.connect_tcp(str(addresses[0]), port, timeout, local_address,
+                                             socket_options)
+
+    async def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise FetchError("unix sockets are not fetched.")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _checked_transport(limits: httpx.Limits, address_allowed: AddressCheck) -> httpx.AsyncHTTPTransport:
+    """httpx's transport over a pool that dials through _CheckedBackend. httpx has no public
+    hook for a network backend, so the pool is swapped in; tests/test_poll.py fails if an httpx
+    release changes that."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_CheckedBackend(address_allowed))
+    return transport
 
 
 def parse_retry_after(value: str, now: datetime | None = None) -> float | None:

@@ -408,3 +408,43 @@ def test_corrupt_database_is_one_clear_sentence(project):
     r = project.run("poll")
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert r.stderr.startswith("Error: cannot use the database") and r.stderr.count("\n") == 1
+
+
+@pytest.fixture
+def tls_server(loopback_server):
+    """HTTPS on 127.0.0.1 with a certificate from a test CA that the poller does not trust."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = fixture_bytes("rss20.xml")
+            self.send_response(200)
+            self.send_header("Content-Type", RSS)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"https://localhost:{srv.server_port}/feed.xml"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_https_goes_through_the_checked_dialer_and_verifies_certificates(project, tls_server):
+    # The address check dials the IP; TLS must still verify the certificate against the name.
+    project.write(f'[feeds.tls]\nurl = "{tls_server}"\n')
+    result = run_poll(project)["tls"]
+    assert result.status == "error" and "CERTIFICATE_VERIFY_FAILED" in result.error
+    project.write(f'[feeds.tls]\nurl = "{tls_server}"\n', private=False)
+    assert "non-public address" in run_poll(project, force=True)["tls"].error
