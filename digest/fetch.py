@@ -112,7 +112,7 @@ class Fetcher:
         chain_permanent = True
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
-            await self._check_address(current)
+            _check_url(current)
             try:
                 async with self._client.stream("GET", current, headers=headers) as resp:
                     if resp.status_code in REDIRECTS and resp.headers.get("location"):
@@ -163,13 +163,14 @@ class Fetcher:
                              "broken data.") from None
         return b"".join(chunks)
 
-    async def _check_address(self, url: str) -> None:
-        """The scheme and host of every hop; its address is checked when it is dialled."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise FetchError(f"{url}: only http and https are fetched; use path = for local files.")
-        if not parts.hostname:
-            raise FetchError(f"{url}: the URL has no host; fix the feed URL.")
+
+def _check_url(url: str) -> None:
+    """The scheme and host of every hop; its address is checked when it is dialled."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise FetchError(f"{url}: only http and https are fetched; use path = for local files.")
+    if not parts.hostname:
+        raise FetchError(f"{url}: the URL has no host; fix the feed URL.")
 
 
 class _CheckedBackend(httpcore.AsyncNetworkBackend):

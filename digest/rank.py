@@ -91,7 +91,6 @@ class Ranker:
                  embedder=None):
         self.config = config
         self.store = store
-        self.now = now
         self.entries = entries
         self.embedder = embedder
         # Warnings from the seed libraries read so far. Libraries themselves are not kept: with
@@ -125,7 +124,7 @@ class Ranker:
         self.popularity = pops
         self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
         self.pop_signal = np.log1p(pops) / math.log(101)
-        self._title_words: list[set[str]] | None = None
+        self._title_words: list[frozenset[str]] | None = None
 
     # -- profile pieces -------------------------------------------------------------------
 

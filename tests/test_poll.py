@@ -177,7 +177,21 @@ def test_poll_cli_uses_the_clock_and_skips_feeds_not_due(project, httpserver):
     assert len(httpserver.log) == 2
 
 
-class Trickle(BaseHTTPRequestHandler):
+class FeedHandler(BaseHTTPRequestHandler):
+    """A quiet handler with a helper to answer 200 with a feed body."""
+
+    def send_feed(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", RSS)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Trickle(FeedHandler):
     def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", RSS)
@@ -190,20 +204,19 @@ class Trickle(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def loopback_server():
     servers = []
 
-    def start(handler):
+    def start(handler, tls=None):
         srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         srv.daemon_threads = True
+        if tls is not None:
+            srv.socket = tls.wrap_socket(srv.socket, server_side=True)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_port}"
+        return f"{'https' if tls else 'http'}://127.0.0.1:{srv.server_port}"
 
     yield start
     for srv in servers:
@@ -301,7 +314,7 @@ def test_latin1_over_http(project, httpserver):
         assert store.entry(eid)["title"] == "Crème brûlée as a model of phase separation"
 
 
-class Counting(BaseHTTPRequestHandler):
+class Counting(FeedHandler):
     lock = threading.Lock()
     active = 0
     peak = 0
@@ -315,14 +328,7 @@ class Counting(BaseHTTPRequestHandler):
         body = fixture_bytes("rss20.xml").replace(b"bees-blue", self.path.encode().strip(b"/"))
         with cls.lock:
             cls.active -= 1
-        self.send_response(200)
-        self.send_header("Content-Type", RSS)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+        self.send_feed(body)
 
 
 @pytest.mark.parametrize("per_host", [1, 3])
@@ -416,29 +422,15 @@ def tls_server(loopback_server):
     import ssl
 
     trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = fixture_bytes("rss20.xml")
-            self.send_response(200)
-            self.send_header("Content-Type", RSS)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"https://localhost:{srv.server_port}/feed.xml"
-    srv.shutdown()
-    srv.server_close()
+    trustme.CA().issue_cert("localhost", "127.0.0.1").configure_cert(ctx)
+
+    class Handler(FeedHandler):
+        def do_GET(self):
+            self.send_feed(fixture_bytes("rss20.xml"))
+
+    base = loopback_server(Handler, tls=ctx)
+    return base.replace("127.0.0.1", "localhost") + "/feed.xml"
 
 
 def test_https_goes_through_the_checked_dialer_and_verifies_certificates(project, tls_server):

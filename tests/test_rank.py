@@ -236,6 +236,11 @@ def test_rank_json_contract_and_empty_window(project):
         assert isinstance(item["score"], float) and item["sources"] == ["papers"]
     assert items[0]["title"].startswith("Bees") and items[0]["score"] > items[1]["score"]
     assert items[0]["reasons"] == ['matches "bees" in the title']
+    assert [i["id"] for i in json.loads(project.run("rank", "u", "--all", "--json", "--limit", "1").stdout)] \
+        == [items[0]["id"]]
+    table = project.run("rank", "u", "--all").stdout  # the human view: title, score, reasons
+    assert "Bees prefer blue flowers in the morning" in table
+    assert 'matches "bees" in the title' in table and f"{items[0]['score']:.3f}" in table
     # The fixture's entries were fetched now; a digest dated long ago has nothing in its window.
     r = project.run("rank", "u", "--date", "2020-01-01", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) == []
