@@ -208,6 +208,67 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
     _out().print(table if ranked else "Nothing new in this window.")
 
 
+@cli.command()
+@click.argument("user")
+@click.option("--date", "day", metavar="YYYY-MM-DD",
+              help="The digest of this local date (default: today, up to now).")
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="html",
+              show_default=True, help="HTML body, text/plain twin, or the whole email (RFC 5322).")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE instead of stdout.")
+@click.pass_context
+def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | None) -> None:
+    """The reader's digest exactly as it would be emailed."""
+    from digest.message import build_message
+    from digest.render import render_digests
+
+    config = _load(ctx)
+    reader = _reader(config, user)
+    now = datetime.now(UTC)
+    try:
+        with _store(config) as store:
+            (done,) = render_digests(config, store, [reader], day, now)
+    except DigestError as e:
+        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    for w in done.digest.warnings:
+        click.echo(f"Warning: {w}", err=True)
+    if fmt == "eml":
+        data = bytes(build_message(config, reader, done.view, done.html, done.text, now))
+    else:
+        data = (done.html if fmt == "html" else done.text).encode()
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        Path(out).write_bytes(data)
+    except OSError as e:
+        raise CliError(f"cannot write {out} ({e.strerror}); choose another --out.") from None
+    click.echo(f"Wrote the {fmt} digest of {user} for {done.view.date} to {out}.", err=True)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; keep the default unless you put a proxy in front.")
+@click.option("--port", default=8750, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.pass_context
+def preview(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the digests in a browser, exactly as emailed, with feed health."""
+    import uvicorn
+
+    from digest.preview import create_app
+
+    config = _load(ctx)  # fail now, in the terminal, rather than on the first page
+    click.echo(f"Previewing {config.path.name} at http://{_url_host(host)}:{port}/ "
+               "(Ctrl-C stops).")
+    uvicorn.run(create_app(config.path, host), host=host, port=port, log_level="warning")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _reader(config: Config, name: str):
     if name not in config.users:
         close = difflib.get_close_matches(name, list(config.users), n=1)

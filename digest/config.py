@@ -11,6 +11,7 @@ sentences, each naming the key, the reason and the fix.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -56,6 +57,9 @@ DIGEST_SETTINGS = (
     Setting("max_items", "int", 20, "Default number of items per digest.", minimum=1),
     Setting("base_url", "url", "http://127.0.0.1:8750",
             "Where preview, feedback and unsubscribe links point."),
+    Setting("templates", "path", "",
+            "Folder of templates that override the built-in ones, file by file (digest.mjml, "
+            "digest.txt, partials/...); default: the built-in ones."),
     Setting("allow_private_networks", "bool", False,
             "Allow feeds on loopback, private and link-local addresses (off: SSRF guard)."),
     Setting("every", "duration", "1h", "Default poll interval for feeds."),
@@ -94,6 +98,9 @@ RANKING_SETTINGS = (
             "Window for a reader's first digest (later digests take all since the last one)."),
     Setting("trending", "int", 1,
             "Popular items added to a digest besides the ranked ones (0 for none).", minimum=0),
+    Setting("workers", "int", 0,
+            "Processes that rank readers in parallel (from 65 readers on); 0 means one per CPU "
+            "core.", minimum=0),
 )
 
 SMTP_SETTINGS = (
@@ -122,7 +129,7 @@ USER_SETTINGS = (
     Setting("name", "str", "", "How the reader is greeted; default: the table name."),
     Setting("timezone", "timezone", "", "IANA time zone; default [digest] timezone."),
     Setting("send_time", "time", "", "Local send time (HH:MM); default [digest] send_time."),
-    Setting("max_items", "int", 0, "Items per digest; default [digest] max_items.", minimum=0),
+    Setting("max_items", "int", 0, "Items per digest; 0 means [digest] max_items.", minimum=0),
     Setting("feeds", "list", (), "Feed names this reader follows; default: all feeds."),
     Setting("papers", "path", "", "Seed library: a BibTeX (.bib) or CSL-JSON (.json) export."),
     Setting("authors", "list", (), "Author names that boost an item."),
@@ -146,6 +153,7 @@ class DigestSettings:
     send_time: dtime
     max_items: int
     base_url: str
+    templates: Path | None
     allow_private_networks: bool
     every: int
     max_backoff: int
@@ -171,6 +179,7 @@ class RankingSettings:
     min_score: float
     lookback: int  # seconds
     trending: int
+    workers: int  # resolved: 0 in the file means one per CPU core
 
 
 @dataclass(frozen=True)
@@ -287,9 +296,14 @@ def parse_config(data: dict, path: Path) -> Config:
         return value
 
     d = _read_table(section("digest"), DIGEST_SETTINGS, "[digest]", base, report)
+    d["templates"] = d.get("templates") or None
+    if d["templates"] is not None and not d["templates"].is_dir():
+        report("[digest] templates", f"{str(d['templates'])!r} is not a folder; create it or "
+               "remove the setting to use the built-in templates.")
     digest = DigestSettings(**d)
-    ranking = RankingSettings(**_read_table(section("ranking"), RANKING_SETTINGS, "[ranking]", base,
-                                            report))
+    r = _read_table(section("ranking"), RANKING_SETTINGS, "[ranking]", base, report)
+    r["workers"] = r.get("workers") or os.cpu_count() or 1
+    ranking = RankingSettings(**r)
 
     smtp = None
     if "smtp" in data:
@@ -526,7 +540,7 @@ def _show_default(s: Setting) -> str:
         return "required"
     if isinstance(s.default, bool):
         return f"`{str(s.default).lower()}`"
-    if s.default in ("", (), {}, 0, None):
+    if s.default in ("", (), {}, None):
         return "—"
     if isinstance(s.default, str):
         return f'`"{s.default}"`'

@@ -15,6 +15,9 @@ class ConfigError(DigestError):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
+    def __reduce__(self):  # survives pickling (ranking worker processes raise it)
+        return type(self), (self.problems,)
+
 
 class FetchError(DigestError):
     """A feed could not be downloaded."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -73,19 +74,52 @@ def tokens(text: str) -> list[str]:
 def words(text: str) -> list[str]:
     """Every word stemmed, compounds split, stopwords kept: what phrases are matched against,
     so "style transfer" matches "Style-Transfer" but not "style and of transfer"."""
-    return [stem(w) for w in WORD_RE.findall((text or "").lower())]
+    return analyze(text)[1]
+
+
+def analyze(text: str) -> tuple[list[str], list[str]]:
+    """(tokens(text), words(text)) from one pass of the regex: ingest-sized pools need both.
+    Cache lookups go through map() so the common case (every word seen before) runs in C."""
+    raw = TOKEN_RE.findall(text.lower()) if text else []
+    parts = " ".join(raw).replace("-", " ").split()  # compounds split: WORD_RE's words
+    try:
+        terms = list(filter(None, map(_term_cache.__getitem__, raw)))
+        stems = list(map(_stem_cache.__getitem__, parts))
+    except KeyError:  # a word not seen yet in this process
+        for w in raw:
+            if w not in _term_cache:
+                _term(w)
+        terms = list(filter(None, map(_term_cache.__getitem__, raw)))
+        stems = [stem(w) for w in parts]
+    return terms, stems
+
+
+def encode_analysis(title: str, summary_text: str) -> str:
+    """An entry's tokens and words, computed once at ingest (in the parse workers) and stored
+    with it, so ranking a pool does not re-tokenize it. Keyed by TOKENIZER_VERSION."""
+    t_terms, t_words = analyze(title)
+    b_terms, b_words = analyze(summary_text)
+    return "\x1e".join([TOKENIZER_VERSION, " ".join(t_terms + b_terms), " ".join(t_words),
+                         " ".join(b_words)])
+
+
+def decode_analysis(stored: str) -> tuple[list[str], list[str], list[str]] | None:
+    """(tokens, title words, abstract words), or None when stored by another tokenizer."""
+    parts = stored.split("\x1e") if stored else ()
+    if len(parts) != 4 or parts[0] != TOKENIZER_VERSION:
+        return None
+    return parts[1].split(), parts[2].split(), parts[3].split()
 
 
 class Vocabulary:
     """Terms and inverse document frequencies, fitted once on a corpus of token lists."""
 
     def __init__(self, docs: Iterable[Sequence[str]]):
-        df: dict[str, int] = {}
+        df: Counter[str] = Counter()
         n = 0
         for doc in docs:
             n += 1
-            for t in set(doc):
-                df[t] = df.get(t, 0) + 1
+            df.update(set(doc))  # counted in C
         self.index = {t: i for i, t in enumerate(sorted(df))}
         self.n_docs = n
         # Smoothed IDF, as in scikit-learn: terms in every document still count a little.
@@ -95,27 +129,31 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.index)
 
-    def matrix(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        """Sublinear-TF × IDF rows, L2-normalized. Unknown terms are dropped."""
-        index = self.index
-        indptr, indices, counts = [0], [], []
-        for doc in docs:
-            row: dict[int, int] = {}
-            for t in doc:
-                j = index.get(t)
-                if j is not None:
-                    row[j] = row.get(j, 0) + 1
-            indices.extend(row)
-            counts.extend(row.values())
-            indptr.append(len(indices))
-        cols = np.asarray(indices, dtype=np.int32)
-        data = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * self.idf[cols]
-        ptr = np.asarray(indptr, dtype=np.int64)
+    def matrix(self, docs: Sequence[Sequence[str] | Mapping[str, int]],
+               top: int | None = None) -> sp.csr_matrix:
+        """Sublinear-TF × IDF rows, L2-normalized, from token lists or term counts. Unknown
+        terms are dropped. With `top`, only
+        each row's `top` heaviest terms are kept (norms are taken before, so a pruned row keeps
+        its true scale and its cosines are slight underestimates)."""
+        bags = [doc if isinstance(doc, Mapping) else Counter(doc) for doc in docs]  # C counts
+        get = self.index.get
+        cols = np.asarray([get(t, -1) for bag in bags for t in bag], dtype=np.int64)
+        counts = np.asarray([c for bag in bags for c in bag.values()], dtype=np.float32)
+        rows = np.repeat(np.arange(len(docs)), [len(bag) for bag in bags])
+        known = cols >= 0  # unknown terms are dropped
+        cols, counts, rows = cols[known].astype(np.int32), counts[known], rows[known]
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(docs)))])
+        data = (1.0 + np.log(counts)) * self.idf[cols]
         # Row norms without intermediate sparse matrices (this runs for every reader).
-        rows = np.repeat(np.arange(len(docs)), np.diff(ptr))
         norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(docs)))
         norms[norms == 0] = 1.0
         data = (data / norms[rows]).astype(np.float32)
+        if top is not None and len(data) and np.diff(ptr).max() > top:
+            order = np.lexsort((-data, rows))  # by row, heaviest first within each row
+            keep = order[np.arange(len(order)) - ptr[rows[order]] < top]
+            keep.sort()  # back to row order
+            cols, data, rows = cols[keep], data[keep], rows[keep]
+            ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(docs)))])
         return sp.csr_matrix((data, cols, ptr), shape=(len(docs), len(self)))
 
 

@@ -33,16 +33,16 @@ class SeedPaper:
 class Library:
     papers: list[SeedPaper]
     warnings: list[str]
-    tokens: list[list[str]] | None = None  # each paper's text tokenized, filled by the ranker
+    terms: list[dict[str, int]] | None = None  # each paper's term counts, filled by the ranker
 
     def to_json(self) -> str:
         return json.dumps({"papers": [asdict(p) for p in self.papers], "warnings": self.warnings,
-                           "tokens": self.tokens})
+                           "terms": self.terms})
 
     @classmethod
     def from_json(cls, data: str) -> Library:
         d = json.loads(data)
-        return cls([SeedPaper(**p) for p in d["papers"]], d["warnings"], d["tokens"])
+        return cls([SeedPaper(**p) for p in d["papers"]], d["warnings"], d["terms"])
 
 
 def load_library(path: Path) -> Library:

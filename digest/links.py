@@ -1,0 +1,75 @@
+"""Signed links in the digest: feedback votes, unsubscribe and "view in browser".
+
+Each link carries an HMAC-SHA256 of what it does, so a link cannot be edited into another
+reader's or another entry's. The secret comes from the DIGEST_SECRET environment variable, else
+from a key file generated next to the database (never from the config, which gets shared).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+from digest.errors import ConfigError
+
+SECRET_ENV = "DIGEST_SECRET"  # noqa: S105 - the variable's name, not a secret
+VOTES = {"up": 1, "down": -1}
+
+
+def load_secret(database: Path) -> bytes:
+    """The signing key: $DIGEST_SECRET, else `<database>.key`, created (mode 600) if missing."""
+    env = os.environ.get(SECRET_ENV, "")
+    if env:
+        return env.encode()
+    path = database.with_name(database.name + ".key")
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise ConfigError([f"cannot read the link-signing key {path} ({e.strerror}); fix its "
+                           f"permissions or set {SECRET_ENV}."]) from None
+    key = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_bytes().strip()
+    except OSError as e:
+        raise ConfigError([f"cannot create the link-signing key {path} ({e.strerror}); make its "
+                           f"folder writable or set {SECRET_ENV}."]) from None
+    return key
+
+
+class Links:
+    """Builds and checks the signed URLs under `base_url`."""
+
+    def __init__(self, base_url: str, secret: bytes):
+        self.base = base_url.rstrip("/")
+        self.secret = secret
+
+    def sign(self, *parts: str) -> str:
+        msg = "\x1f".join(parts).encode()
+        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()[:32]
+
+    def verify(self, signature: str, *parts: str) -> bool:
+        return hmac.compare_digest(signature or "", self.sign(*parts))
+
+    def feedback(self, reader: str, entry_id: str, vote: str) -> str:
+        sig = self.sign("feedback", reader, entry_id, vote)
+        return f"{self.base}/feedback/{_q(reader)}/{_q(entry_id)}/{vote}?s={sig}"
+
+    def unsubscribe(self, reader: str) -> str:
+        return f"{self.base}/unsubscribe/{_q(reader)}?s={self.sign('unsubscribe', reader)}"
+
+    def view(self, reader: str, day: str) -> str:
+        return f"{self.base}/digest/{_q(reader)}/{day}?s={self.sign('view', reader, day)}"
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")

@@ -1,0 +1,161 @@
+"""`digest preview`: the digests in a browser, exactly as emailed, plus feed health.
+
+Starlette on uvicorn: a small, well-kept ASGI pair with no template or ORM layer of its own to
+fight (Jinja2 and our store are already here), a test client, and middleware for the Host
+check. It binds 127.0.0.1 unless told otherwise. Every response carries a CSP that allows no
+scripts, no remote loads and no framing, plus nosniff; a Host header other than the bound
+address or localhost gets a 400 (DNS rebinding cannot reach it through a foreign name).
+Config and templates are re-read when their files change, so edits show on the next reload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from digest.config import Config, load_config
+from digest.errors import DigestError
+from digest.links import Links, load_secret
+from digest.render import BUILTIN_TEMPLATES, Renderer, render_digests
+from digest.store import Store
+
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    "Cache-Control": "no-store"}
+LOOPBACK = {"127.0.0.1", "::1"}
+INDEX_DAYS = 7
+
+
+@dataclass
+class _Loaded:
+    stamp: tuple
+    config: Config
+    renderer: Renderer
+    links: Links
+
+
+class Preview:
+    """Holds the config and renderer, reloaded when config.toml changes. Templates reload on
+    their own (Jinja checks their modification times)."""
+
+    def __init__(self, config_path: Path, now=None):
+        self.config_path = Path(config_path)
+        self.now = now or (lambda: datetime.now(UTC))
+        self._loaded: _Loaded | None = None
+        self.pages = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES / "preview")), autoescape=True,
+            undefined=jinja2.StrictUndefined, auto_reload=True)
+
+    def loaded(self) -> _Loaded:
+        st = self.config_path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if self._loaded is None or self._loaded.stamp != stamp:
+            config = load_config(self.config_path)
+            self._loaded = _Loaded(stamp, config, Renderer(config.digest.templates),
+                                   Links(config.digest.base_url, load_secret(config.digest.database)))
+        return self._loaded
+
+    def page(self, name: str, status: int = 200, **values) -> HTMLResponse:
+        return HTMLResponse(self.pages.get_template(name).render(**values), status_code=status)
+
+    # -- routes -----------------------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        cfg = self.loaded().config
+        now = self.now()
+        readers = []
+        for u in cfg.users.values():
+            today = now.astimezone(ZoneInfo(u.timezone)).date()
+            days = [(today - timedelta(days=k)).isoformat() for k in range(INDEX_DAYS)]
+            readers.append((u, days))
+        return self.page("index.html", title=cfg.digest.title, readers=readers)
+
+    async def digest(self, request: Request) -> Response:
+        lo = self.loaded()
+        reader, day = request.path_params["reader"], request.path_params["day"]
+        fmt = "text" if day.endswith(".txt") else "html"
+        day = day.removesuffix(".txt")
+        user = lo.config.users.get(reader)
+        # Anyone on this machine may browse; from elsewhere only a signed link opens a digest.
+        local = request.client is not None and request.client.host in LOOPBACK
+        if user is None or not (local or lo.links.verify(request.query_params.get("s", ""),
+                                                         "view", reader, day)):
+            return self.page("message.html", 404, title="Not found",
+                             message="There is no such digest here.")
+        try:
+            with Store(lo.config.digest.database) as store:
+                (done,) = render_digests(lo.config, store, [user], day, self.now(), lo.renderer)
+        except DigestError as e:
+            return self.page("message.html", 400, title="Cannot show this digest",
+                             message=str(e))
+        if fmt == "text":
+            return PlainTextResponse(done.text)
+        return HTMLResponse(done.html)
+
+    async def health(self, request: Request) -> Response:
+        cfg = self.loaded().config
+        with Store(cfg.digest.database) as store:
+            store.sync_feeds({n: f.location for n, f in cfg.feeds.items()})
+            states = {s.name: s for s in store.feed_states()}
+            totals = store.feed_totals()
+        rows = []
+        for name, feed in cfg.feeds.items():
+            s = states[name]
+            state = ("gone" if not s.active else "failing" if s.error_count else
+                     "ok" if s.last_success_at else "not polled yet")
+            rows.append({"name": name, "title": feed.title or s.title or name, "state": state,
+                         "entries": totals.get(name, 0), "last_success": s.last_success_at,
+                         "errors": s.error_count, "failing_since": s.failing_since,
+                         "last_error": s.last_error, "next_poll": s.next_poll_at,
+                         "location": feed.location})
+        return self.page("health.html", title=cfg.digest.title, rows=rows)
+
+
+def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlette:
+    preview = Preview(config_path, now)
+    routes = [Route("/", preview.index), Route("/health", preview.health),
+              Route("/digest/{reader}/{day}", preview.digest)]
+    # A wildcard bind address is not a name anyone should send as Host.
+    allowed = sorted({host, "127.0.0.1", "localhost", "::1", "[::1]"} - {"0.0.0.0", "::"})  # noqa: S104
+
+    async def problem(request: Request, exc: Exception) -> Response:
+        # A config or database problem (say, a typo saved while previewing): say what it is.
+        return preview.page("message.html", 500, title="digest cannot show this",
+                            message=str(exc))
+
+    app = Starlette(routes=routes, exception_handlers={DigestError: problem}, middleware=[
+        Middleware(TrustedHostMiddleware, allowed_hosts=allowed)])
+    return _SecurityHeaders(app)
+
+
+class _SecurityHeaders:
+    """ASGI wrapper adding SECURITY_HEADERS to every response, errors and 400s included."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.decode().lower() not in {h.lower() for h in SECURITY_HEADERS}]
+                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
