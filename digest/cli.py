@@ -104,6 +104,16 @@ def check(ctx: click.Context) -> None:
             warnings.append(f"[users.{u.name}] has no interests, papers, authors or categories, "
                             "so their digest is the most popular recent items; add interests "
                             "or a papers library to personalize it.")
+    if config.digest.database.exists():  # delivery trouble the operator must hear about
+        with _store(config) as store:
+            for name, r in store.reader_states().items():
+                if r["failing_since"] and name in config.users:
+                    warnings.append(f"reader {name} is failing since {r['failing_since']}: "
+                                    f"{r['last_error']}")
+            for d in store.deliveries(limit=50):
+                if d["state"] == "sent" and d["detail"].startswith("unconfirmed"):
+                    warnings.append(f"the digest of {d['reader']} for {d['day']} is "
+                                    f"{d['detail']}.")
     for w in warnings:
         click.echo(f"Warning: {w}", err=True)
 
@@ -184,8 +194,10 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
     now = datetime.now(UTC)
     try:
         use_semantic = semantic.resolve_mode(config.ranking.semantic_mode)
-        since, until = (None, None) if everything else digest_window(config, reader, day, now)
         with _store(config) as store:
+            last = store.last_delivered().get(reader.name)
+            since, until = ((None, None) if everything
+                            else digest_window(config, reader, day, now, last))
             ranker = build_ranker(config, store, now, since, use_semantic)
             rows = ranker.rows_for(reader, since, until)
             if everything:
@@ -248,6 +260,60 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
 
 
 @cli.command()
+@click.argument("users", nargs=-1, metavar="[USER]...")
+@click.option("--date", "day", metavar="YYYY-MM-DD",
+              help="Send the digests of this local date (default: each reader's today).")
+@click.option("--dry-run", is_flag=True, help="Rank and render, say what would be sent, send nothing.")
+@click.pass_context
+def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: bool) -> None:
+    """Rank, render and deliver each reader's digest, once per reader and local date."""
+    from digest.deliver import backend_for
+    from digest.send import send_digests
+
+    config = _load(ctx)
+    readers = [_reader(config, u) for u in users] if users else list(config.users.values())
+    now = datetime.now(UTC)
+    try:
+        backend = backend_for(config)
+        with _store(config) as store:
+            results = send_digests(config, store, readers, day, now, backend, dry_run=dry_run)
+    except DigestError as e:
+        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    where = (f"SMTP {config.smtp.host}" if config.smtp else f"the outbox {config.digest.outbox}")
+    words = {"sent": f"sent to {where}", "would-send": "would be sent",
+             "already": "already done for this date; nothing sent", "skipped": "skipped",
+             "failed": "FAILED"}
+    for r in results:
+        detail = f" ({r.detail})" if r.detail and r.state in ("skipped", "failed", "would-send") else ""
+        click.echo(f"{r.reader} {r.day}: {words[r.state]}, {r.items} items{detail}")
+    if results and all(r.state == "already" for r in results):
+        click.echo("Nothing to send: every digest of this date went out already.")
+    failed = [r.reader for r in results if r.state == "failed"]
+    if failed:
+        raise CliError(f"{len(failed)} of {len(results)} digests failed: {', '.join(failed)}; the "
+                       "others were delivered, and `digest send` retries the failed ones.")
+
+
+@cli.command(name="run")
+@click.pass_context
+def run_cmd(ctx: click.Context) -> None:
+    """The daily schedule: poll each feed on its interval, send each reader's digest at their
+    local send time, catch up after downtime. One per database; SIGTERM/Ctrl-C stop it."""
+    import logging
+
+    from digest import schedule
+
+    config = _load(ctx)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    try:
+        schedule.run(config.path)
+    except DigestError as e:
+        raise CliError(getattr(e, "problems", None) or str(e)) from None
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; keep the default unless you put a proxy in front.")
 @click.option("--port", default=8750, show_default=True, type=click.IntRange(0, 65535),
@@ -289,6 +355,7 @@ def feeds(ctx: click.Context) -> None:
         store.sync_feeds({n: f.url or str(f.path) for n, f in config.feeds.items()})
         states = {s.name: s for s in store.feed_states()}
         totals = store.feed_totals()
+        readers = store.reader_states()
     table = Table("feed", "state", "entries", "last success", "errors", "next poll",
                   "url / last error")
     for name in config.feeds:
@@ -302,7 +369,11 @@ def feeds(ctx: click.Context) -> None:
         table.add_row(name, state, str(totals.get(name, 0)), s.last_success_at or "never",
                       str(s.error_count), s.next_poll_at or "now" if s.active else "never",
                       detail)
-    _out().print(table)
+    out = _out()
+    out.print(table)
+    for reader, r in readers.items():
+        if r["failing_since"] and reader in config.users:
+            out.print(f"Reader {reader} is failing since {r['failing_since']}: {r['last_error']}")
 
 
 @cli.command()

@@ -57,6 +57,14 @@ DIGEST_SETTINGS = (
     Setting("max_items", "int", 20, "Default number of items per digest.", minimum=1),
     Setting("base_url", "url", "http://127.0.0.1:8750",
             "Where preview, feedback and unsubscribe links point."),
+    Setting("outbox", "path", "outbox",
+            "Folder the digests are written to as .eml files when there is no [smtp] section."),
+    Setting("empty_day", "choice", "skip",
+            "A day with nothing above a reader's threshold: skip (no email; recorded) or send.",
+            choices=("skip", "send")),
+    Setting("catch_up", "duration", "12h",
+            "`digest run` sends a digest missed while it was down if it is at most this late; "
+            "later ones are recorded as missed."),
     Setting("templates", "path", "",
             "Folder of templates that override the built-in ones, file by file (digest.mjml, "
             "digest.txt, partials/...); default: the built-in ones."),
@@ -112,6 +120,11 @@ SMTP_SETTINGS = (
             "Name of the environment variable that holds the SMTP password."),
     Setting("from", "str", "", "From address, e.g. 'Papers <digest@example.org>'.",
             required=True, attr="sender"),
+    Setting("timeout", "float", 30.0, "Seconds allowed for each SMTP command.", minimum=0.1),
+    Setting("retries", "int", 3,
+            "Attempts per message after a temporary (4xx) reply, with doubling waits.",
+            minimum=1),
+    Setting("retry_wait", "duration", "30s", "Wait before the second attempt; doubles after."),
 )
 
 FEED_SETTINGS = (
@@ -153,6 +166,9 @@ class DigestSettings:
     send_time: dtime
     max_items: int
     base_url: str
+    outbox: Path
+    empty_day: str
+    catch_up: int  # seconds
     templates: Path | None
     allow_private_networks: bool
     every: int
@@ -190,6 +206,9 @@ class SmtpSettings:
     username: str
     password_env: str
     sender: str
+    timeout: float
+    retries: int
+    retry_wait: int  # seconds
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ POOL_MIN_FEEDS = 16  # below this, starting worker processes costs more than it 
 def poll(config: Config, store: Store, *, names: list[str] | None = None, force: bool = False,
          now: datetime | None = None, address_allowed: AddressCheck | None = None,
          on_result: Callable[[PollResult], None] | None = None,
-         on_start: Callable[[int], None] | None = None) -> list[PollResult]:
-    """Poll the due feeds (or `names`, due or not). Returns one result per feed considered."""
+         on_start: Callable[[int], None] | None = None, due_only: bool = False) -> list[PollResult]:
+    """Poll the due feeds (or `names`, due or not; only if due with `due_only`, as the
+    scheduler does, so backoff and Retry-After hold). Returns one result per feed considered."""
     now = now or datetime.now(UTC)
     if address_allowed is None:
         address_allowed = any_address if config.digest.allow_private_networks else public_only
@@ -46,7 +47,7 @@ def poll(config: Config, store: Store, *, names: list[str] | None = None, force:
     results, due = [], []
     for feed in chosen:
         state = store.feed_state(feed.name)
-        if names or force or _is_due(state, now):
+        if force or (names and not due_only) or _is_due(state, now):
             due.append((feed, state))
         else:
             results.append(PollResult(feed=feed.name, status="skipped" if state.active else "inactive",

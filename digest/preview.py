@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -25,7 +26,8 @@ from starlette.routing import Route
 
 from digest.config import Config, load_config
 from digest.errors import DigestError
-from digest.links import Links, load_secret
+from digest.links import VOTES, Links, load_secret
+from digest.models import iso_utc
 from digest.render import BUILTIN_TEMPLATES, Renderer, render_digests
 from digest.store import Store
 
@@ -104,12 +106,51 @@ class Preview:
             return PlainTextResponse(done.text)
         return HTMLResponse(done.html)
 
+    async def feedback(self, request: Request) -> Response:
+        """👍/👎 from an email: a signed GET (mail links cannot POST); the vote is idempotent."""
+        lo = self.loaded()
+        reader, entry_id, vote = (request.path_params[k] for k in ("reader", "entry", "vote"))
+        if (reader not in lo.config.users or vote not in VOTES or not lo.links.verify(
+                request.query_params.get("s", ""), "feedback", reader, entry_id, vote)):
+            return self.page("message.html", 404, title="Not found", message="This link is not valid.")
+        with Store(lo.config.digest.database) as store:
+            entry = store.entry(entry_id)
+            store.set_vote(reader, entry_id, VOTES[vote], self.now())
+        what = entry["title"] if entry else "this item"
+        more = "more" if vote == "up" else "less"
+        return self.page("message.html", title="Thanks",
+                         message=f"Noted: {more} like “{what}” in your next digests.")
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """GET shows a confirmation with a button; POST unsubscribes. Mail clients send the
+        RFC 8058 one-click POST ("List-Unsubscribe=One-Click") to the same URL."""
+        lo = self.loaded()
+        reader, sig = request.path_params["reader"], request.query_params.get("s", "")
+        if reader not in lo.config.users or not lo.links.verify(sig, "unsubscribe", reader):
+            return self.page("message.html", 404, title="Not found", message="This link is not valid.")
+        if request.method == "GET":
+            return self.page("unsubscribe.html", title="Unsubscribe", reader=reader, sig=sig)
+        with Store(lo.config.digest.database) as store:
+            store.set_reader(reader, unsubscribed_at=iso_utc(self.now()))
+        return self.page("message.html", title="Unsubscribed",
+                         message=f"{reader} will get no more digests. To resubscribe, ask the "
+                                 "person who runs this digest.")
+
+    async def archive(self, request: Request) -> Response:
+        cfg = self.loaded().config
+        with Store(cfg.digest.database) as store:
+            rows = store.deliveries(limit=500)
+        return self.page("archive.html", title="Delivered digests", rows=rows)
+
     async def health(self, request: Request) -> Response:
         cfg = self.loaded().config
         with Store(cfg.digest.database) as store:
             store.sync_feeds({n: f.location for n, f in cfg.feeds.items()})
             states = {s.name: s for s in store.feed_states()}
             totals = store.feed_totals()
+            readers = store.reader_states()
+        failing = [(name, r["failing_since"], r["last_error"]) for name, r in readers.items()
+                   if r["failing_since"] and name in cfg.users]
         rows = []
         for name, feed in cfg.feeds.items():
             s = states[name]
@@ -120,15 +161,21 @@ class Preview:
                          "errors": s.error_count, "failing_since": s.failing_since,
                          "last_error": s.last_error, "next_poll": s.next_poll_at,
                          "location": feed.location})
-        return self.page("health.html", title=cfg.digest.title, rows=rows)
+        return self.page("health.html", title=cfg.digest.title, rows=rows, failing=failing)
 
 
 def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlette:
     preview = Preview(config_path, now)
     routes = [Route("/", preview.index), Route("/health", preview.health),
-              Route("/digest/{reader}/{day}", preview.digest)]
-    # A wildcard bind address is not a name anyone should send as Host.
-    allowed = sorted({host, "127.0.0.1", "localhost", "::1", "[::1]"} - {"0.0.0.0", "::"})  # noqa: S104
+              Route("/archive", preview.archive),
+              Route("/digest/{reader}/{day}", preview.digest),
+              Route("/feedback/{reader}/{entry}/{vote}", preview.feedback),
+              Route("/unsubscribe/{reader}", preview.unsubscribe, methods=["GET", "POST"])]
+    # The links in emails arrive with base_url's host; a wildcard bind address is not a name
+    # anyone should send as Host.
+    public = urlsplit(preview.loaded().config.digest.base_url).hostname or "127.0.0.1"
+    allowed = sorted({host, public, "127.0.0.1", "localhost", "::1", "[::1]"}
+                     - {"0.0.0.0", "::"})  # noqa: S104
 
     async def problem(request: Request, exc: Exception) -> Response:
         # A config or database problem (say, a typo saved while previewing): say what it is.

@@ -499,7 +499,7 @@ def digest_window(config: Config, user: UserConfig, day: str | None, now: dateti
         until = datetime.combine(d, user.send_time, tzinfo=ZoneInfo(user.timezone)).astimezone(UTC)
     else:
         until = now
-    since = last_sent if last_sent and last_sent < until else (
+    since = last_sent if last_sent and last_sent <= until else (
         until - timedelta(seconds=config.ranking.lookback))
     return since, until
 

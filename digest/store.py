@@ -128,6 +128,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE entries ADD COLUMN analysis TEXT NOT NULL DEFAULT '';
     """,
+    # 4: delivery — one row per reader and local date: the ledger that makes sends exactly-once
+    """
+    CREATE TABLE deliveries (
+        reader TEXT NOT NULL,
+        day TEXT NOT NULL,               -- the reader's local date, YYYY-MM-DD
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
+        message_id TEXT NOT NULL DEFAULT '',
+        window_end TEXT NOT NULL DEFAULT '',   -- the next digest starts here
+        attempts INTEGER NOT NULL DEFAULT 0,
+        items INTEGER NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '',       -- last error, or why skipped / unconfirmed
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (reader, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE readers (
+        name TEXT PRIMARY KEY,
+        unsubscribed_at TEXT NOT NULL DEFAULT '',
+        failing_since TEXT NOT NULL DEFAULT '',  -- a permanent (5xx) refusal of their address
+        last_error TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    """,
 ]
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
@@ -147,6 +168,11 @@ class Store:
             conn = self.db.conn
             conn.execute("PRAGMA busy_timeout = 10000")  # another process may be writing
             conn.execute("PRAGMA journal_mode = WAL")
+            # Write transactions take the write lock when they begin, waiting for it under the
+            # busy timeout. A deferred one that read first cannot upgrade once another
+            # connection has written, and fails at once with "database is locked" (seen with
+            # `digest run` polling and sending at the same time).
+            conn.isolation_level = "IMMEDIATE"
             conn.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, much faster
             self._migrate()
         except sqlite3.DatabaseError as e:
@@ -348,6 +374,62 @@ class Store:
         with self.db.conn:
             self.db.conn.executemany("UPDATE entries SET analysis = ? WHERE id = ?",
                                      [(a, i) for i, a in items])
+
+    # -- delivery ledger --------------------------------------------------------------------
+
+    def delivery(self, reader: str, day: str) -> dict | None:
+        cur = self.db.execute("SELECT * FROM deliveries WHERE reader = ? AND day = ?", [reader, day])
+        row = cur.fetchone()
+        return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+
+    def deliveries(self, reader: str | None = None, limit: int = 200) -> list[dict]:
+        cur = self.db.execute("SELECT * FROM deliveries" + (" WHERE reader = ?" if reader else "")
+                              + " ORDER BY day DESC, reader LIMIT ?",
+                              ([reader] if reader else []) + [limit])
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def claim_delivery(self, reader: str, day: str, now: datetime) -> str | None:
+        """Take (reader, day) for sending: insert it as 'pending', or take back a 'pending' or
+        'failed' row. Returns None when it is already 'sending', 'sent' or 'skipped': a second
+        run, or one racing this one, must not send it again. Atomic (one write transaction)."""
+        with self.db.conn:
+            self.db.execute("INSERT OR IGNORE INTO deliveries (reader, day, state, updated_at) "
+                            "VALUES (?, ?, 'pending', ?)", [reader, day, iso_utc(now)])
+            cur = self.db.execute(
+                "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE reader = ? AND "
+                "day = ? AND state IN ('pending', 'failed')", [iso_utc(now), reader, day])
+            return "pending" if cur.rowcount == 1 else None
+
+    def set_delivery(self, reader: str, day: str, state: str, now: datetime, **fields) -> None:
+        """Move a ledger row to `state` and commit at once: 'sending' must be on disk before
+        the SMTP DATA command, 'sent' right after the server accepts."""
+        cols = {"state": state, "updated_at": iso_utc(now), **fields}
+        sets = ", ".join(f"{k} = :{k}" for k in cols)
+        with self.db.conn:
+            self.db.execute(f"UPDATE deliveries SET {sets} WHERE reader = :reader AND day = :day",
+                            {**cols, "reader": reader, "day": day})
+
+    def interrupted_deliveries(self) -> list[dict]:
+        return [d for d in self.deliveries(limit=10_000) if d["state"] == "sending"]
+
+    def last_delivered(self) -> dict[str, datetime]:
+        """Reader → end of the window of their last digest sent or skipped: the next one
+        starts there."""
+        rows = self.db.execute("SELECT reader, max(window_end) FROM deliveries WHERE state IN "
+                               "('sent', 'skipped') AND window_end != '' GROUP BY reader")
+        return {r: datetime.fromisoformat(t) for r, t in rows}
+
+    def reader_states(self) -> dict[str, dict]:
+        cur = self.db.execute("SELECT * FROM readers")
+        cols = [c[0] for c in cur.description]
+        return {r[0]: dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+
+    def set_reader(self, name: str, **fields) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR IGNORE INTO readers (name) VALUES (?)", [name])
+            sets = ", ".join(f"{k} = :{k}" for k in fields)
+            self.db.execute(f"UPDATE readers SET {sets} WHERE name = :name", {**fields, "name": name})
 
     # -- feedback ---------------------------------------------------------------------------
 

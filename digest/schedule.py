@@ -1,0 +1,176 @@
+"""`digest run`: the daily schedule. Thin glue over poll and send (APScheduler 3).
+
+- A poll tick a minute polls the feeds that are due: each comes due on its own `every`
+  interval (or later, under backoff or Retry-After), and all due feeds are fetched
+  concurrently, as `digest poll` does. Jobs have max_instances=1 and coalesce: a slow poll never
+  overlaps itself, and ticks missed while busy or asleep collapse into one.
+- One send tick a minute asks, per reader, which local dates are due (`due_digests`): a date
+  is due once its send instant has passed, until `catch_up` later. The instant is the reader's
+  send_time on that local date in their zone, so each local date has exactly one, whatever DST
+  does: a send_time inside the spring-forward gap fires at the same wall time plus the shift
+  (02:30 → 03:30), and one inside the fall-back overlap fires at its first occurrence. The
+  ledger (reader, local date) makes it exactly once, across ticks, restarts and overlapping
+  runs. The first tick runs at start-up: that is the catch-up after downtime.
+- One `digest run` per database (an exclusive lock next to it); SIGTERM and SIGINT let the
+  running jobs finish, then exit 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digest.config import Config, UserConfig, load_config
+from digest.deliver import backend_for
+from digest.errors import DigestError
+from digest.models import iso_utc
+from digest.poll import poll
+from digest.send import send_digests
+from digest.store import Store
+
+log = logging.getLogger("digest.run")
+TICK = 60  # seconds between send checks
+
+
+class AlreadyRunning(DigestError):
+    pass
+
+
+def send_instant(user: UserConfig, day: date) -> datetime:
+    """When the digest of local date `day` is due, in UTC (see the module docstring on DST)."""
+    local = datetime.combine(day, user.send_time, tzinfo=ZoneInfo(user.timezone))
+    return local.astimezone(UTC)
+
+
+@dataclass
+class Due:
+    user: UserConfig
+    day: str
+    late: timedelta
+
+
+def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due], list[Due]]:
+    """(due now, missed beyond catch_up), for the readers' local today and yesterday, leaving
+    out dates the ledger already settled."""
+    grace = timedelta(seconds=config.digest.catch_up)
+    due, missed = [], []
+    for u in config.users.values():
+        today = now.astimezone(ZoneInfo(u.timezone)).date()
+        for day in (today - timedelta(days=1), today):
+            at = send_instant(u, day)
+            if at > now:
+                continue
+            row = store.delivery(u.name, day.isoformat())
+            # 'failed' is settled too: the send already retried with backoff, and a refused
+            # address must not be retried every minute; `digest send` retries it by hand.
+            if row and row["state"] != "pending":
+                continue
+            (due if now - at <= grace else missed).append(Due(u, day.isoformat(), now - at))
+    return due, missed
+
+
+def send_tick(config: Config, now: datetime | None = None) -> None:
+    now = now or datetime.now(UTC)
+    with Store(config.digest.database) as store:
+        due, missed = due_digests(config, store, now)
+        for m in missed:
+            if store.claim_delivery(m.user.name, m.day, now):
+                store.set_delivery(m.user.name, m.day, "skipped", now,
+                                   detail=f"missed: the scheduler was down until {_hours(m.late)} "
+                                          "after the send time, past [digest] catch_up")
+                log.warning("send %s %s: missed (%s late), recorded as skipped", m.user.name,
+                            m.day, _hours(m.late))
+        by_day: dict[str, list[UserConfig]] = {}
+        for d in due:
+            by_day.setdefault(d.day, []).append(d.user)
+        for day, users in sorted(by_day.items()):
+            for r in send_digests(config, store, users, day, now, backend_for(config)):
+                log.info("send %s %s: %s, %d items%s", r.reader, r.day, r.state, r.items,
+                         f" ({r.detail})" if r.detail else "")
+
+
+def poll_tick(config: Config) -> None:
+    with Store(config.digest.database) as store:
+        for r in poll(config, store):
+            if r.status not in ("skipped", "inactive"):
+                log.log(logging.WARNING if r.error else logging.INFO, "poll %s: %s, %d new%s",
+                        r.feed, r.status, r.new, f" ({r.error})" if r.error else "")
+
+
+def lock(database: Path):
+    """An exclusive lock on <database>.run.lock, held for the life of the process."""
+    path = database.with_name(database.name + ".run.lock")
+    f = open(path, "a+")  # noqa: SIM115 - held open until the process exits
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise AlreadyRunning(f"another `digest run` (pid {pid}) is already using {database}; "
+                             "stop it first, or point this one at another database.") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def run(config_path: Path, stop: threading.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set). Jobs under way finish first."""
+    config = load_config(config_path)
+    held = lock(config.digest.database)
+    stop = stop or threading.Event()
+    scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(2)},
+                                    job_defaults={"max_instances": 1, "coalesce": True,
+                                                  "misfire_grace_time": None})
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    Store(config.digest.database).close()  # create or migrate it once, before any job
+    log.info("digest run: %d feeds, %d readers; catch-up window %s", len(config.feeds),
+             len(config.users), _hours(timedelta(seconds=config.digest.catch_up)))
+    _logged(poll_tick)(config)  # fresh entries first: a catch-up digest should include them
+    now = datetime.now(UTC)
+    scheduler.add_job(_logged(poll_tick), IntervalTrigger(seconds=TICK), args=[config],
+                      id="poll", next_run_time=now + timedelta(seconds=TICK))
+    scheduler.add_job(_logged(send_tick), IntervalTrigger(seconds=TICK), args=[config],
+                      id="send", next_run_time=now)
+    scheduler.start()
+    log.info("digest run: started %s", iso_utc(now))
+    try:
+        stop.wait()
+    finally:
+        log.info("digest run: stopping after the jobs under way")
+        scheduler.shutdown(wait=True)
+        for s, h in previous.items():
+            signal.signal(s, h)
+        held.close()
+        log.info("digest run: stopped")
+
+
+def _hours(d: timedelta) -> str:
+    minutes = int(d.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _logged(job):
+    """A job's failure is logged as one line and the schedule goes on."""
+    def wrapper(*args):
+        try:
+            job(*args)
+        except DigestError as e:
+            log.error("%s: %s", job.__name__, e)
+        except Exception as e:  # a bug; still keep the schedule alive
+            log.exception("%s failed: %s", job.__name__, e)
+    wrapper.__name__ = job.__name__
+    return wrapper

@@ -1,0 +1,269 @@
+"""Delivery through a real SMTP server on 127.0.0.1 (aiosmtpd) and the outbox: message structure,
+exactly once per reader and date, retries, permanent refusals, crash recovery, empty days."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+from email import message_from_bytes, policy
+
+import pytest
+import time_machine
+from aiosmtpd.controller import Controller
+from test_render import NORMAL, NOW, write_project
+
+from digest.deliver import Outbox, Smtp, backend_for
+from digest.send import UNCONFIRMED, send_digests
+
+
+class Recorder:
+    """An SMTP handler that accepts, or answers DATA with the scripted replies in turn."""
+
+    def __init__(self):
+        self.messages: list[bytes] = []
+        self.replies: list[str] = []
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.replies:
+            reply = self.replies.pop(0)
+            if not reply.startswith("250"):
+                return reply
+        self.messages.append(envelope.original_content or envelope.content)
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    handler = Recorder()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    controller.stop()
+
+
+def smtp_section(port: int) -> str:
+    return (f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+            'from = "Morning papers <digest@example.org>"\nretries = 3\nretry_wait = "10s"\n')
+
+
+def smtp_project(project, port, entries=NORMAL, extra=""):
+    write_project(project, entries, extra)
+    project.path.write_text(project.path.read_text().replace("[ranking]", smtp_section(port) + "[ranking]"))
+    return project.config()
+
+
+def run(project, config, sleep=None, backend=None, **kw):
+    waits = []
+    with project.store() as s, time_machine.travel(NOW, tick=False):
+        results = send_digests(config, s, list(config.users.values()), None, NOW,
+                               backend or backend_for(config), sleep=sleep or waits.append, **kw)
+    return results, waits
+
+
+def test_smtp_message_structure_and_exactly_once(project, smtp_server):
+    config = smtp_project(project, smtp_server.port)
+    (first,), _ = run(project, config)
+    assert first.state == "sent" and first.items == 3
+    (msg_bytes,) = smtp_server.messages
+    msg = message_from_bytes(msg_bytes, policy=policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["From"] == "Morning papers <digest@example.org>" and msg["To"] == "ada <ada@example.org>"
+    assert msg["Subject"] == "Morning papers 2026-11-22: Sparse attention for long documents"
+    assert msg["Message-ID"].endswith("@example.org>") and msg["Date"]
+    assert msg["List-Id"] == "Morning papers <digest.example.org>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Sparse attention for long documents" in msg.get_body(("html",)).get_content()
+    # A second run the same day sends nothing, and the CLI says so.
+    with time_machine.travel(NOW, tick=False):
+        again = project.run("send")
+    assert again.exit_code == 0, again.output
+    assert "ada 2026-11-22: already done for this date; nothing sent" in again.output
+    assert "Nothing to send: every digest of this date went out already." in again.output
+    assert len(smtp_server.messages) == 1
+    with project.store() as s:
+        row = s.delivery("ada", "2026-11-22")
+    assert row["state"] == "sent" and row["message_id"] == msg["Message-ID"] and row["attempts"] == 1
+
+
+def test_temporary_refusals_are_retried_with_backoff(project, smtp_server):
+    smtp_server.replies = ["451 4.3.0 try again later", "451 4.3.0 still busy"]
+    config = smtp_project(project, smtp_server.port)
+    (result,), waits = run(project, config)
+    assert result.state == "sent"
+    assert len(smtp_server.messages) == 1
+    assert waits == [10, 20]  # retry_wait, doubled
+    with project.store() as s:
+        assert s.delivery("ada", "2026-11-22")["attempts"] == 3
+
+
+def test_permanent_refusal_is_not_retried_and_marks_the_reader(project, smtp_server):
+    smtp_server.replies = ["550 5.1.1 mailbox unavailable"]
+    config = smtp_project(project, smtp_server.port)
+    (result,), waits = run(project, config)
+    assert result.state == "failed" and waits == [] and smtp_server.messages == []
+    assert "refused the digest for ada <ada@example.org> for good (550 5.1.1 mailbox unavailable)" in result.detail
+    with project.store() as s:
+        assert s.reader_states()["ada"]["failing_since"]
+        assert s.delivery("ada", "2026-11-22")["state"] == "failed"
+    check = project.run("check")
+    assert "reader ada is failing" in check.output and "550" in check.output
+    assert "Reader ada is failing since" in project.run("feeds").output
+    from starlette.testclient import TestClient
+
+    from digest.preview import create_app
+
+    health = TestClient(create_app(project.path, host="testserver")).get("/health")
+    assert "Readers whose mail is refused" in health.text and "550 5.1.1" in health.text
+    with time_machine.travel(NOW, tick=False):  # a later run tries again; success clears it
+        cli = project.run("send")
+    assert cli.exit_code == 0 and len(smtp_server.messages) == 1
+    with project.store() as s:
+        assert s.reader_states()["ada"]["failing_since"] == ""
+
+
+def test_crash_between_sending_and_sent_never_sends_twice(project, smtp_server):
+    config = smtp_project(project, smtp_server.port)
+
+    class Crash(BaseException):
+        pass
+
+    class DiesAfterData(Smtp):
+        def send(self, out):
+            super().send(out)
+            raise Crash  # the process dies after the server accepted, before 'sent'
+
+    with pytest.raises(Crash):
+        run(project, config, backend=DiesAfterData(config.smtp))
+    with project.store() as s:
+        assert s.delivery("ada", "2026-11-22")["state"] == "sending"
+    (result,), _ = run(project, config)  # the restart
+    assert result.state == "already"
+    assert len(smtp_server.messages) == 1
+    with project.store() as s:
+        row = s.delivery("ada", "2026-11-22")
+    assert row["state"] == "sent" and row["detail"] == UNCONFIRMED
+
+
+def test_outbox_is_the_default_and_recovers_from_a_crash(project):
+    config = write_project(project, NORMAL)
+    assert isinstance(backend_for(config), Outbox)
+
+    class Crash(BaseException):
+        pass
+
+    class DiesBeforeWriting(Outbox):
+        def send(self, out):
+            raise Crash
+
+    with pytest.raises(Crash):
+        run(project, config, backend=DiesBeforeWriting(config.digest.outbox))
+    (result,), _ = run(project, config)  # nothing was written, so the restart sends it
+    assert result.state == "sent"
+    eml = project.root / "outbox" / "2026-11-22" / "ada.eml"
+    msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert msg.get_body(("plain",)).get_content().startswith("Morning papers · Sunday, 22 November 2026")
+    assert list((project.root / "outbox").rglob("*.part")) == []
+
+
+@pytest.mark.parametrize("mode", ["skip", "send"])
+def test_empty_day(project, mode):
+    config = write_project(project, [], extra=f'empty_day = "{mode}"')
+    (result,), _ = run(project, config)
+    eml = project.root / "outbox" / "2026-11-22" / "ada.eml"
+    with project.store() as s:
+        row = s.delivery("ada", "2026-11-22")
+    if mode == "skip":
+        assert result.state == "skipped" and not eml.exists() and row["state"] == "skipped"
+    else:
+        assert result.state == "sent" and eml.exists() and row["state"] == "sent"
+        assert "Nothing new scored above your threshold today" in eml.read_text()
+
+
+def test_send_dry_run_and_failures_exit_1(project, smtp_server):
+    smtp_project(project, smtp_server.port)
+    with time_machine.travel(NOW, tick=False):
+        dry = project.run("send", "--dry-run")
+    assert dry.exit_code == 0 and "ada 2026-11-22: would be sent, 3 items" in dry.output
+    assert smtp_server.messages == []
+    smtp_server.replies = ["554 5.7.1 rejected"]
+    with time_machine.travel(NOW, tick=False):
+        failed = project.run("send", "ada")
+    assert failed.exit_code == 1
+    assert "1 of 1 digests failed: ada" in failed.output and "Traceback" not in failed.output
+
+
+def test_feedback_and_one_click_unsubscribe_endpoints(project, monkeypatch):
+    import re
+
+    from starlette.testclient import TestClient
+
+    from digest.preview import create_app
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    config = write_project(project, NORMAL)
+    (result,), _ = run(project, config)
+    assert result.state == "sent"
+    eml = (project.root / "outbox" / "2026-11-22" / "ada.eml").read_bytes()
+    msg = message_from_bytes(eml, policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    base = config.digest.base_url
+    client = TestClient(create_app(project.path, host="testserver", now=lambda: NOW))
+
+    up = re.search(r'href="([^"]+/feedback/ada/[0-9a-f]+/up\?s=[0-9a-f]+)"', html).group(1)
+    page = client.get(up.removeprefix(base))
+    assert page.status_code == 200 and "Noted: more like" in page.text
+    entry_id = up.split("/")[-2]
+    with project.store() as s:
+        assert s.votes("ada") == {entry_id: 1}
+    forged = up.replace("/up?", "/down?")  # the signature covers the vote
+    assert client.get(forged.removeprefix(base)).status_code == 404
+
+    unsub = msg["List-Unsubscribe"].strip("<>").removeprefix(base)
+    confirm = client.get(unsub)
+    assert confirm.status_code == 200 and '<form method="post"' in confirm.text
+    with project.store() as s:
+        assert not s.reader_states().get("ada", {}).get("unsubscribed_at")
+    assert client.post(unsub.replace("?s=", "?s=0"), data={"List-Unsubscribe": "One-Click"}).status_code == 404
+    done = client.post(unsub, data={"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
+    assert done.status_code == 200 and "will get no more digests" in done.text
+    with project.store() as s:
+        assert s.reader_states()["ada"]["unsubscribed_at"]
+    archive = client.get("/archive")
+    assert "2026-11-22" in archive.text and ">sent<" in archive.text
+    with project.store() as s, time_machine.travel(NOW, tick=False):
+        (later,) = send_digests(config, s, [config.users["ada"]], "2026-11-23", NOW,
+                                backend_for(config), sleep=lambda _: None)
+    assert later.state == "skipped" and later.detail == "unsubscribed"
+
+
+def test_next_digest_starts_where_the_last_one_ended(project):
+    """With a week of lookback, day two would repeat day one's items; the ledger's window end
+    makes day two hold only what is new since."""
+    config = write_project(project, NORMAL)
+    project.path.write_text(project.path.read_text().replace("[ranking]", '[ranking]\nlookback = "7d"'))
+    config = project.config()
+    (first,), _ = run(project, config)
+    assert first.state == "sent" and first.items == 3
+    tomorrow = NOW + timedelta(days=1)
+    with project.store() as s, time_machine.travel(tomorrow, tick=False):
+        (second,) = send_digests(config, s, [config.users["ada"]], None, tomorrow,
+                                 backend_for(config), sleep=lambda _: None)
+    assert (second.day, second.state, second.items) == ("2026-11-23", "skipped", 0)
+    rank = None
+    with time_machine.travel(tomorrow, tick=False):
+        rank = project.run("rank", "ada", "--json")
+    assert rank.exit_code == 0 and rank.output.strip() == "[]"
