@@ -45,22 +45,9 @@ def name(k: int) -> str:
     return f"{FIRST[k % len(FIRST)]} {LAST[(k // len(FIRST)) % len(LAST)]}"
 
 
-def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
-    """Entries in a real store, and readers with their own library each (no two alike)."""
-    rnd = random.Random(7)
-    entries = []
-    for k in range(n_entries):
-        p = papers[k % len(papers)]
-        entries.append(make_entry(
-            guid=f"oai:arXiv.org:2611.{k:05d}v1", link=f"https://arxiv.org/abs/2611.{k:05d}",
-            title=p["title"], summary=p["abstract"], summary_is_html=False,
-            authors=[name(k % 401), name(k % 97 + 401)], categories=["cs.LG"],
-            published=NOW - timedelta(hours=k % 24), fetched=NOW - timedelta(hours=1),
-            popularity=(k * 37) % 120 if k % 5 == 0 else 0))
-    store = Store(tmp / "d.db")
-    for i in range(0, n_entries, 500):
-        store.add_entries(f"feed{i // 500}", entries[i:i + 500], NOW - timedelta(hours=1))
-    # Phrases that occur in the corpus: title bigrams.
+def write_readers(tmp: Path, papers: list[dict], n_readers: int, rnd: random.Random) -> str:
+    """[users.rN] tables: 5 interest phrases (title bigrams that occur in the corpus), 2
+    followed authors and a library of 10 corpus papers each (tmp/libN.bib)."""
     phrases = sorted({" ".join(ws[i:i + 2]) for p in papers
                       for ws in [p["title"].lower().split()] for i in range(len(ws) - 1)
                       if all(w.isalpha() and len(w) > 3 for w in ws[i:i + 2])})
@@ -76,9 +63,28 @@ def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
         users.append(f'[users.r{r}]\nemail = "r{r}@example.org"\npapers = "lib{r}.bib"\n'
                      f'authors = ["{name(rnd.randrange(498))}", "{name(rnd.randrange(498))}"]\n'
                      f"[users.r{r}.interests]\n{interests}")
+    return "".join(users)
+
+
+def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
+    """Entries in a real store, and readers with their own library each (no two alike)."""
+    rnd = random.Random(7)
+    entries = []
+    for k in range(n_entries):
+        p = papers[k % len(papers)]
+        entries.append(make_entry(
+            guid=f"oai:arXiv.org:2611.{k:05d}v1", link=f"https://arxiv.org/abs/2611.{k:05d}",
+            title=p["title"], summary=p["abstract"], summary_is_html=False,
+            authors=[name(k % 401), name(k % 97 + 401)], categories=["cs.LG"],
+            published=NOW - timedelta(hours=k % 24), fetched=NOW - timedelta(hours=1),
+            popularity=(k * 37) % 120 if k % 5 == 0 else 0))
+    store = Store(tmp / "d.db")
+    for i in range(0, n_entries, 500):
+        store.add_entries(f"feed{i // 500}", entries[i:i + 500], NOW - timedelta(hours=1))
+    users = write_readers(tmp, papers, n_readers, rnd)
     (tmp / "config.toml").write_text(
         '[digest]\ndatabase = "d.db"\n[ranking]\nsemantic_mode = "off"\n'
-        '[feeds.feed0]\npath = "x.xml"\n' + "".join(users))
+        '[feeds.feed0]\npath = "x.xml"\n' + users)
     return store, load_config(tmp / "config.toml")
 
 

@@ -294,6 +294,37 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
                        "others were delivered, and `digest send` retries the failed ones.")
 
 
+@cli.command()
+@click.option("--dir", "folder", default="digest-demo", show_default=True, metavar="DIR",
+              type=click.Path(file_okay=False), help="Folder for the demo's files (made fresh).")
+@click.option("--no-serve", is_flag=True, help="Do not start the preview afterwards.")
+def demo(folder: str, no_serve: bool) -> None:
+    """Offline demo: sample feeds, three readers, one digest each into DIR/outbox, then the
+    preview. Ignores --config."""
+    from digest import demo as sample
+
+    root = Path(folder).resolve()
+    try:
+        results = sample.run(root, datetime.now(UTC))
+    except (DigestError, OSError) as e:
+        raise CliError(f"the demo failed in {root} ({e}); choose another --dir.") from None
+    for r in results:
+        path = root / "outbox" / r.day / f"{r.reader}.eml"
+        click.echo(f"{r.reader}: {r.items} items → {path}" if r.state == "sent"
+                   else f"{r.reader}: {r.state} ({r.detail})")
+    cfg = root / "config.toml"
+    click.echo(f"\nTry: digest --config {cfg} rank ada\n     digest --config {cfg} render grace "
+               "--format text")
+    if no_serve:
+        return
+    import uvicorn
+
+    from digest.preview import create_app
+
+    click.echo("Preview: http://127.0.0.1:8750/ (Ctrl-C stops)")
+    uvicorn.run(create_app(cfg), host="127.0.0.1", port=8750, log_level="warning")
+
+
 @cli.command(name="run")
 @click.pass_context
 def run_cmd(ctx: click.Context) -> None:
@@ -374,6 +405,50 @@ def feeds(ctx: click.Context) -> None:
     for reader, r in readers.items():
         if r["failing_since"] and reader in config.users:
             out.print(f"Reader {reader} is failing since {r['failing_since']}: {r['last_error']}")
+
+
+@feeds.command(name="import")
+@click.argument("opml_file", metavar="FILE.opml", type=click.Path(dir_okay=False))
+@click.option("--print", "print_only", is_flag=True,
+              help="Print the TOML to add instead of writing it into the config.")
+@click.pass_context
+def feeds_import(ctx: click.Context, opml_file: str, print_only: bool) -> None:
+    """Add the feeds of an OPML subscription list to the config, keeping its comments."""
+    from digest.opml import add_feeds, read_opml
+
+    config = _load(ctx)
+    try:
+        found = read_opml(Path(opml_file))
+    except ConfigError as e:
+        raise CliError(e.problems) from None
+    before = config.path.read_text()
+    after, added, skipped = add_feeds(before, found)
+    if print_only:
+        click.echo(after[len(before):] if after.startswith(before) else after)
+    else:
+        config.path.write_text(after)
+        _load(ctx)  # the result must still be a valid config
+    click.echo(f"{'Would add' if print_only else 'Added'} {len(added)} feeds"
+               f"{': ' + ', '.join(added) if added else ''}; {len(skipped)} already in "
+               f"{config.path.name}.", err=True)
+
+
+@cli.command()
+@click.argument("folder", default=".", metavar="[DIR]", type=click.Path(file_okay=False))
+def init(folder: str) -> None:
+    """Write a commented config.toml to start from (never over an existing one)."""
+    from importlib.resources import files
+
+    target = Path(folder) / "config.toml"
+    if target.exists():
+        raise CliError(f"{target} exists already; edit it, or run init in another folder.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((files("digest") / "samples" / "config.toml").read_text())
+    except OSError as e:
+        raise CliError(f"cannot write {target} ({e.strerror}); choose another folder.") from None
+    click.echo(f"Wrote {target}. Next: edit the readers and feeds, then "
+               f"`digest --config {target} check`.")
 
 
 @cli.command()

@@ -407,7 +407,7 @@ class Ranker:
                  meta: _Reader) -> list[Ranked]:
         """The entries at `rows` as results with their reasons."""
         seeds: list[str | None] = [None] * len(rows)
-        if meta.sims and rows:  # the closest seed, by all models together, named if close
+        if meta.seed_names and rows:  # the closest seed, by all models together, if close
             best = sum(s[:, rows] for s in meta.sims).argmax(axis=0)
             close = meta.sims[0][best, rows] >= SIMILAR_REASON
             seeds = [meta.seed_names[b] if c else None for b, c in zip(best.tolist(), close, strict=True)]

@@ -395,3 +395,23 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
         s.db.conn.commit()
         assert [e["analysis"] for e in s.entries_for_ranking()].count("") == 3
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
+
+
+def test_readers_with_and_without_a_library_in_one_batch(project):
+    """A batch mixes readers with seed papers and readers without; both get their reasons."""
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Fast style transfer for video}, abstract={Style transfer on video.}}\n")
+    project.write('[feeds.papers]\npath = "f.xml"\n'
+                  '[users.lib]\nemail = "l@example.org"\npapers = "lib.bib"\n'
+                  '[users.plain]\nemail = "p@example.org"\n[users.plain.interests]\n"flood" = 1\n')
+    config = project.config()
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+        ranker = Ranker(config, s, s.entries_for_ranking(), NOW)
+        out = list(ranker.rank_many([(u, None) for u in config.users.values()],
+                                    digest=(3, 0.01, 0)))
+    (_, lib_items), (_, plain_items) = out
+    assert lib_items[0].reasons[0].startswith('similar to your paper "Fast style transfer')
+    assert plain_items[0].title == "Graph networks for flood forecasting"
+    assert plain_items[0].reasons == ['matches "flood" in the title']
