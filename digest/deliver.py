@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -56,7 +57,9 @@ class Outbox:
         self.folder = folder
 
     def path(self, reader: str, day: str) -> Path:
-        return self.folder / day / f"{reader}.eml"
+        # Reader names are TOML keys and may hold any character: keep them inside the folder.
+        safe = re.sub(r"[^\w.-]", "_", reader).lstrip(".") or "_"
+        return self.folder / day / f"{safe}.eml"
 
     def send(self, out: Outgoing) -> None:
         target = self.path(out.reader, out.day)

@@ -80,3 +80,14 @@ def test_reloads_when_config_or_templates_change(project, live_preview):
     project.path.write_text(project.path.read_text() + "\n[bogus]\n")
     broken = get(base + "/")
     assert broken.status_code == 500 and "[bogus]" in broken.text and "Traceback" not in broken.text
+
+
+def test_page_titles_are_plain_text(project, live_preview):
+    """Every page's <title> is a short plain text (a block that leaks markup breaks tabs)."""
+    import re
+
+    write_project(project, NORMAL)
+    base = live_preview(project, now=lambda: NOW)
+    for path in ("/", "/health", "/archive", "/digest/nobody/2026-11-22"):
+        title = re.search(r"<title>(.*?)</title>", get(base + path).text, re.S).group(1)
+        assert "<" not in title and len(title) < 80, (path, title)

@@ -267,3 +267,43 @@ def test_next_digest_starts_where_the_last_one_ended(project):
     with time_machine.travel(tomorrow, tick=False):
         rank = project.run("rank", "ada", "--json")
     assert rank.exit_code == 0 and rank.output.strip() == "[]"
+
+
+def test_starttls_for_real_and_a_server_without_it(project, monkeypatch, tmp_path):
+    """STARTTLS against a server with a certificate from a test CA (trusted through
+    SSL_CERT_FILE, which the default context honours), then a clear error from a server that
+    does not offer STARTTLS."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    handler = Recorder()
+    tls = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=server_ctx,
+                     require_starttls=True)
+    tls.start()
+    try:
+        smtp_project(project, tls.port, extra='empty_day = "send"')  # day two must connect
+        project.path.write_text(project.path.read_text().replace('security = "none"', 'security = "starttls"'))
+        config = project.config()
+        (result,), _ = run(project, config)
+    finally:
+        tls.stop()
+    assert result.state == "sent" and len(handler.messages) == 1
+
+    plain = Recorder()
+    server = Controller(plain, hostname="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        project.path.write_text(project.path.read_text().replace(f"port = {tls.port}", f"port = {server.port}"))
+        with time_machine.travel(NOW + timedelta(days=1), tick=False):
+            cli = project.run("send")
+    finally:
+        server.stop()
+    assert cli.exit_code == 1 and plain.messages == []
+    assert "does not offer STARTTLS; set [smtp] security to \"ssl\"" in cli.output
