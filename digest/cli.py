@@ -391,8 +391,7 @@ def feeds(ctx: click.Context) -> None:
                   "url / last error")
     for name in config.feeds:
         s = states[name]
-        state = ("gone" if not s.active else "failing" if s.error_count else
-                 "ok" if s.last_success_at else "new")
+        state = s.health
         detail = s.last_error or s.url
         changes = json.loads(s.url_changes or "[]")
         if changes:

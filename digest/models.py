@@ -69,6 +69,13 @@ class FeedState:
     title: str = ""
     url_changes: str = ""  # JSON list of {"from", "to", "at"}
 
+    @property
+    def health(self) -> str:
+        """gone (410), failing, ok, or new (never polled): as `digest feeds` and /health say."""
+        if not self.active:
+            return "gone"
+        return "failing" if self.error_count else "ok" if self.last_success_at else "new"
+
 
 @dataclass
 class PollResult:

@@ -154,8 +154,7 @@ class Preview:
         rows = []
         for name, feed in cfg.feeds.items():
             s = states[name]
-            state = ("gone" if not s.active else "failing" if s.error_count else
-                     "ok" if s.last_success_at else "not polled yet")
+            state = s.health
             rows.append({"name": name, "title": feed.title or s.title or name, "state": state,
                          "entries": totals.get(name, 0), "last_success": s.last_success_at,
                          "errors": s.error_count, "failing_since": s.failing_since,

@@ -60,7 +60,9 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
     results: list[SendResult] = []
     if not dry_run:
         resolve_interrupted(store, backend, now)
-    unsubscribed = {n for n, r in store.reader_states().items() if r["unsubscribed_at"]}
+    readers = store.reader_states()
+    unsubscribed = {n for n, r in readers.items() if r["unsubscribed_at"]}
+    failing = {n for n, r in readers.items() if r["failing_since"]}
     todo = []
     for u in users:
         d = local_day(u, day, now).isoformat()
@@ -74,13 +76,14 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
     try:
         for done in render_digests(config, store, todo, day, now,
                                    last_sent=store.last_delivered()):
-            results.append(_deliver(config, store, done, now, backend, dry_run, sleep))
+            results.append(_deliver(config, store, done, now, backend, dry_run, sleep,
+                                    done.digest.user.name in failing))
     finally:
         backend.close()
     return results
 
 
-def _deliver(config, store, done, now, backend, dry_run, sleep) -> SendResult:
+def _deliver(config, store, done, now, backend, dry_run, sleep, was_failing) -> SendResult:
     user, d = done.digest.user, done.view.date
     items = sum(len(s.items) for s in done.view.sections[:1])
     if dry_run:
@@ -112,6 +115,7 @@ def _deliver(config, store, done, now, backend, dry_run, sleep) -> SendResult:
             sleep(wait * 2 ** (attempt - 1))
             continue
         store.set_delivery(user.name, d, "sent", now, detail="")
-        store.set_reader(user.name, failing_since="", last_error="")
+        if was_failing:  # a success clears the mark (and costs no write otherwise)
+            store.set_reader(user.name, failing_since="", last_error="")
         return SendResult(user.name, d, "sent", items)
     raise AssertionError("unreachable: the loop always returns")

@@ -36,7 +36,7 @@ def test_index_digest_text_and_health(project, live_preview, monkeypatch):
     assert text.headers["content-type"].startswith("text/plain")
     assert text.text.startswith("Morning papers · Sunday, 22 November 2026 · for ada")
     health = get(base + "/health")
-    assert health.status_code == 200 and "Lab notes" in health.text and "not polled yet" in health.text
+    assert health.status_code == 200 and "Lab notes" in health.text and '<td class="new">new</td>' in health.text
     for r in (index, html, text, health):
         assert_secure(r)
 
