@@ -2,8 +2,9 @@
 
 The ledger row (reader, local date) moves pending → sending → sent | failed | skipped.
 'sending' is committed before the message is handed over (SMTP DATA, or the outbox write) and
-'sent' right after it is accepted. A row found in 'sending' belongs to a run that died in
-between, and is resolved without sending again:
+'sent' right after it is accepted. A row found in 'sending' for more than STALE belongs to a run that
+died in between (a younger one may be another run at work), and is resolved without sending
+again:
 - outbox: the file is written whole or not at all, so its presence says which: sent, or
   failed (and then sent by the next run);
 - SMTP: the server may have accepted the message, so it is never resent; the row becomes
@@ -18,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from digest.compose import local_day
 from digest.config import Config, UserConfig
@@ -29,6 +30,7 @@ from digest.render import render_digests
 from digest.store import Store
 
 DONE = ("sending", "sent", "skipped")
+STALE = timedelta(minutes=15)  # longer than a send with all its SMTP timeouts and retries
 UNCONFIRMED = ("unconfirmed: the run stopped while the server was receiving it; not resent, "
                "so that it cannot arrive twice")
 
@@ -43,7 +45,10 @@ class SendResult:
 
 
 def resolve_interrupted(store: Store, backend: Outbox | Smtp, now: datetime) -> list[dict]:
-    rows = store.interrupted_deliveries()
+    """Settle rows left in 'sending' for longer than any live send takes (STALE): younger ones
+    may belong to another run that is sending right now (overlapping cron jobs)."""
+    cutoff = iso_utc(now - STALE)
+    rows = [r for r in store.interrupted_deliveries() if r["updated_at"] < cutoff]
     for row in rows:
         if isinstance(backend, Outbox) and not backend.delivered(row["reader"], row["day"]):
             store.set_delivery(row["reader"], row["day"], "failed", now,
