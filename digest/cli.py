@@ -317,12 +317,10 @@ def demo(folder: str, no_serve: bool) -> None:
                "--format text")
     if no_serve:
         return
-    import uvicorn
 
     from digest.preview import create_app
 
-    click.echo("Preview: http://127.0.0.1:8750/ (Ctrl-C stops)")
-    uvicorn.run(create_app(cfg), host="127.0.0.1", port=8750, log_level="warning")
+    _serve(create_app(cfg), "127.0.0.1", 8750, "Preview: http://127.0.0.1:8750/ (Ctrl-C stops)")
 
 
 @cli.command(name="run")
@@ -352,14 +350,28 @@ def run_cmd(ctx: click.Context) -> None:
 @click.pass_context
 def preview(ctx: click.Context, host: str, port: int) -> None:
     """Serve the digests in a browser, exactly as emailed, with feed health."""
-    import uvicorn
 
     from digest.preview import create_app
 
     config = _load(ctx)  # fail now, in the terminal, rather than on the first page
-    click.echo(f"Previewing {config.path.name} at http://{_url_host(host)}:{port}/ "
-               "(Ctrl-C stops).")
-    uvicorn.run(create_app(config.path, host), host=host, port=port, log_level="warning")
+    _serve(create_app(config.path, host), host, port,
+           f"Previewing {config.path.name} at http://{_url_host(host)}:{port}/ (Ctrl-C stops).")
+
+
+def _serve(app, host: str, port: int, banner: str) -> None:
+    """Run the preview; a busy port is a one-sentence error, not uvicorn's exit status 3."""
+    import socket
+
+    import uvicorn
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise CliError(f"cannot listen on {host}:{port} ({e.strerror}); pass --port with a "
+                       "free port, or stop what uses it.") from None
+    click.echo(banner)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def _url_host(host: str) -> str:

@@ -91,3 +91,14 @@ def test_page_titles_are_plain_text(project, live_preview):
     for path in ("/", "/health", "/archive", "/digest/nobody/2026-11-22"):
         title = re.search(r"<title>(.*?)</title>", get(base + path).text, re.S).group(1)
         assert "<" not in title and len(title) < 80, (path, title)
+
+
+def test_a_busy_port_is_a_one_sentence_error(project):
+    import socket
+
+    write_project(project, NORMAL)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = project.run("preview", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "pass --port" in result.output
