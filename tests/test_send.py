@@ -161,6 +161,8 @@ def test_crash_between_sending_and_sent_never_sends_twice(project, smtp_server):
         row = s.delivery("ada", "2026-11-22")
     assert result.state == "already" and len(smtp_server.messages) == 1
     assert row["state"] == "sent" and row["detail"] == UNCONFIRMED
+    check = project.run("check")  # reported, not silent
+    assert "the digest of ada for 2026-11-22 is unconfirmed: the run stopped" in check.output
 
 
 def test_outbox_is_the_default_and_recovers_from_a_crash(project):
