@@ -411,7 +411,10 @@ class Store:
                             {**cols, "reader": reader, "day": day})
 
     def interrupted_deliveries(self) -> list[dict]:
-        return [d for d in self.deliveries(limit=10_000) if d["state"] == "sending"]
+        """Rows in 'sending', however old: a capped recent-first scan could miss one."""
+        cur = self.db.execute("SELECT * FROM deliveries WHERE state = 'sending'")
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def last_delivered(self) -> dict[str, datetime]:
         """Reader → end of the window of their last digest sent or skipped: the next one
