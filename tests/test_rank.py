@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from conftest import FIXTURES
 
 from digest.lexical import TOKENIZER_VERSION
@@ -224,6 +225,7 @@ def test_digest_window_uses_the_readers_local_send_time(project):
     assert (since, until) == (NOW - timedelta(hours=30), NOW)
 
 
+@time_machine.travel(NOW, tick=False)  # scores decay with age: two runs must see one clock
 def test_rank_json_contract_and_empty_window(project):
     (project.root / "f.xml").write_bytes((FIXTURES / "rss20.xml").read_bytes())
     setup(project, '[users.u.interests]\n"bees" = 1\n')
