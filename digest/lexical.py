@@ -6,10 +6,8 @@ max-cosine TF-IDF from 0.263 to 0.242, more than bigrams, title boosts or BM25 d
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,67 +92,82 @@ def analyze(text: str) -> tuple[list[str], list[str]]:
     return terms, stems
 
 
-def encode_analysis(title: str, summary_text: str) -> str:
-    """An entry's tokens and words, computed once at ingest (in the parse workers) and stored
-    with it, so ranking a pool does not re-tokenize it. Keyed by TOKENIZER_VERSION."""
+def analyze_entry(title: str, summary_text: str) -> tuple[list[str], list[str], list[str]]:
+    """(tokens of title and abstract, title words, abstract words): what ranking needs."""
     t_terms, t_words = analyze(title)
     b_terms, b_words = analyze(summary_text)
-    return "\x1e".join([TOKENIZER_VERSION, " ".join(t_terms + b_terms), " ".join(t_words),
-                         " ".join(b_words)])
+    return t_terms + b_terms, t_words, b_words
 
 
-def decode_analysis(stored: str) -> tuple[list[str], list[str], list[str]] | None:
-    """(tokens, title words, abstract words), or None when stored by another tokenizer."""
-    parts = stored.split("\x1e") if stored else ()
-    if len(parts) != 4 or parts[0] != TOKENIZER_VERSION:
+def encode_analysis(parts: tuple[list[str], list[str], list[str]],
+                    ids: Mapping[str, int]) -> bytes:
+    """analyze_entry's lists as int32 term-dictionary ids behind a 3-int header (tokenizer
+    version and the first two lengths): stored with the entry the first time it is ranked,
+    decoded by numpy without creating a Python string per word."""
+    terms, t_words, b_words = parts
+    header = [int(TOKENIZER_VERSION), len(terms), len(t_words)]
+    body = list(map(ids.__getitem__, terms + t_words + b_words))
+    return np.asarray(header + body, dtype="<i4").tobytes()
+
+
+def decode_analysis(stored: bytes | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(term ids, title word ids, abstract word ids), or None when absent or stored by another
+    tokenizer (or in the old text form)."""
+    if not isinstance(stored, bytes) or len(stored) < 12:
         return None
-    return parts[1].split(), parts[2].split(), parts[3].split()
+    a = np.frombuffer(stored, dtype="<i4")
+    if a[0] != int(TOKENIZER_VERSION):
+        return None
+    nt, nw = 3 + int(a[1]), 3 + int(a[1]) + int(a[2])
+    return a[3:nt], a[nt:nw], a[nw:]
 
 
-class Vocabulary:
-    """Terms and inverse document frequencies, fitted once on a corpus of token lists."""
+class TermWeights:
+    """Smoothed IDF over a pool of documents given as term-id arrays, and the pool's TF-IDF
+    matrix. Column j is term id j: ids come from the database's term dictionary, so seed papers
+    cached as ids need no mapping. Terms absent from the pool weigh 0 and are dropped."""
 
-    def __init__(self, docs: Iterable[Sequence[str]]):
-        df: Counter[str] = Counter()
-        n = 0
-        for doc in docs:
-            n += 1
-            df.update(set(doc))  # counted in C
-        self.index = {t: i for i, t in enumerate(sorted(df))}
-        self.n_docs = n
+    def __init__(self, docs: Sequence[np.ndarray]):
+        n = self.n_docs = len(docs)
+        sizes = np.fromiter(map(len, docs), dtype=np.int64, count=n)
+        ids = np.concatenate(docs).astype(np.int64) if n else np.zeros(0, np.int64)
+        self.size = int(ids.max()) + 1 if len(ids) else 1
+        # Each (document, term) once, with its count: one sort instead of a Counter per doc.
+        keys, counts = np.unique(np.repeat(np.arange(n, dtype=np.int64), sizes) * self.size + ids,
+                                 return_counts=True)
+        rows, cols = keys // self.size, keys % self.size
+        df = np.bincount(cols, minlength=self.size)
         # Smoothed IDF, as in scikit-learn: terms in every document still count a little.
-        self.idf = np.array([math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)],
-                            dtype=np.float32)
+        self.idf = np.where(df > 0, np.log((1.0 + n) / (1.0 + df)) + 1.0, 0.0).astype(np.float32)
+        self.docs = self._rows(rows, cols, counts.astype(np.float32), n)  # entries × terms
 
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def matrix(self, docs: Sequence[Sequence[str] | Mapping[str, int]],
+    def matrix(self, ids: np.ndarray, counts: np.ndarray, sizes: Sequence[int],
                top: int | None = None) -> sp.csr_matrix:
-        """Sublinear-TF × IDF rows, L2-normalized, from token lists or term counts. Unknown
-        terms are dropped. With `top`, only
-        each row's `top` heaviest terms are kept (norms are taken before, so a pruned row keeps
-        its true scale and its cosines are slight underestimates)."""
-        bags = [doc if isinstance(doc, Mapping) else Counter(doc) for doc in docs]  # C counts
-        get = self.index.get
-        cols = np.asarray([get(t, -1) for bag in bags for t in bag], dtype=np.int64)
-        counts = np.asarray([c for bag in bags for c in bag.values()], dtype=np.float32)
-        rows = np.repeat(np.arange(len(docs)), [len(bag) for bag in bags])
-        known = cols >= 0  # unknown terms are dropped
-        cols, counts, rows = cols[known].astype(np.int32), counts[known], rows[known]
-        ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(docs)))])
+        """Sublinear-TF × IDF rows, L2-normalized, from term ids and their counts (`sizes`
+        per row, consecutive). With `top`, only each row's `top` heaviest terms are kept (norms
+        are taken before, so a pruned row keeps its true scale and its cosines are slight
+        underestimates)."""
+        rows = np.repeat(np.arange(len(sizes)), sizes)
+        ids = np.asarray(ids, dtype=np.int64)
+        known = ids < self.size
+        known[known] = self.idf[ids[known]] > 0
+        return self._rows(rows[known], ids[known], np.asarray(counts, np.float32)[known],
+                          len(sizes), top)
+
+    def _rows(self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int,
+              top: int | None = None) -> sp.csr_matrix:
         data = (1.0 + np.log(counts)) * self.idf[cols]
-        # Row norms without intermediate sparse matrices (this runs for every reader).
-        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(docs)))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=n))
         norms[norms == 0] = 1.0
         data = (data / norms[rows]).astype(np.float32)
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
         if top is not None and len(data) and np.diff(ptr).max() > top:
             order = np.lexsort((-data, rows))  # by row, heaviest first within each row
             keep = order[np.arange(len(order)) - ptr[rows[order]] < top]
             keep.sort()  # back to row order
             cols, data, rows = cols[keep], data[keep], rows[keep]
-            ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(docs)))])
-        return sp.csr_matrix((data, cols, ptr), shape=(len(docs), len(self)))
+            ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+        return sp.csr_matrix((data, cols.astype(np.int32), ptr), shape=(n, self.size))
 
 
 def soft_max(sims: np.ndarray, temperature: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from digest.errors import ConfigError
@@ -33,16 +33,6 @@ class SeedPaper:
 class Library:
     papers: list[SeedPaper]
     warnings: list[str]
-    terms: list[dict[str, int]] | None = None  # each paper's term counts, filled by the ranker
-
-    def to_json(self) -> str:
-        return json.dumps({"papers": [asdict(p) for p in self.papers], "warnings": self.warnings,
-                           "terms": self.terms})
-
-    @classmethod
-    def from_json(cls, data: str) -> Library:
-        d = json.loads(data)
-        return cls([SeedPaper(**p) for p in d["papers"]], d["warnings"], d["terms"])
 
 
 def load_library(path: Path) -> Library:

@@ -19,6 +19,9 @@ built once per Ranker; per reader only the seed matrix and a few vector operatio
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import math
 import multiprocessing
 import re
@@ -39,14 +42,15 @@ from digest.config import Config, UserConfig
 from digest.errors import ConfigError
 from digest.lexical import (
     TOKENIZER_VERSION,
-    Vocabulary,
+    TermWeights,
+    analyze_entry,
     decode_analysis,
     encode_analysis,
     soft_max,
     tokens,
     words,
 )
-from digest.library import Library, load_library
+from digest.library import load_library
 from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 0.4, 0.2, 0.06
@@ -61,7 +65,7 @@ NEAR_DUPLICATE = 0.8  # Jaccard of title words above which two picks are one sto
 # A seed paper is matched on its 40 heaviest terms: the sparse product costs in proportion to
 # them, and the light ones barely move a cosine (reviewer-dev error 0.205 with all of them).
 SEED_TERMS = 40
-LIBRARY_CACHE_FORMAT = 2  # bump when Library.to_json changes
+LIBRARY_CACHE_FORMAT = 3  # bump when _Seeds.to_json changes
 
 
 @dataclass
@@ -73,18 +77,49 @@ class _Phrase:
 
 
 @dataclass
+class _Seeds:
+    """A seed library as ranking uses it; cached per file version (Ranker.library)."""
+
+    titles: list[str]
+    texts: list[str]  # what the embeddings are computed from
+    warnings: list[str]
+    ids: np.ndarray  # term ids of every paper, paper after paper
+    counts: np.ndarray  # their counts
+    sizes: list[int]  # terms per paper
+
+    # The arrays as base64 int32: a JSON list of numbers decodes ~5 times slower, and this
+    # is read once per reader per ranking.
+    def to_json(self) -> str:
+        def pack(a):
+            return base64.b64encode(np.asarray(a, dtype="<i4").tobytes()).decode()
+        return json.dumps({"titles": self.titles, "texts": self.texts, "warnings": self.warnings,
+                           "ids": pack(self.ids), "counts": pack(self.counts),
+                           "sizes": self.sizes})
+
+    @classmethod
+    def from_json(cls, data: str) -> _Seeds:
+        d = json.loads(data)
+        def unpack(s):
+            return np.frombuffer(base64.b64decode(s), dtype="<i4")
+        return cls(d["titles"], d["texts"], d["warnings"], unpack(d["ids"]).astype(np.int64),
+                   unpack(d["counts"]).astype(np.float32), d["sizes"])
+
+
+@dataclass
 class _Reader:
     """What one reader's scoring needs beyond the config, kept to explain the shown items."""
 
     seed_names: list[str]
     n_liked: int
-    seeds: list[dict[str, int]]  # seed term counts (library papers, then 👍 entries)
-    vectors: np.ndarray | None
+    seeds: _Seeds  # library papers, then 👍 entries
     negative: sp.csr_matrix | None = None
     phrases: list[tuple[str, float, _Phrase]] = field(default_factory=list)
     excluded: list[tuple[str, _Phrase]] = field(default_factory=list)
     sims: list[np.ndarray] = field(default_factory=list)  # (seeds × entries) per model
     authors: frozenset[str] = frozenset()  # followed authors' keys
+
+
+_Pick = tuple[int, float, list[str], bool]  # entry index, score, reasons, trending
 
 
 @dataclass
@@ -124,32 +159,31 @@ class Ranker:
         # thousands of readers that would hold every library in memory; the database caches them.
         self.library_warnings: dict[Path, list[str]] = {}
         self._any_votes = store.has_votes()  # most installations have none: skip the queries
-        # TF-IDF terms and the words phrases are matched on: tokenized the first time an entry
-        # is ranked and stored with it, since a pool is ranked many times (each send time, each
-        # `digest rank`). Not at ingest: it would cost polling ~40 % (benchmarks/bench_poll.py).
-        title_words, body_words, docs = [], [], []
-        computed = []
-        for e in entries:
-            stored = decode_analysis(e.get("analysis", ""))
-            if stored is None:
-                e["analysis"] = encode_analysis(e["title"], e["summary_text"])
-                computed.append((e["id"], e["analysis"]))
-                stored = decode_analysis(e["analysis"])
-            terms, t_words, b_words = stored
-            docs.append(terms)
-            title_words.append(t_words)
-            body_words.append(b_words)
-        if computed:
+        # TF-IDF terms and the words phrases are matched on, as term-dictionary ids: computed
+        # the first time an entry is ranked and stored with it, since a pool is ranked many
+        # times (each send time, each `digest rank`). Not at ingest: it would cost polling ~40 %
+        # (benchmarks/bench_poll.py).
+        analyses = [decode_analysis(e.get("analysis")) for e in entries]
+        todo = [k for k, a in enumerate(analyses) if a is None]
+        if todo:
+            parts = {k: analyze_entry(entries[k]["title"], entries[k]["summary_text"]) for k in todo}
+            ids = store.term_ids({w for p in parts.values() for ws in p for w in ws})
+            computed = []
+            for k, p in parts.items():
+                entries[k]["analysis"] = encode_analysis(p, ids)
+                analyses[k] = decode_analysis(entries[k]["analysis"])
+                computed.append((entries[k]["id"], entries[k]["analysis"]))
             store.save_analysis(computed)
-        self.vocab = Vocabulary(docs)
+        self.terms = TermWeights([a[0] for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
-        self.by_term = self.vocab.matrix(docs).T.tocsr() if entries else sp.csr_matrix((0, 0))
+        self.by_term = self.terms.docs.T.tocsr()
         self.vectors = (embedder.embed([_entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
-        self._phrase_index = _PhraseIndex(title_words, body_words)
+        self._phrase_index = _PhraseIndex([a[1] for a in analyses], [a[2] for a in analyses])
         # The configured readers' phrases, indexed in one pass rather than one per phrase.
-        self._phrase_index.index({tuple(words(p)) for u in config.users.values()
-                                  for p in (*u.interests, *u.exclude)})
+        phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
+        self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
+        self._phrase_index.index({self._phrase_ids(p) for p in phrases})
         self._phrases: dict[str, _Phrase] = {}
         self.author_keys = [[_author_key(a) for a in e["authors"]] for e in entries]
         self.by_author: dict[str, list[int]] = {}
@@ -171,13 +205,13 @@ class Ranker:
         self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
         self.pop_signal = np.log1p(pops) / math.log(101)
         # Stories join near-identical titles, compared on their (stemmed) words.
-        self.story = _stories([frozenset(ws) for ws in title_words])
+        self.story = _stories([frozenset(a[1].tolist()) for a in analyses])
 
     # -- profile pieces -------------------------------------------------------------------
 
-    def library(self, path: Path) -> Library:
+    def library(self, path: Path) -> _Seeds:
         """A reader's seed library, parsed and tokenized once per file version: the result is
-        cached in SQLite under the file's mtime and size."""
+        cached in SQLite under the file's mtime and size, as titles, texts and term ids."""
         try:
             st = path.stat()
             stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
@@ -185,20 +219,41 @@ class Ranker:
             stamp = ""
         cached = self.store.cached_library(str(path), stamp) if stamp else None
         if cached is not None:
-            lib = Library.from_json(cached)
+            seeds = _Seeds.from_json(cached)
         else:
             lib = load_library(path)
-            lib.terms = [dict(Counter(tokens(p.text))) for p in lib.papers]
+            seeds = self._seeds([p.title for p in lib.papers], [p.text for p in lib.papers],
+                                lib.warnings, add=True)  # cached as ids: they must stay valid
             if stamp:
-                self.store.save_library(str(path), stamp, lib.to_json())
-        self.library_warnings[path] = lib.warnings
-        return lib
+                self.store.save_library(str(path), stamp, seeds.to_json())
+        self.library_warnings[path] = seeds.warnings
+        return seeds
+
+    def _seeds(self, titles: list[str], texts: list[str], warnings: list[str],
+               add: bool = False) -> _Seeds:
+        bags = [Counter(tokens(t)) for t in texts]
+        # Terms not in the dictionary are in no entry ranked so far; unless the seeds are
+        # cached (`add`), they can be left out.
+        ids = self.store.term_ids({t for b in bags for t in b}, add=add)
+        pairs = [(ids[t], c) for b in bags for t, c in b.items() if t in ids]
+        sizes = [sum(t in ids for t in b) for b in bags]
+        return _Seeds(titles, texts, warnings, np.asarray([t for t, _ in pairs], np.int64),
+                      np.asarray([c for _, c in pairs], np.float32), sizes)
+
+    def _phrase_ids(self, text: str) -> tuple[int, ...]:
+        """A phrase's words as term ids; -1 for a word in no entry ranked so far."""
+        ws = words(text)
+        missing = [w for w in ws if w not in self._word_ids]
+        if missing:
+            found = self.store.term_ids(missing, add=False)
+            self._word_ids.update({w: found.get(w, -1) for w in missing})
+        return tuple(self._word_ids[w] for w in ws)
 
     def phrase(self, text: str) -> _Phrase:
         """Where an interest phrase occurs. Cached: readers share phrases."""
         found = self._phrases.get(text)
         if found is None:
-            match = self._phrase_index.match(tuple(words(text)))
+            match = self._phrase_index.match(self._phrase_ids(text))
             found = self._phrases[text] = _Phrase(match, _POINTS[match])
         return found
 
@@ -235,12 +290,25 @@ class Ranker:
                           initargs=(self, batches, limit, digest)) as pool:
                 for b, (results, warnings) in enumerate(pool.imap(_worker_batch, range(len(batches)))):
                     self.library_warnings.update(warnings)
-                    yield from zip((u for u, _ in batches[b]), results, strict=True)
+                    yield from zip((u for u, _ in batches[b]), map(self._build, results), strict=True)
             return
         for batch in batches:
             with threadpool_limits(1):  # BLAS threads only spin on these small products
                 results = self._rank_batch(batch, limit, digest)
-            yield from zip((u for u, _ in batch), results, strict=True)
+            yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
+
+    def _build(self, picks: list[_Pick]) -> list[Ranked]:
+        """Results from picks. Done by the parent: workers send back only entry indexes,
+        scores and reasons, not every pick's abstract."""
+        out = []
+        for i, score, reasons, trending in picks:
+            e = self.entries[i]
+            out.append(Ranked(id=e["id"], title=e["title"], link=e["link"], score=score,
+                              reasons=reasons, sources=e["sources"], authors=e["authors"],
+                              categories=e["categories"], summary_text=e["summary_text"],
+                              published=e["published"], popularity=e["popularity"],
+                              trending=trending))
+        return out
 
     def _can_fork(self) -> bool:
         """Forking is safe only in a single-threaded process: a thread holding a lock at the
@@ -250,11 +318,11 @@ class Ranker:
                 and (self.embedder is None or not self.embedder.loaded))
 
     def _rank_batch(self, batch: list[tuple[UserConfig, np.ndarray | None]], limit: int | None,
-                    digest: tuple[int | None, float, int] | None) -> list[list[Ranked]]:
+                    digest: tuple[int | None, float, int] | None) -> list[list[_Pick]]:
         n = len(self.entries)
         metas = [self._meta(user) for user, _ in batch]
         scores = self._score_batch([u for u, _ in batch], metas)
-        out: list[list[Ranked]] = []
+        out: list[list[_Pick]] = []
         for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
             idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
             row = scores[b]
@@ -273,21 +341,22 @@ class Ranker:
 
     def _meta(self, user: UserConfig) -> _Reader:
         """A reader's seeds (library papers, then 👍 entries), 👎 entries and phrases."""
-        lib = self.library(user.papers) if user.papers else Library([], [], [])
+        lib = self.library(user.papers) if user.papers else _NO_SEEDS
         votes = self.store.votes(user.name) if self._any_votes else {}
         liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
-        liked_texts = [_entry_text(e) for e in liked]
-        vectors = None
-        if self.vectors is not None:  # embeddings: cached in the database by text
-            vectors = self.embedder.embed([p.text for p in lib.papers] + liked_texts)
-        names = [f'similar to your paper "{_short(p.title)}"' for p in lib.papers] + [
-            f'like "{_short(e["title"])}", which you liked' for e in liked]
-        meta = _Reader(seed_names=names, n_liked=len(liked),
-                       seeds=lib.terms + [Counter(tokens(t)) for t in liked_texts], vectors=vectors,
+        if liked:  # votes are rare: the library's arrays are extended only then
+            extra = self._seeds([e["title"] for e in liked], [_entry_text(e) for e in liked], [])
+            lib = _Seeds(lib.titles + extra.titles, lib.texts + extra.texts, lib.warnings,
+                         np.concatenate([lib.ids, extra.ids]),
+                         np.concatenate([lib.counts, extra.counts]), lib.sizes + extra.sizes)
+        n_papers = len(lib.titles) - len(liked)
+        names = [f'similar to your paper "{_short(t)}"' for t in lib.titles[:n_papers]] + [
+            f'like "{_short(t)}", which you liked' for t in lib.titles[n_papers:]]
+        meta = _Reader(seed_names=names, n_liked=len(liked), seeds=lib,
                        authors=frozenset(_author_key(a) for a in user.authors))
         if disliked:
-            meta.negative = self.vocab.matrix([tokens(_entry_text(e)) for e in disliked],
-                                              top=SEED_TERMS)
+            bad = self._seeds([], [_entry_text(e) for e in disliked], [])
+            meta.negative = self.terms.matrix(bad.ids, bad.counts, bad.sizes, top=SEED_TERMS)
         meta.phrases = [(p, w, self.phrase(p)) for p, w in user.interests.items()]
         meta.excluded = [(p, self.phrase(p)) for p in user.exclude]
         return meta
@@ -300,23 +369,24 @@ class Ranker:
 
         # Seed papers and 👍 entries: every reader's seeds in one product, then a soft-max
         # over each reader's own block of rows.
-        sizes = np.asarray([len(m.seeds) for m in metas])
+        sizes = np.asarray([len(m.seed_names) for m in metas])
         if sizes.sum():
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
             weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
                                       for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
-            seeds = self.vocab.matrix([d for m in metas for d in m.seeds], top=SEED_TERMS)
+            seeds = self.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
+                                      np.concatenate([m.seeds.counts for m in metas]),
+                                      [s for m in metas for s in m.seeds.sizes], top=SEED_TERMS)
             lexical = (seeds @ self.by_term).toarray()
             models = [(lexical.astype(np.float32, copy=False), w.temperature, w.library)]
             if self.vectors is not None and w.semantic > 0:
-                vecs = np.vstack([m.vectors for m in metas])
+                # Embeddings are cached in the database by text: one lookup for the batch.
+                vecs = self.embedder.embed([t for m in metas for t in m.seeds.texts])
                 models.append((vecs @ self.vectors.T, SEMANTIC_TEMPERATURE, w.semantic))
             has = sizes > 0
-            weighted = bool((weights != 1).any())
             for sims, temperature, scale in models:
-                relevance[has] += scale * _block_soft_max(
-                    sims * weights[:, None] if weighted else sims, offsets[has], sizes[has],
-                    temperature)
+                relevance[has] += scale * _block_soft_max(sims, weights, offsets[has], sizes[has],
+                                                          temperature)
             for m, off, size in zip(metas, offsets, sizes, strict=True):
                 m.sims = [s[off:off + size] for s, _, _ in models]
         for bi, m in enumerate(metas):
@@ -360,7 +430,7 @@ class Ranker:
         return scores
 
     def _select(self, user: UserConfig, idx: np.ndarray, scores: np.ndarray, meta: _Reader,
-                limit: int, min_score: float, trending: int) -> list[Ranked]:
+                limit: int, min_score: float, trending: int) -> list[_Pick]:
         story = self.story
         above = idx[scores[idx] >= min_score]
         chosen: list[int] = []
@@ -384,28 +454,32 @@ class Ranker:
                     break
                 if int(i) in taken or (allowed is not None and int(i) not in allowed):
                     continue
-                (r,) = self._results(user, [int(i)], scores, meta)
-                r.trending = True
-                if not any(x.startswith("trending:") for x in r.reasons):
-                    r.reasons.append(f"trending: {r.popularity} upvotes")
-                out.append(r)
+                ((_, score, reasons, _),) = self._results(user, [int(i)], scores, meta)
+                if not any(x.startswith("trending:") for x in reasons):
+                    reasons.append(f"trending: {self.entries[i]['popularity']} upvotes")
+                out.append((int(i), score, reasons, True))
                 trending -= 1
         return out
 
     def _ordered(self, rows: np.ndarray, scores: np.ndarray, head: int):
-        """Entry indexes `rows` best first (ties by id): a head of `head`, then the rest."""
-        if len(rows) > head:
-            part = np.argpartition(-scores[rows], head)
-            blocks = (rows[part[:head]], rows[part[head:]])
-        else:
-            blocks = (rows,)
-        for block in blocks:
-            if len(block):
-                yield block[np.lexsort((self.id_order[block], -scores[block]))]
+        """Entry indexes `rows` best first (ties by id), in blocks: the best `head`, then the
+        next best 3·head, and so on. A digest usually needs only the first; copies of one story
+        (cross-posts, revisions) can eat it, so the next is sorted only when needed, and never
+        all of a large pool at once."""
+        minus = -scores[rows]
+        done = 0
+        while done < len(rows):
+            want = min(len(rows), 4 * done or head)
+            # Everything scoring at least the want-th best: ties at the cut are all in, so each
+            # block continues the previous one exactly.
+            top = rows if want == len(rows) else rows[minus <= np.partition(minus, want - 1)[want - 1]]
+            block = top[np.lexsort((self.id_order[top], -scores[top]))]
+            yield block[done:]
+            done = len(block)
 
     def _results(self, user: UserConfig, rows: list[int], scores: np.ndarray,
-                 meta: _Reader) -> list[Ranked]:
-        """The entries at `rows` as results with their reasons."""
+                 meta: _Reader) -> list[_Pick]:
+        """The entries at `rows` with their scores and reasons."""
         seeds: list[str | None] = [None] * len(rows)
         if meta.seed_names and rows:  # the closest seed, by all models together, if close
             best = sum(s[:, rows] for s in meta.sims).argmax(axis=0)
@@ -414,8 +488,8 @@ class Ranker:
         return [self._ranked(user, i, scores, meta, seed) for i, seed in zip(rows, seeds, strict=True)]
 
     def _ranked(self, user: UserConfig, i: int, scores: np.ndarray, meta: _Reader,
-                seed: str | None) -> Ranked:
-        """One result with its reasons, strongest signal first."""
+                seed: str | None) -> _Pick:
+        """One entry's score and reasons, strongest signal first."""
         e = self.entries[i]
         reasons = [seed] if seed else []
         for phrase, _, ph in meta.phrases:
@@ -437,11 +511,7 @@ class Ranker:
         for phrase, ph in meta.excluded:
             if ph.match[i] >= IN_ABSTRACT:
                 reasons.append(f'demoted: mentions "{phrase}"')
-        return Ranked(id=e["id"], title=e["title"], link=e["link"],
-                      score=round(float(scores[i]), 6), reasons=reasons, sources=e["sources"],
-                      authors=e["authors"], categories=e["categories"],
-                      summary_text=e["summary_text"], published=e["published"],
-                      popularity=e["popularity"])
+        return i, round(float(scores[i]), 6), reasons, False
 
     def _voted(self, votes: dict[str, int], sign: int) -> list[dict]:
         ids = sorted(i for i, v in votes.items() if v == sign)
@@ -481,7 +551,7 @@ def _worker_init(ranker: Ranker, batches: list, limit: int | None, digest) -> No
     _WORKER.update(ranker=ranker, batches=batches, limit=limit, digest=digest)
 
 
-def _worker_batch(b: int) -> tuple[list[list[Ranked]], dict[Path, list[str]]]:
+def _worker_batch(b: int) -> tuple[list[list[_Pick]], dict[Path, list[str]]]:
     ranker: Ranker = _WORKER["ranker"]
     ranker.library_warnings = {}
     results = ranker._rank_batch(_WORKER["batches"][b], _WORKER["limit"], _WORKER["digest"])
@@ -513,84 +583,136 @@ def build_ranker(config: Config, store: Store, now: datetime, since: datetime | 
 
 
 class _PhraseIndex:
-    """Where phrases occur, without scanning every entry per phrase. Postings (sorted entry
-    arrays) of words find the entries holding all of a phrase's words; postings of adjacent
-    word pairs, per field, find those where the words stand together in the title or the
-    abstract. Only words and pairs of phrases are indexed (a pool has ~100 times more), in one
-    pass over the pool for all the phrases known, and again when a new phrase needs more."""
+    """Where phrases occur, without scanning every entry per phrase. Each field (title,
+    abstract) of the pool is one array of word ids; postings (sorted entry arrays) of words and
+    of adjacent word pairs are cut from it with numpy for all the phrases known at once (and
+    again when a new phrase needs more). Words alone find the entries holding all of a phrase's
+    words; pairs find those where they stand together."""
 
-    def __init__(self, title_words: list[list[str]], body_words: list[list[str]]):
-        self.fields = (title_words, body_words)
-        self.text = ([" " + " ".join(ws) + " " for ws in title_words],
-                     [" " + " ".join(ws) + " " for ws in body_words])
-        self.words: dict[str, np.ndarray] = {}
-        self.pairs: tuple[dict, dict] = ({}, {})  # per field: (w1, w2) → entries
+    def __init__(self, title_words: list[np.ndarray], body_words: list[np.ndarray]):
         self.n = len(title_words)
+        self.fields = []
+        for docs in (title_words, body_words):
+            sizes = np.fromiter(map(len, docs), dtype=np.int64, count=self.n)
+            flat = np.concatenate(docs).astype(np.int64) if self.n else np.zeros(0, np.int64)
+            doc = np.repeat(np.arange(self.n, dtype=np.int64), sizes)
+            same = doc[:-1] == doc[1:]  # adjacent words of one entry form a pair
+            pairs = flat[:-1][same] << 32 | flat[1:][same]
+            self.fields.append((flat, doc, pairs, doc[:-1][same],
+                                np.concatenate([[0], np.cumsum(sizes)])))
+        title, body = self.fields
+        self.anywhere = (np.concatenate([title[0], body[0]]), np.concatenate([title[1], body[1]]))
+        self.size = int(max((f[0].max() for f in self.fields if len(f[0])), default=0)) + 1
+        self.words: tuple[dict, dict, dict] = ({}, {}, {})  # title, abstract, either: word → entries
+        self.pairs: tuple[dict, dict] = ({}, {})  # per field: pair code → entries
+        self.indexed: set[tuple[int, ...]] = set()
 
-    def index(self, phrases: set[tuple[str, ...]]) -> None:
-        new = {w for p in phrases for w in p if w not in self.words}
-        if new:
-            found: dict[str, list[int]] = {w: [] for w in new}
-            for i, (t, b) in enumerate(zip(*self.fields, strict=True)):
-                for w in new.intersection(t).union(new.intersection(b)):  # loops in C
-                    found[w].append(i)
-            self.words.update((w, np.asarray(rows, dtype=np.int64)) for w, rows in found.items())
-        for pairs, words_of in zip(self.pairs, self.fields, strict=True):
-            wanted = {pr for p in phrases for pr in pairwise(p) if pr not in pairs}
-            if not wanted:
-                continue
-            hits: dict[tuple[str, str], list[int]] = {pr: [] for pr in wanted}
-            for i, ws in enumerate(words_of):
-                for pr in wanted & set(pairwise(ws)):
-                    hits[pr].append(i)
-            pairs.update((pr, np.asarray(rows, dtype=np.int64)) for pr, rows in hits.items())
+    def index(self, phrases: set[tuple[int, ...]]) -> None:
+        phrases = phrases - self.indexed
+        if not phrases:
+            return
+        self.indexed |= phrases
+        new = np.asarray(sorted({w for p in phrases for w in p} - self.words[2].keys()), np.int64)
+        if len(new):
+            table = self._table(new)
+            found = [_hits(flat, doc, new, self.n, table[flat]) for flat, doc, *_ in self.fields]
+            for words_, keys in zip(self.words, [*found, _distinct(np.concatenate(found))],
+                                    strict=True):
+                words_.update(_split(keys, new, self.n))
+        for (_, _, pairs, pair_doc, _), pairs_ in zip(self.fields, self.pairs, strict=True):
+            codes = {a << 32 | b for p in phrases for a, b in pairwise(p)} - pairs_.keys()
+            if codes:
+                wanted = np.asarray(sorted(codes), np.int64)
+                first = self._table(wanted >> 32)[pairs >> 32]  # pairs that may be wanted
+                pairs_.update(_split(_hits(pairs, pair_doc, wanted, self.n, first), wanted, self.n))
 
-    def match(self, phrase: tuple[str, ...]) -> np.ndarray:
+    def _table(self, ids: np.ndarray) -> np.ndarray:
+        """A lookup table over word ids: True at `ids` (a hit test in O(1) per word)."""
+        table = np.zeros(self.size, dtype=bool)
+        table[ids[ids < self.size]] = True
+        return table
+
+    def match(self, phrase: tuple[int, ...]) -> np.ndarray:
         """Per entry: IN_TITLE, IN_ABSTRACT, APART (all its words, not together) or 0."""
         out = np.zeros(self.n, dtype=np.int8)
-        if not phrase:
+        if not phrase or min(phrase) < 0:  # a word in no entry
             return out
         self.index({phrase})
-        present = self.words[phrase[0]]
-        for word in phrase[1:]:
-            present = np.intersect1d(present, self.words[word], assume_unique=True)
+        distinct = set(phrase)
+        if len(distinct) == 1:
+            present = self.words[2][phrase[0]]
+        else:  # in every word's postings: counted, not intersected (postings can be long)
+            count = np.zeros(self.n, dtype=np.int16)
+            for w in distinct:
+                count[self.words[2][w]] += 1
+            present = np.flatnonzero(count == len(distinct))
         out[present] = APART
-        needle = " " + " ".join(phrase) + " "
-        for value, pairs, text in ((IN_ABSTRACT, self.pairs[1], self.text[1]),
-                                   (IN_TITLE, self.pairs[0], self.text[0])):
-            together = present
-            for pr in pairwise(phrase):
-                together = np.intersect1d(together, pairs[pr], assume_unique=True)
-            if len(phrase) != 2:  # one word, or pairs that may not chain: confirm
-                together = [i for i in together.tolist() if needle in text[i]]
+        for value, f in ((IN_ABSTRACT, 1), (IN_TITLE, 0)):
+            if len(phrase) == 1:
+                together = self.words[f][phrase[0]]
+            else:  # pair postings are short
+                together = self.pairs[f][phrase[0] << 32 | phrase[1]]
+                for a, b in pairwise(phrase[1:]):
+                    together = np.intersect1d(together, self.pairs[f][a << 32 | b],
+                                              assume_unique=True)
+            if len(phrase) > 2:  # its pairs may stand apart: confirm the whole sequence
+                flat, _, _, _, start = self.fields[f]
+                together = [i for i in together.tolist()
+                            if _contains(flat[start[i]:start[i + 1]].tolist(), list(phrase))]
             out[together] = value
         return out
-        self.index(set(phrase))
-        present = self.postings[phrase[0]]
-        for word in phrase[1:]:
-            present = np.intersect1d(present, self.postings[word], assume_unique=True)
-        out[present] = 0.3  # all its words, maybe apart
-        needle = " " + " ".join(phrase) + " "
-        out[[i for i in present.tolist() if needle in self.body[i]]] = 1.0
-        out[[i for i in present.tolist() if needle in self.title[i]]] = 2.0
-        return out
 
 
-def _block_soft_max(sims: np.ndarray, offsets: np.ndarray, sizes: np.ndarray,
-                    temperature: float) -> np.ndarray:
-    """soft_max over consecutive row blocks (one block of seed rows per reader) → one row per
-    block: T·log(mean(exp(s/T))), stabilized by each block's own maximum."""
-    top = np.maximum.reduceat(sims, offsets, axis=0)
-    e = sims - np.repeat(top, sizes, axis=0)  # one temporary, then worked on in place
-    e *= 1.0 / temperature
+def _hits(values: np.ndarray, doc: np.ndarray, wanted: np.ndarray, n: int,
+          maybe: np.ndarray) -> np.ndarray:
+    """Where `values` holds one of `wanted` (sorted, distinct), looking only where `maybe`:
+    keys k·n + entry, k its index in `wanted`, each once and sorted (by value, then entry)."""
+    at = np.flatnonzero(maybe)
+    k = np.minimum(np.searchsorted(wanted, values[at]), len(wanted) - 1)
+    ok = wanted[k] == values[at]
+    return _distinct(k[ok] * n + doc[at[ok]])
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def _split(keys: np.ndarray, wanted: np.ndarray, n: int) -> dict[int, np.ndarray]:
+    """_hits' keys as postings: value → sorted entries."""
+    ends = np.searchsorted(keys // n, np.arange(1, len(wanted) + 1))
+    return dict(zip(wanted.tolist(), np.split(keys % n, ends[:-1]), strict=True))
+
+
+def _contains(seq: list[int], part: list[int]) -> bool:
+    k = len(part)
+    return any(seq[i:i + k] == part for i in range(len(seq) - k + 1) if seq[i] == part[0])
+
+
+def _block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
+                    sizes: np.ndarray, temperature: float) -> np.ndarray:
+    """soft_max over consecutive row blocks (one block of seed rows per reader, each row
+    weighted) → one row per block: T·log(mean(exp(w·s/T))). Cosines are at most 1, so unless
+    w/T could overflow float32's exp (e^88), the blocks' maxima need not be subtracted first:
+    that saves two of the five passes over the (seeds × entries) cells."""
+    peak = float(weights.max()) / temperature
+    e = sims * (weights / temperature)[:, None]  # a new array: `sims` is kept for the reasons
+    top = 0.0
+    if peak > 80:
+        top = np.maximum.reduceat(e, offsets, axis=0)
+        e -= np.repeat(top, sizes, axis=0)
     np.exp(e, out=e)
-    return top + temperature * np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None])
+    return temperature * (top + np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None]))
+
+
+_NO_SEEDS = _Seeds([], [], [], np.zeros(0, np.int64), np.zeros(0, np.float32), [])
 
 
 def _entry_text(e: dict) -> str:
     return f"{e['title']}. {e['summary_text']}"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names recur across entries, readers and days
 def _author_key(name: str) -> str:
     """'Yann LeCun', 'LeCun, Yann', 'Y. LeCun' and 'Yann Le Cun'-free spelling → 'lecun y'."""
     n = unicodedata.normalize("NFKD", name or "")

@@ -117,7 +117,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE libraries (
         path TEXT PRIMARY KEY,
         stamp TEXT NOT NULL,         -- file mtime and size, and the tokenizer's version
-        data TEXT NOT NULL           -- JSON: parsed papers, warnings and their tokens
+        data TEXT NOT NULL           -- JSON: papers' titles and texts, warnings, term counts
     ) WITHOUT ROWID;
     CREATE TABLE embeddings (
         key TEXT PRIMARY KEY,        -- sha1 of model name and text: entries and seed papers alike
@@ -148,6 +148,15 @@ MIGRATIONS: list[str] = [
         failing_since TEXT NOT NULL DEFAULT '',  -- a permanent (5xx) refusal of their address
         last_error TEXT NOT NULL DEFAULT ''
     ) WITHOUT ROWID;
+    """,
+    # 5: the term dictionary. Every token and word the ranker has seen gets a small integer
+    # once, for good (ids never change or get reused), so an entry's analysis and a library's
+    # term counts are stored as int32 arrays and a pool's TF-IDF matrix is built by numpy
+    # alone, without a dict lookup per token. Older text analyses are recomputed.
+    """
+    CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+    UPDATE entries SET analysis = '';
+    DELETE FROM libraries;
     """,
 ]
 
@@ -369,7 +378,21 @@ class Store:
             out.append(d)
         return out
 
-    def save_analysis(self, items: list[tuple[str, str]]) -> None:
+    def term_ids(self, strings: Iterable[str], add: bool = True) -> dict[str, int]:
+        """Ids of `strings` in the term dictionary; with `add`, the missing ones are added
+        (without, they are left out: a phrase word never seen cannot match anything)."""
+        wanted = sorted(set(strings))
+        sql = "SELECT term, id FROM terms WHERE term IN ({})"
+        ids = dict(self._in_query(sql, [], wanted))
+        missing = [t for t in wanted if t not in ids]
+        if add and missing:
+            with self.db.conn:  # OR IGNORE: another process may have added some meanwhile
+                self.db.conn.executemany("INSERT OR IGNORE INTO terms (term) VALUES (?)",
+                                         [(t,) for t in missing])
+            ids.update(self._in_query(sql, [], missing))
+        return ids
+
+    def save_analysis(self, items: list[tuple[str, bytes]]) -> None:
         """Store (entry id, lexical.encode_analysis) pairs computed by the ranker."""
         with self.db.conn:
             self.db.conn.executemany("UPDATE entries SET analysis = ? WHERE id = ?",

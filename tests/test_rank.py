@@ -1,13 +1,14 @@
 """Ranking properties on a real SQLite store, and the `digest rank` contract."""
 
 import json
+import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from conftest import FIXTURES
 
-from digest.lexical import TOKENIZER_VERSION
+from digest.lexical import TOKENIZER_VERSION, decode_analysis
 from digest.normalize import make_entry
 from digest.rank import Ranker, digest_window
 
@@ -390,12 +391,16 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
             add(s, key)
         assert all(e["analysis"] == "" for e in s.entries_for_ranking())
         before = [(r.id, r.score, r.reasons) for r in ranked(project)[0]]
-        assert all(e["analysis"].startswith(TOKENIZER_VERSION) for e in s.entries_for_ranking())
+        stored = [decode_analysis(e["analysis"]) for e in s.entries_for_ranking()]
+        assert all(a is not None and len(a[0]) for a in stored)
         assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
+        # Not stored, stored as text (schema 3), or by another tokenizer version: redone.
+        other = struct.pack("<3i", int(TOKENIZER_VERSION) + 1, 0, 0)
         s.db.execute("UPDATE entries SET analysis = ''")
-        s.db.execute("UPDATE entries SET analysis = 'old-version' WHERE rowid % 2 = 0")
+        s.db.execute("UPDATE entries SET analysis = '1\x1ebee flower' WHERE rowid % 3 = 0")
+        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 3 = 1", [other])
         s.db.conn.commit()
-        assert [e["analysis"] for e in s.entries_for_ranking()].count("") == 3
+        assert all(decode_analysis(e["analysis"]) is None for e in s.entries_for_ranking())
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
 
 
@@ -417,3 +422,48 @@ def test_readers_with_and_without_a_library_in_one_batch(project):
     assert lib_items[0].reasons[0].startswith('similar to your paper "Fast style transfer')
     assert plain_items[0].title == "Graph networks for flood forecasting"
     assert plain_items[0].reasons == ['matches "flood" in the title']
+
+
+def test_phrase_index_agrees_with_a_plain_scan():
+    """The postings-based phrase matcher against a direct scan of every entry, on random
+    entries over a tiny vocabulary (so phrases of 1-3 words, repeats included, occur in every
+    way: together, apart, across the title/abstract boundary, absent)."""
+    import random
+
+    import numpy as np
+
+    from digest.rank import APART, IN_ABSTRACT, IN_TITLE, _PhraseIndex
+
+    def together(ws, p):
+        return any(ws[i:i + len(p)] == list(p) for i in range(len(ws) - len(p) + 1))
+
+    rnd = random.Random(3)
+    titles = [[rnd.randrange(1, 7) for _ in range(rnd.randrange(0, 6))] for _ in range(300)]
+    bodies = [[rnd.randrange(1, 7) for _ in range(rnd.randrange(0, 25))] for _ in range(300)]
+    index = _PhraseIndex([np.asarray(t, np.int32) for t in titles],
+                         [np.asarray(b, np.int32) for b in bodies])
+    phrases = {tuple(rnd.randrange(1, 8) for _ in range(rnd.randrange(1, 4))) for _ in range(60)}
+    index.index(set(list(phrases)[:30]))  # some indexed up front, the rest on demand
+    for p in sorted(phrases):
+        want = [IN_TITLE if together(t, p) else IN_ABSTRACT if together(b, p)
+                else APART if set(p) <= set(t) | set(b) else 0
+                for t, b in zip(titles, bodies, strict=True)]
+        assert index.match(p).tolist() == want, p
+    assert index.match((1, -1)).tolist() == [0] * 300  # a word no entry has
+
+
+def test_ordered_blocks_continue_each_other_exactly_through_ties():
+    """The digest reads the pool best-first in growing blocks; joined, they are exactly the
+    full order (score, then id), even with ties at every block's cut."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    rnd = np.random.default_rng(5)
+    scores = rnd.integers(0, 6, 500).astype(np.float32)  # a handful of values: many ties
+    ranker = SimpleNamespace(id_order=rnd.permutation(500))
+    rows = np.sort(rnd.choice(500, 300, replace=False))
+    blocks = list(Ranker._ordered(ranker, rows, scores, 7))
+    assert len(blocks) > 2
+    joined = np.concatenate(blocks)
+    assert joined.tolist() == rows[np.lexsort((ranker.id_order[rows], -scores[rows]))].tolist()

@@ -152,3 +152,15 @@ def test_prune_cli(project):
     r = project.run("prune", "--older-than", "365d")
     assert r.exit_code == 0 and "Pruned 1 entries" in r.stdout
     assert project.run("prune", "--older-than", "soon").exit_code == 1
+
+
+def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):
+    first = store.term_ids(["bee", "flower", "bee"])
+    assert set(first) == {"bee", "flower"} and len(set(first.values())) == 2
+    assert store.term_ids(["nectar"], add=False) == {}  # looked up only: not added
+    more = store.term_ids(["flower", "nectar"])
+    assert more["flower"] == first["flower"] and more["nectar"] not in first.values()
+    # Another connection (a second process) sees the same ids, and adds after them.
+    with Store(tmp_path / "d.db") as other:
+        assert other.term_ids(["bee", "pollen"])["bee"] == first["bee"]
+    assert store.term_ids(["pollen"], add=False)["pollen"] not in (*first.values(), more["nectar"])
