@@ -3,6 +3,7 @@ Shared by `digest render`, the preview server and delivery, so all three show th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from digest import semantic
 from digest.config import Config, UserConfig
-from digest.rank import Ranked, build_ranker, digest_window
+from digest.rank import Ranked, build_ranker, digest_window, parse_day
 from digest.store import Store
 
 
@@ -34,28 +35,80 @@ class Digest:
     warnings: list[str] = field(default_factory=list)
 
 
+    def to_json(self) -> str:
+        """What was in it, by entry id: enough to show it again exactly (Digest.recall)."""
+        return json.dumps({
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat(),
+            "items": [[r.id, r.score, r.reasons] for r in self.items],
+            "trending": [[r.id, r.score, r.reasons] for r in self.trending],
+            "health": [self.health.feeds, self.health.new_entries, self.health.failing],
+            "warnings": self.warnings}, ensure_ascii=False)
+
+    @classmethod
+    def recall(cls, store: Store, user: UserConfig, day: date, data: str,
+               labels: dict[str, str]) -> Digest:
+        """A digest as it was sent, from to_json. Entries pruned since are left out."""
+        d = json.loads(data)
+        ids = [i for i, _, _ in d["items"] + d["trending"]]
+        entries = {e["id"]: e for e in store.entries_for_ranking(ids=ids)} if ids else {}
+
+        def ranked(picks: list, trending: bool) -> list[Ranked]:
+            return [Ranked(id=i, title=e["title"], link=e["link"], score=score, reasons=reasons,
+                           sources=e["sources"], authors=e["authors"],
+                           categories=e["categories"], summary_text=e["summary_text"],
+                           published=e["published"], popularity=e["popularity"],
+                           trending=trending)
+                    for i, score, reasons in picks if (e := entries.get(i)) is not None]
+
+        feeds, new_entries, failing = d["health"]
+        return cls(user=user, day=day,
+                   since=datetime.fromisoformat(d["since"]) if d["since"] else None,
+                   until=datetime.fromisoformat(d["until"]), items=ranked(d["items"], False),
+                   trending=ranked(d["trending"], True),
+                   health=FeedHealth(feeds, new_entries, [tuple(f) for f in failing]),
+                   labels=labels, warnings=d["warnings"])
+
+
 def local_day(user: UserConfig, day: str | None, now: datetime) -> date:
     if day:
-        return date.fromisoformat(day)
+        return parse_day(day)
     return now.astimezone(ZoneInfo(user.timezone)).date()
 
 
 def compose(config: Config, store: Store, users: list[UserConfig], day: str | None,
             now: datetime, last_sent: dict[str, datetime] | None = None) -> Iterator[Digest]:
-    """One Digest per reader, in order. One ranking model is built for all of them, over the
-    widest of their windows. `last_sent` (reader → time) starts a window at the previous
-    digest instead of `lookback` ago."""
+    """One Digest per reader, in order. A digest already sent is shown as it was sent (from
+    the ledger); the others are ranked now, with one model for all of them over the widest of
+    their windows. `last_sent` (reader → time) starts a window at the previous digest instead
+    of `lookback` ago."""
     if not users:
         return
-    last_sent = last_sent or {}
+    store.sync_feeds({n: f.location for n, f in config.feeds.items()})
+    states = {s.name: s for s in store.feed_states() if s.name in config.feeds}
+    labels = {n: f.title or states[n].title or n for n, f in config.feeds.items()}
+    sent = {}
+    for u in users:
+        d = local_day(u, day, now)
+        row = store.delivery(u.name, d.isoformat())
+        if row and row["state"] == "sent" and row["content"]:
+            sent[u.name] = (d, row["content"])
+    fresh = _ranked_now(config, store, [u for u in users if u.name not in sent], day, now,
+                        last_sent or {}, states, labels)
+    for u in users:  # in the given order
+        yield Digest.recall(store, u, *sent[u.name], labels) if u.name in sent else next(fresh)
+
+
+def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: str | None,
+                now: datetime, last_sent: dict[str, datetime], states: dict,
+                labels: dict[str, str]) -> Iterator[Digest]:
+    if not users:
+        return
     windows = {u.name: digest_window(config, u, day, now, last_sent.get(u.name)) for u in users}
     starts = [since for since, _ in windows.values()]
     earliest = None if any(s is None for s in starts) else min(starts)
     ranker = build_ranker(config, store, now, earliest,
                           semantic.resolve_mode(config.ranking.semantic_mode))
-    store.sync_feeds({n: f.location for n, f in config.feeds.items()})
-    states = {s.name: s for s in store.feed_states() if s.name in config.feeds}
-    labels = {n: f.title or states[n].title or n for n, f in config.feeds.items()}
     jobs = []
     for u in users:
         since, until = windows[u.name]

@@ -29,7 +29,7 @@ import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -558,15 +558,19 @@ def _worker_batch(b: int) -> tuple[list[list[_Pick]], dict[Path, list[str]]]:
     return results, ranker.library_warnings
 
 
+def parse_day(day: str) -> date:
+    try:
+        return datetime.strptime(day, "%Y-%m-%d").date()
+    except ValueError:
+        raise ConfigError([f"--date {day!r} is not a date; write it as YYYY-MM-DD."]) from None
+
+
 def digest_window(config: Config, user: UserConfig, day: str | None, now: datetime,
                   last_sent: datetime | None = None) -> tuple[datetime | None, datetime]:
     """(since, until] for the reader's digest of local date `day` (default: up to now)."""
     if day:
-        try:
-            d = datetime.strptime(day, "%Y-%m-%d").date()
-        except ValueError:
-            raise ConfigError([f"--date {day!r} is not a date; write it as YYYY-MM-DD."]) from None
-        until = datetime.combine(d, user.send_time, tzinfo=ZoneInfo(user.timezone)).astimezone(UTC)
+        until = datetime.combine(parse_day(day), user.send_time,
+                                 tzinfo=ZoneInfo(user.timezone)).astimezone(UTC)
     else:
         until = now
     since = last_sent if last_sent and last_sent <= until else (

@@ -101,12 +101,14 @@ def _deliver(config, store, done, now, backend, dry_run, sleep, was_failing) -> 
                            detail="nothing above the threshold (empty_day = \"skip\")")
         return SendResult(user.name, d, "skipped", 0, "nothing new above the threshold")
     msg = build_message(config, user, done.view, done.html, done.text, now)
+    content = done.digest.to_json()
     out = Outgoing.of(msg, user.name, d)
     retries = config.smtp.retries if config.smtp else 1
     wait = config.smtp.retry_wait if config.smtp else 0
     for attempt in range(1, retries + 1):
         store.set_delivery(user.name, d, "sending", now, attempts=attempt, items=items,
-                           message_id=msg["Message-ID"], window_end=window_end)
+                           message_id=msg["Message-ID"], window_end=window_end,
+                           content=content)
         try:
             backend.send(out)
         except DeliveryError as e:

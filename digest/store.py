@@ -158,6 +158,11 @@ MIGRATIONS: list[str] = [
     UPDATE entries SET analysis = '';
     DELETE FROM libraries;
     """,
+    # 6: what each digest held (compose.Digest.to_json), written before it is sent, so the
+    # archive and `render --date` show a past digest exactly as emailed, not re-ranked today.
+    """
+    ALTER TABLE deliveries ADD COLUMN content TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",

@@ -3,6 +3,7 @@ exactly once per reader and date, retries, permanent refusals, crash recovery, e
 
 from __future__ import annotations
 
+import json
 import socket
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -317,3 +318,29 @@ def test_starttls_for_real_and_a_server_without_it(project, monkeypatch, tmp_pat
         server.stop()
     assert cli.exit_code == 1 and plain.messages == []
     assert "does not offer STARTTLS; set [smtp] security to \"ssl\"" in cli.output
+
+
+def test_a_sent_digest_is_shown_again_exactly_as_emailed(project):
+    """After the send the reader changes their interests and a day passes: `render --date`
+    and the archive still show what the email held, not a ranking redone today."""
+    config = write_project(project, NORMAL)
+    (result,), _ = run(project, config)
+    assert result.state == "sent"
+    msg = message_from_bytes((project.root / "outbox" / "2026-11-22" / "ada.eml").read_bytes(),
+                             policy=policy.default)
+    sent_html = msg.get_body(("html",)).get_content()
+    sent_text = msg.get_body(("plain",)).get_content()
+    project.path.write_text(project.path.read_text().replace('"style transfer" = 2', '"bees" = 3'))
+    with time_machine.travel(NOW + timedelta(days=1), tick=False):
+        html = project.run("render", "ada", "--date", "2026-11-22").stdout
+        text = project.run("render", "ada", "--date", "2026-11-22", "--format", "text").stdout
+        redone = json.loads(project.run("rank", "ada", "--date", "2026-11-22", "--json").stdout)
+
+    def same(a, b):  # the email's parts come back with CRLF line ends
+        return a.replace("\r\n", "\n").strip() == b.replace("\r\n", "\n").strip()
+
+    assert "Fast style transfer for video" in html and same(html, sent_html)
+    assert same(text, sent_text)
+    # Ranked today, with the new interest, the same day would look different:
+    assert redone[0]["title"] == "Bees prefer blue flowers"
+    assert "Bees prefer" not in sent_text.split("TRENDING")[0]
