@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -80,7 +81,23 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
     return due, missed
 
 
-def send_tick(config: Config, now: datetime | None = None) -> None:
+class Stopping(Exception):
+    """`digest run` is stopping during an SMTP retry wait."""
+
+
+def _wait_unless(stop: threading.Event | None):
+    """A retry wait that ends, raising Stopping, as soon as `stop` is set: a shutdown must not
+    sit out a backoff of minutes. The digest stays pending, so the next start sends it."""
+    def wait(seconds: float) -> None:
+        if stop is None:
+            time.sleep(seconds)
+        elif stop.wait(seconds):
+            raise Stopping
+    return wait
+
+
+def send_tick(config: Config, now: datetime | None = None,
+              stop: threading.Event | None = None) -> None:
     now = now or datetime.now(UTC)
     with Store(config.digest.database) as store:
         due, missed = due_digests(config, store, now)
@@ -94,10 +111,15 @@ def send_tick(config: Config, now: datetime | None = None) -> None:
         by_day: dict[str, list[UserConfig]] = {}
         for d in due:
             by_day.setdefault(d.day, []).append(d.user)
-        for day, users in sorted(by_day.items()):
-            for r in send_digests(config, store, users, day, now, backend_for(config)):
-                log.info("send %s %s: %s, %d items%s", r.reader, r.day, r.state, r.items,
-                         f" ({r.detail})" if r.detail else "")
+        try:
+            for day, users in sorted(by_day.items()):
+                for r in send_digests(config, store, users, day, now, backend_for(config),
+                                      sleep=_wait_unless(stop)):
+                    log.info("send %s %s: %s, %d items%s", r.reader, r.day, r.state, r.items,
+                             f" ({r.detail})" if r.detail else "")
+        except Stopping:
+            log.info("send: stopped during a retry wait; the digest stays pending and is sent "
+                     "at the next start")
 
 
 def poll_tick(config: Config) -> None:
@@ -144,7 +166,7 @@ def run(config_path: Path, stop: threading.Event | None = None) -> None:
     scheduler.add_job(_logged(poll_tick), IntervalTrigger(seconds=TICK), args=[config],
                       id="poll", next_run_time=now + timedelta(seconds=TICK))
     scheduler.add_job(_logged(send_tick), IntervalTrigger(seconds=TICK), args=[config],
-                      id="send", next_run_time=now)
+                      kwargs={"stop": stop}, id="send", next_run_time=now)
     scheduler.start()
     log.info("digest run: started %s", iso_utc(now))
     try:
@@ -165,9 +187,9 @@ def _hours(d: timedelta) -> str:
 
 def _logged(job):
     """A job's failure is logged as one line and the schedule goes on."""
-    def wrapper(*args):
+    def wrapper(*args, **kwargs):
         try:
-            job(*args)
+            job(*args, **kwargs)
         except DigestError as e:
             log.error("%s: %s", job.__name__, e)
         except Exception as e:  # a bug; still keep the schedule alive

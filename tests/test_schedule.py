@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from test_render import NORMAL, write_project
+from test_render import NORMAL, NOW, write_project
 
 from digest import schedule
 from digest.schedule import due_digests, send_tick
@@ -116,3 +116,26 @@ def test_sigterm_stops_cleanly(project):
     assert proc.returncode == 0, log
     assert "digest run: stopped" in log and "Traceback" not in log
     assert (project.root / "digest.db.run.lock").exists()
+
+
+def test_stopping_ends_a_retry_wait_and_the_next_start_sends(project, smtp_server):
+    """SIGTERM during an SMTP backoff: the wait ends at once (no sitting out minutes), the
+    digest stays pending rather than failed, and the next start sends it, once."""
+    import threading
+
+    from test_send import smtp_project
+
+    config = smtp_project(project, smtp_server.port)  # 3 attempts, 10 s apart
+    smtp_server.replies = ["451 4.3.0 Try again later"]
+    stop = threading.Event()
+    stop.set()  # already stopping: the first attempt is made, the wait after it is not
+    with time_machine.travel(NOW, tick=False):
+        send_tick(config, NOW, stop=stop)
+        with project.store() as s:
+            row = s.delivery("ada", "2026-11-22")
+        assert row["state"] == "pending" and row["attempts"] == 1 and "451" in row["detail"]
+        assert smtp_server.messages == []
+        send_tick(config, NOW)  # the next start
+    with project.store() as s:
+        assert s.delivery("ada", "2026-11-22")["state"] == "sent"
+    assert len(smtp_server.messages) == 1

@@ -4,55 +4,17 @@ exactly once per reader and date, retries, permanent refusals, crash recovery, e
 from __future__ import annotations
 
 import json
-import socket
 from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from conftest import Recorder, free_port
 from test_render import NORMAL, NOW, write_project
 
 from digest.deliver import Outbox, Smtp, backend_for
 from digest.send import UNCONFIRMED, send_digests
-
-
-class Recorder:
-    """An SMTP handler that accepts, or answers DATA with the scripted replies in turn."""
-
-    def __init__(self):
-        self.messages: list[bytes] = []
-        self.replies: list[str] = []
-        self.sessions = 0
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.sessions += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.replies:
-            reply = self.replies.pop(0)
-            if not reply.startswith("250"):
-                return reply
-        self.messages.append(envelope.original_content or envelope.content)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    handler = Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
 
 
 def smtp_section(port: int) -> str:
