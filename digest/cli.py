@@ -313,8 +313,9 @@ def demo(folder: str, no_serve: bool) -> None:
         click.echo(f"{r.reader}: {r.items} items → {path}" if r.state == "sent"
                    else f"{r.reader}: {r.state} ({r.detail})")
     cfg = root / "config.toml"
-    click.echo(f"\nTry: digest --config {cfg} rank ada\n     digest --config {cfg} render grace "
-               "--format text")
+    # --all: the digests just sent moved every reader's window past today's entries.
+    click.echo(f"\nTry: digest --config {cfg} rank ada --all\n     digest --config {cfg} render "
+               "grace --format text")
     if no_serve:
         return
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from email import message_from_bytes, policy
 
@@ -29,6 +30,12 @@ def test_demo_writes_one_email_per_reader(tmp_path):
     ada = message_from_bytes(next(folder.glob("outbox/*/ada.eml")).read_bytes(), policy=policy.default)
     assert "Normalization-Free Style Transfer" in ada["Subject"]
     assert "HF daily papers · arXiv" in ada.get_body(("plain",)).get_content()  # two feeds, one paper
+    for line in result.output.splitlines():  # the suggested next commands work as printed
+        if "digest --config" in line:
+            args = shlex.split(line.split("digest ", 1)[1])
+            tried = CliRunner().invoke(cli, args)
+            assert tried.exit_code == 0 and "Nothing new" not in tried.output, (args, tried.output)
+            assert "Normalization-Free Style Transfer" in tried.output or args[2] != "rank"
     again = CliRunner().invoke(cli, ["demo", "--dir", str(folder), "--no-serve"])
     assert again.exit_code == 0 and len(list(folder.glob("outbox/*/*.eml"))) == 3  # fresh each time
 
