@@ -34,7 +34,6 @@ class Digest:
     labels: dict[str, str] = field(default_factory=dict)  # feed → display name
     warnings: list[str] = field(default_factory=list)
 
-
     def to_json(self) -> str:
         """What was in it, by entry id: enough to show it again exactly (Digest.recall)."""
         return json.dumps({
@@ -54,12 +53,8 @@ class Digest:
         entries = {e["id"]: e for e in store.entries_for_ranking(ids=ids)} if ids else {}
 
         def ranked(picks: list, trending: bool) -> list[Ranked]:
-            return [Ranked(id=i, title=e["title"], link=e["link"], score=score, reasons=reasons,
-                           sources=e["sources"], authors=e["authors"],
-                           categories=e["categories"], summary_text=e["summary_text"],
-                           published=e["published"], popularity=e["popularity"],
-                           trending=trending)
-                    for i, score, reasons in picks if (e := entries.get(i)) is not None]
+            return [Ranked.of(entries[i], score, reasons, trending)
+                    for i, score, reasons in picks if i in entries]
 
         feeds, new_entries, failing = d["health"]
         return cls(user=user, day=day,

@@ -137,6 +137,14 @@ class Ranked:
     popularity: int = 0
     trending: bool = False
 
+    @classmethod
+    def of(cls, e: dict, score: float, reasons: list[str], trending: bool = False) -> Ranked:
+        """A result for the entry `e` (a row of Store.entries_for_ranking)."""
+        return cls(id=e["id"], title=e["title"], link=e["link"], score=score, reasons=reasons,
+                   sources=e["sources"], authors=e["authors"], categories=e["categories"],
+                   summary_text=e["summary_text"], published=e["published"],
+                   popularity=e["popularity"], trending=trending)
+
     def as_json(self) -> dict:
         return {"id": self.id, "title": self.title, "link": self.link, "score": self.score,
                 "reasons": self.reasons, "sources": self.sources, "authors": self.authors,
@@ -300,15 +308,8 @@ class Ranker:
     def _build(self, picks: list[_Pick]) -> list[Ranked]:
         """Results from picks. Done by the parent: workers send back only entry indexes,
         scores and reasons, not every pick's abstract."""
-        out = []
-        for i, score, reasons, trending in picks:
-            e = self.entries[i]
-            out.append(Ranked(id=e["id"], title=e["title"], link=e["link"], score=score,
-                              reasons=reasons, sources=e["sources"], authors=e["authors"],
-                              categories=e["categories"], summary_text=e["summary_text"],
-                              published=e["published"], popularity=e["popularity"],
-                              trending=trending))
-        return out
+        return [Ranked.of(self.entries[i], score, reasons, trending)
+                for i, score, reasons, trending in picks]
 
     def _can_fork(self) -> bool:
         """Forking is safe only in a single-threaded process: a thread holding a lock at the

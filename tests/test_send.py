@@ -306,3 +306,16 @@ def test_a_sent_digest_is_shown_again_exactly_as_emailed(project):
     # Ranked today, with the new interest, the same day would look different:
     assert redone[0]["title"] == "Bees prefer blue flowers"
     assert "Bees prefer" not in sent_text.split("TRENDING")[0]
+
+
+def test_a_sent_digest_whose_entries_were_pruned_still_opens(project):
+    config = write_project(project, NORMAL)
+    run(project, config)
+    with project.store() as s:
+        gone = s.db.execute("SELECT id FROM entries WHERE title LIKE 'Fast style%'").fetchone()[0]
+        with s.db.conn:  # what `digest prune` does to an old entry: its content goes
+            s.db.execute("DELETE FROM entries WHERE id = ?", [gone])
+    with time_machine.travel(NOW + timedelta(days=40), tick=False):
+        r = project.run("render", "ada", "--date", "2026-11-22", "--format", "text")
+    assert r.exit_code == 0, r.output
+    assert "Fast style transfer" not in r.stdout and "Sparse attention for long documents" in r.stdout
