@@ -634,7 +634,7 @@ class _PhraseIndex:
     def _table(self, ids: np.ndarray) -> np.ndarray:
         """A lookup table over word ids: True at `ids` (a hit test in O(1) per word)."""
         table = np.zeros(self.size, dtype=bool)
-        table[ids[ids < self.size]] = True
+        table[ids[(ids >= 0) & (ids < self.size)]] = True  # -1: a word in no entry
         return table
 
     def match(self, phrase: tuple[int, ...]) -> np.ndarray:

@@ -443,7 +443,7 @@ def test_phrase_index_agrees_with_a_plain_scan():
     index = _PhraseIndex([np.asarray(t, np.int32) for t in titles],
                          [np.asarray(b, np.int32) for b in bodies])
     phrases = {tuple(rnd.randrange(1, 8) for _ in range(rnd.randrange(1, 4))) for _ in range(60)}
-    index.index(set(list(phrases)[:30]))  # some indexed up front, the rest on demand
+    index.index(set(list(phrases)[:30]) | {(2, -1)})  # some up front, the rest on demand
     for p in sorted(phrases):
         want = [IN_TITLE if together(t, p) else IN_ABSTRACT if together(b, p)
                 else APART if set(p) <= set(t) | set(b) else 0
