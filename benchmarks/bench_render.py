@@ -69,19 +69,12 @@ def views(n: int) -> list[DigestView]:
     return out
 
 
-def once(renderer: Renderer, vs: list[DigestView]) -> float:
+def timed(html, text, vs: list[DigestView]) -> float:
+    """Seconds to render every view's HTML (with `html`) and text."""
     t = time.perf_counter()
     for v in vs:
-        renderer.html(v)
-        renderer.text(v)
-    return time.perf_counter() - t
-
-
-def per_reader(renderer: Renderer, vs: list[DigestView]) -> float:
-    t = time.perf_counter()
-    for v in vs:
-        renderer.html_compiled_per_reader(v)
-        renderer.text(v)
+        html(v)
+        text(v)
     return time.perf_counter() - t
 
 
@@ -98,8 +91,9 @@ def main() -> None:
     assert all(renderer.html(v) == renderer.html_compiled_per_reader(v) for v in vs[:20])
     results: dict[str, list[float]] = {"compiled once": [], "compiled per reader": []}
     for _ in range(a.runs):  # interleaved, against machine noise
-        results["compiled once"].append(once(renderer, vs))
-        results["compiled per reader"].append(per_reader(renderer, vs))
+        results["compiled once"].append(timed(renderer.html, renderer.text, vs))
+        results["compiled per reader"].append(
+            timed(renderer.html_compiled_per_reader, renderer.text, vs))
     med = {k: statistics.median(v) for k, v in results.items()}
     print(f"{a.digests} digests × 20 items, HTML + text; medians of {a.runs} runs")
     print(f"{'path':<22} {'seconds':>8} {'ms/digest':>10}")
