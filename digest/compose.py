@@ -82,12 +82,10 @@ def compose(config: Config, store: Store, users: list[UserConfig], day: str | No
     store.sync_feeds({n: f.location for n, f in config.feeds.items()})
     states = {s.name: s for s in store.feed_states() if s.name in config.feeds}
     labels = {n: f.title or states[n].title or n for n, f in config.feeds.items()}
-    sent = {}
-    for u in users:
-        d = local_day(u, day, now)
-        row = store.delivery(u.name, d.isoformat())
-        if row and row["state"] == "sent" and row["content"]:
-            sent[u.name] = (d, row["content"])
+    days = {u.name: local_day(u, day, now) for u in users}
+    contents = store.sent_contents([d.isoformat() for d in days.values()])  # one query
+    sent = {u.name: (days[u.name], contents[u.name, days[u.name].isoformat()]) for u in users
+            if (u.name, days[u.name].isoformat()) in contents}
     fresh = _ranked_now(config, store, [u for u in users if u.name not in sent], day, now,
                         last_sent or {}, states, labels)
     for u in users:  # in the given order

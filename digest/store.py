@@ -417,6 +417,12 @@ class Store:
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
+    def sent_contents(self, days: list[str]) -> dict[tuple[str, str], str]:
+        """(reader, day) → what the digest held, for the digests of `days` that were sent."""
+        return {(r, d): c for r, d, c in self._in_query(
+            "SELECT reader, day, content FROM deliveries WHERE state = 'sent' AND content != ''"
+            " AND day IN ({})", [], sorted(set(days)))}
+
     def claim_delivery(self, reader: str, day: str, now: datetime) -> str | None:
         """Take (reader, day) for sending: insert it as 'pending', or take back a 'pending' or
         'failed' row. Returns None when it is already 'sending', 'sent' or 'skipped': a second
