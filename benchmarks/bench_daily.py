@@ -71,6 +71,9 @@ def instrument() -> None:
     send.build_message = timed("deliver", message.build_message)
     send.Outgoing.of = classmethod(timed("deliver", deliver.Outgoing.of.__func__))
     deliver.Outbox.send = timed("deliver", deliver.Outbox.send)
+    for name in ("claim_deliveries", "advance", "release", "delivery", "deliveries_in",
+                 "owners", "last_delivered"):
+        setattr(Store, name, timed("ledger", getattr(Store, name)))
 
 
 def main() -> None:
@@ -108,15 +111,16 @@ def main() -> None:
     for r in sent:
         states[r.state] += 1
     total = t2 - t0
-    other = (t2 - t1) - SPENT["rank"] - SPENT["render"] - SPENT["deliver"]
+    other = (t2 - t1) - sum(SPENT[k] for k in ("rank", "render", "deliver", "ledger"))
     print(f"daily cycle: {a.feeds} local feeds, {entries} new entries, {a.readers} readers → "
           f"{emails} emails in the outbox ({dict(states)})")
     print(f"{'stage':<34} {'seconds':>8} {'share':>6}")
     for stage, seconds in (("poll (fetch, parse, store)", t1 - t0),
                            ("rank (model + every reader)", SPENT["rank"]),
                            ("render (HTML + text)", SPENT["render"]),
-                           ("deliver (message, outbox, ledger)", SPENT["deliver"]),
-                           ("other (windows, feed health, ledger)", other)):
+                           ("deliver (message, outbox)", SPENT["deliver"]),
+                           ("ledger (read, claim, sending, sent)", SPENT["ledger"]),
+                           ("other (windows, feed health)", other)):
         print(f"{stage:<34} {seconds:>8.2f} {seconds / total:>6.0%}")
     print(f"{'total':<34} {total:>8.2f}")
     print(f"peak RSS {peak_rss_mib():.0f} MiB (main process), {children_peak_rss_mib():.0f} MiB "

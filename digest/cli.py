@@ -18,6 +18,7 @@ from rich.table import Table
 from digest import __version__
 from digest.config import DURATION_RE, DURATION_UNITS, Config, load_config
 from digest.errors import ConfigError, DigestError
+from digest.ledger import lost_report
 from digest.library import load_library
 from digest.store import Store
 
@@ -110,10 +111,7 @@ def check(ctx: click.Context) -> None:
                 if r["failing_since"] and name in config.users:
                     warnings.append(f"reader {name} is failing since {r['failing_since']}: "
                                     f"{r['last_error']}")
-            for d in store.deliveries(limit=50):
-                if d["state"] == "sent" and d["detail"].startswith("unconfirmed"):
-                    warnings.append(f"the digest of {d['reader']} for {d['day']} is "
-                                    f"{d['detail']}.")
+            warnings += [lost_report(d) for d in store.lost_deliveries(datetime.now(UTC))]
     for w in warnings:
         click.echo(f"Warning: {w}", err=True)
 
@@ -264,8 +262,12 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
 @click.option("--date", "day", metavar="YYYY-MM-DD",
               help="Send the digests of this local date (default: each reader's today).")
 @click.option("--dry-run", is_flag=True, help="Rank and render, say what would be sent, send nothing.")
+@click.option("--resend-unconfirmed", "resend", is_flag=True,
+              help="Send the unconfirmed digests again, as first composed (of --date, or of "
+                   "every date). The one way to send a digest twice: ask the reader first.")
 @click.pass_context
-def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: bool) -> None:
+def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: bool,
+         resend: bool) -> None:
     """Rank, render and deliver each reader's digest, once per reader and local date."""
     from digest.deliver import backend_for
     from digest.send import send_digests
@@ -276,22 +278,36 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
     try:
         backend = backend_for(config)
         with _store(config) as store:
-            results = send_digests(config, store, readers, day, now, backend, dry_run=dry_run)
+            results = send_digests(config, store, readers, day, now, backend, dry_run=dry_run,
+                                   resend=resend)
     except DigestError as e:
         raise CliError(getattr(e, "problems", None) or str(e)) from None
     where = (f"SMTP {config.smtp.host}" if config.smtp else f"the outbox {config.digest.outbox}")
     words = {"sent": f"sent to {where}", "would-send": "would be sent",
              "already": "already done for this date; nothing sent", "skipped": "skipped",
-             "failed": "FAILED"}
+             "busy": "another run is sending it; nothing sent", "failed": "FAILED",
+             "unconfirmed": "UNCONFIRMED"}
     for r in results:
-        detail = f" ({r.detail})" if r.detail and r.state in ("skipped", "failed", "would-send") else ""
+        detail = f" ({r.detail})" if r.detail and r.state != "already" else ""
         click.echo(f"{r.reader} {r.day}: {words[r.state]}, {r.items} items{detail}")
+    if resend and not results:
+        click.echo("Nothing to resend: no digest" + (f" of {day}" if day else "")
+                   + " is unconfirmed.")
     if results and all(r.state == "already" for r in results):
         click.echo("Nothing to send: every digest of this date went out already.")
     failed = [r.reader for r in results if r.state == "failed"]
+    unsure = [f"{r.reader} ({r.day})" for r in results if r.state == "unconfirmed"]
+    problems = []
     if failed:
-        raise CliError(f"{len(failed)} of {len(results)} digests failed: {', '.join(failed)}; the "
-                       "others were delivered, and `digest send` retries the failed ones.")
+        problems.append(f"{len(failed)} of {len(results)} digests failed: {', '.join(failed)}; "
+                        "the others were delivered, and `digest send` (or `digest run`, "
+                        "after a wait) retries the failed ones.")
+    if unsure:
+        problems.append(f"{len(unsure)} digests are unconfirmed: {', '.join(unsure)}; they may "
+                        "have arrived, so they are not sent again by themselves: ask the "
+                        "readers, then `digest send --resend-unconfirmed` sends them again.")
+    if problems:
+        raise CliError(problems)
 
 
 @cli.command()
@@ -391,7 +407,8 @@ def _reader(config: Config, name: str):
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def feeds(ctx: click.Context) -> None:
-    """Health of each feed: last success, errors, next poll, URL changes."""
+    """Health of each feed (last success, errors, next poll, URL changes), refused readers and
+    digests that may not have arrived."""
     if ctx.invoked_subcommand:
         return
     config = _load(ctx)
@@ -400,6 +417,7 @@ def feeds(ctx: click.Context) -> None:
         states = {s.name: s for s in store.feed_states()}
         totals = store.feed_totals()
         readers = store.reader_states()
+        lost = store.lost_deliveries(datetime.now(UTC))
     table = Table("feed", "state", "entries", "last success", "errors", "next poll",
                   "url / last error")
     for name in config.feeds:
@@ -417,6 +435,9 @@ def feeds(ctx: click.Context) -> None:
     for reader, r in readers.items():
         if r["failing_since"] and reader in config.users:
             out.print(f"Reader {reader} is failing since {r['failing_since']}: {r['last_error']}")
+    for row in lost:
+        sentence = lost_report(row)
+        out.print(sentence[0].upper() + sentence[1:])
 
 
 @feeds.command(name="import")

@@ -139,7 +139,9 @@ FEED_SETTINGS = (
 
 USER_SETTINGS = (
     Setting("email", "email", "", "Where the digest goes.", required=True),
-    Setting("name", "str", "", "How the reader is greeted; default: the table name."),
+    Setting("name", "str", "", "How the reader is greeted; default: the table name. Only a "
+            "label: the table name is the reader's identity in the ledger and in links.",
+            attr="display_name"),
     Setting("timezone", "timezone", "", "IANA time zone; default [digest] timezone."),
     Setting("send_time", "time", "", "Local send time (HH:MM); default [digest] send_time."),
     Setting("max_items", "int", 0, "Items per digest; 0 means [digest] max_items.", minimum=0),
@@ -227,8 +229,9 @@ class FeedConfig:
 
 @dataclass(frozen=True)
 class UserConfig:
-    name: str
+    name: str  # the [users.NAME] key: identity in the ledger, votes and links
     email: str
+    display_name: str  # `name = "…"`, or the key: how the email greets them
     timezone: str
     send_time: dtime
     max_items: int
@@ -359,7 +362,7 @@ def parse_config(data: dict, path: Path) -> Config:
         v["timezone"] = v["timezone"] or digest.timezone
         v["send_time"] = v["send_time"] or digest.send_time
         v["max_items"] = v["max_items"] or digest.max_items
-        v["name"] = v["name"] or name
+        v["name"], v["display_name"] = name, v["display_name"] or name
         v["papers"] = v["papers"] or None
         v["popularity"] = ranking.popularity if v["popularity"] is None else v["popularity"]
         v["half_life"] = v["half_life"] or ranking.half_life

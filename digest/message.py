@@ -48,7 +48,7 @@ def build_message(config: Config, user: UserConfig, view: DigestView, html: str,
     domain = parseaddr(from_)[1].rpartition("@")[2] or "localhost"
     msg["Subject"] = clean_header(view.subject)
     msg["From"] = clean_header(from_)
-    msg["To"] = Address(display_name=clean_header(user.name), addr_spec=clean_header(user.email))
+    msg["To"] = Address(display_name=clean_header(user.display_name), addr_spec=clean_header(user.email))
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(user, view.date, domain)
     msg["List-Id"] = f"{clean_header(config.digest.title)} <digest.{domain}>"

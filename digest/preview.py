@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from digest.config import Config, load_config
 from digest.errors import DigestError
+from digest.ledger import lost_report
 from digest.links import VOTES, Links, load_secret
 from digest.models import iso_utc
 from digest.render import BUILTIN_TEMPLATES, Renderer, render_digests
@@ -149,6 +150,7 @@ class Preview:
             states = {s.name: s for s in store.feed_states()}
             totals = store.feed_totals()
             readers = store.reader_states()
+            lost = [lost_report(r) for r in store.lost_deliveries(self.now())]
         failing = [(name, r["failing_since"], r["last_error"]) for name, r in readers.items()
                    if r["failing_since"] and name in cfg.users]
         rows = []
@@ -160,7 +162,8 @@ class Preview:
                          "errors": s.error_count, "failing_since": s.failing_since,
                          "last_error": s.last_error, "next_poll": s.next_poll_at,
                          "location": feed.location})
-        return self.page("health.html", title=cfg.digest.title, rows=rows, failing=failing)
+        return self.page("health.html", title=cfg.digest.title, rows=rows, failing=failing,
+                         lost=lost)
 
 
 def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlette:

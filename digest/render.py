@@ -123,7 +123,7 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
     why = (f"You get this because {user.email} is a reader named {user.name!r} in the digest "
            f"configuration of this server.")
     return DigestView(
-        title=title, reader=user.name, date=day, day=digest.day.strftime("%A, %d %B %Y"),
+        title=title, reader=user.display_name, date=day, day=digest.day.strftime("%A, %d %B %Y"),
         subject=subject, preheader=preheader,
         sections=[SectionView("For you", items)]
         + ([SectionView("Trending", trending)] if trending else []),

@@ -35,9 +35,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest.config import Config, UserConfig, load_config
 from digest.deliver import backend_for
 from digest.errors import DigestError
+from digest.ledger import FAILED, PENDING, SKIPPED, lost_report
 from digest.models import iso_utc
 from digest.poll import poll
-from digest.send import send_digests
+from digest.send import send_digests, settle
 from digest.store import Store
 
 log = logging.getLogger("digest.run")
@@ -62,8 +63,9 @@ class Due:
 
 
 def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due], list[Due]]:
-    """(due now, missed beyond catch_up), for the readers' local today and yesterday, leaving
-    out dates the ledger already settled."""
+    """(due now, missed beyond catch_up), for the readers' local today and yesterday. Left
+    out: dates the ledger settled, rows another run holds, and failed rows before their
+    retry time (a refused address is tried hourly, not every minute)."""
     grace = timedelta(seconds=config.digest.catch_up)
     due, missed = [], []
     for u in config.users.values():
@@ -73,11 +75,13 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
             if at > now:
                 continue
             row = store.delivery(u.name, day.isoformat())
-            # 'failed' is settled too: the send already retried with backoff, and a refused
-            # address must not be retried every minute; `digest send` retries it by hand.
-            if row and row["state"] != "pending":
+            if row and (row.state not in (PENDING, FAILED) or row.held(now)):
                 continue
-            (due if now - at <= grace else missed).append(Due(u, day.isoformat(), now - at))
+            if now - at > grace:
+                if row is None or row.state == PENDING:  # a failed one stays failed, reported
+                    missed.append(Due(u, day.isoformat(), now - at))
+            elif row is None or row.state == PENDING or row.retry_at <= iso_utc(now):
+                due.append(Due(u, day.isoformat(), now - at))
     return due, missed
 
 
@@ -100,12 +104,13 @@ def send_tick(config: Config, now: datetime | None = None,
               stop: threading.Event | None = None) -> None:
     now = now or datetime.now(UTC)
     with Store(config.digest.database) as store:
+        settle(store, backend_for(config))  # an outbox file cut off by a crash is due again
         due, missed = due_digests(config, store, now)
         for m in missed:
-            if store.claim_delivery(m.user.name, m.day, now):
-                store.set_delivery(m.user.name, m.day, "skipped", now,
-                                   detail=f"missed: the scheduler was down until {_hours(m.late)} "
-                                          "after the send time, past [digest] catch_up")
+            if store.record_delivery(m.user.name, m.day, SKIPPED, now,
+                                     detail=f"missed: the scheduler was down until "
+                                            f"{_hours(m.late)} after the send time, past "
+                                            "[digest] catch_up"):
                 log.warning("send %s %s: missed (%s late), recorded as skipped", m.user.name,
                             m.day, _hours(m.late))
         by_day: dict[str, list[UserConfig]] = {}
@@ -115,8 +120,9 @@ def send_tick(config: Config, now: datetime | None = None,
             for day, users in sorted(by_day.items()):
                 for r in send_digests(config, store, users, day, now, backend_for(config),
                                       sleep=_wait_unless(stop)):
-                    log.info("send %s %s: %s, %d items%s", r.reader, r.day, r.state, r.items,
-                             f" ({r.detail})" if r.detail else "")
+                    level = logging.ERROR if r.state in ("failed", "unconfirmed") else logging.INFO
+                    log.log(level, "send %s %s: %s, %d items%s", r.reader, r.day, r.state,
+                            r.items, f" ({r.detail})" if r.detail else "")
         except Stopping:
             log.info("send: stopped during a retry wait; the digest stays pending and is sent "
                      "at the next start")
@@ -158,7 +164,9 @@ def run(config_path: Path, stop: threading.Event | None = None) -> None:
                                     job_defaults={"max_instances": 1, "coalesce": True,
                                                   "misfire_grace_time": None})
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
-    Store(config.digest.database).close()  # create or migrate it once, before any job
+    with Store(config.digest.database) as store:  # create or migrate it once, before any job
+        for row in store.lost_deliveries(datetime.now(UTC)):
+            log.error("send %s %s: %s", row.reader, row.day, lost_report(row))
     log.info("digest run: %d feeds, %d readers; catch-up window %s", len(config.feeds),
              len(config.users), _hours(timedelta(seconds=config.digest.catch_up)))
     _logged(poll_tick)(config)  # fresh entries first: a catch-up digest should include them
@@ -170,7 +178,10 @@ def run(config_path: Path, stop: threading.Event | None = None) -> None:
     scheduler.start()
     log.info("digest run: started %s", iso_utc(now))
     try:
-        stop.wait()
+        # Not a bare stop.wait(): a SIGTERM the kernel hands to another thread does not wake
+        # the main thread, and Python runs signal handlers only there.
+        while not stop.wait(0.5):
+            pass
     finally:
         log.info("digest run: stopping after the jobs under way")
         scheduler.shutdown(wait=True)

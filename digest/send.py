@@ -1,127 +1,296 @@
 """Send each reader's digest for a day exactly once, through the delivery ledger.
 
-The ledger row (reader, local date) moves pending → sending → sent | failed | skipped.
-'sending' is committed before the message is handed over (SMTP DATA, or the outbox write) and
-'sent' right after it is accepted. A row found in 'sending' for more than STALE belongs to a run that
-died in between (a younger one may be another run at work), and is resolved without sending
-again:
-- outbox: the file is written whole or not at all, so its presence says which: sent, or
-  failed (and then sent by the next run);
-- SMTP: the server may have accepted the message, so it is never resent; the row becomes
-  'sent' with the detail "unconfirmed", which `digest check` and the footer health show. A
-  duplicate email is the failure readers hate most; an unconfirmed one is reported.
-A temporary refusal (4xx, dropped connection) is retried `[smtp] retries` times with doubling
-waits; a permanent one (5xx) is not, and marks the reader failing until a send succeeds.
+The rules (states, owners, leases) are in ledger.py; this is the sequence. A run claims the
+rows it will send in one transaction, keeps their leases alive from a heartbeat thread, and
+for each reader commits 'sending' before the message goes out and 'sent' right after the
+server accepts. What may not have arrived becomes 'unconfirmed' and is never retried:
+- the connection broke after the whole message went out (deliver.Unconfirmed);
+- a row is found in 'sending' whose owner's lease lapsed (the run died mid-send). With the
+  outbox the file (written whole or not at all) tells which: sent, or pending again.
+A temporary refusal before the message went out (4xx, a refused or broken connection) is retried
+`[smtp] retries` times with doubling waits, the row still owned, so an overlapping run leaves
+it alone; a permanent one (5xx) is not, and marks the reader failing until a send succeeds.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 
 from digest.compose import local_day
 from digest.config import Config, UserConfig
-from digest.deliver import DeliveryError, Outbox, Outgoing, Smtp
+from digest.deliver import Aborted, DeliveryError, Outbox, Outgoing, Smtp, Unconfirmed
+from digest.errors import DigestError
+from digest.ledger import (
+    FAILED,
+    HEARTBEAT,
+    PENDING,
+    RETRY_FAILED,
+    RETRY_REFUSED,
+    SENDING,
+    SENT,
+    SETTLED,
+    SKIPPED,
+    UNCONFIRMED,
+    Delivery,
+    new_owner,
+    owner_pid,
+    owner_process,
+    resend_hint,
+)
 from digest.message import build_message
 from digest.models import iso_utc
 from digest.render import render_digests
 from digest.store import Store
 
-DONE = ("sending", "sent", "skipped")
-STALE = timedelta(minutes=15)  # longer than a send with all its SMTP timeouts and retries
-UNCONFIRMED = ("unconfirmed: the run stopped while the server was receiving it; not resent, "
-               "so that it cannot arrive twice")
+log = logging.getLogger("digest.send")
 
 
 @dataclass
 class SendResult:
     reader: str
     day: str
-    state: str  # sent | skipped | failed | already | would-send (dry run)
+    # sent | unconfirmed | skipped | failed | already | busy | would-send (dry run)
+    state: str
     items: int = 0
     detail: str = ""
 
 
-def resolve_interrupted(store: Store, backend: Outbox | Smtp, now: datetime) -> list[dict]:
-    """Settle rows left in 'sending' for longer than any live send takes (STALE): younger ones
-    may belong to another run that is sending right now (overlapping cron jobs)."""
-    cutoff = iso_utc(now - STALE)
-    rows = [r for r in store.interrupted_deliveries() if r["updated_at"] < cutoff]
-    for row in rows:
-        if isinstance(backend, Outbox) and not backend.delivered(row["reader"], row["day"]):
-            store.set_delivery(row["reader"], row["day"], "failed", now,
-                               detail="interrupted before the outbox file was written")
+def _clock() -> datetime:
+    """Ledger times are the wall clock of the moment (leases are compared across processes),
+    not the run's nominal `now`."""
+    return datetime.now(UTC)
+
+
+class Heartbeat:
+    """Renews every lease `owner` holds, every HEARTBEAT seconds, from its own connection, for
+    as long as the run works (SMTP waits and backoffs included). A killed process stops
+    beating, and its leases lapse.
+
+    Started by `beat()`, not on entry: the ranker forks its workers only in a single-threaded
+    process, so the thread starts once the first digest is ranked, renewing at once."""
+
+    def __init__(self, database: Path, owner: str, every: float = HEARTBEAT):
+        self.database, self.owner, self.every = database, owner, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="digest-lease", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        return self
+
+    def beat(self) -> None:
+        if not self.thread.is_alive() and not self.stop.is_set():
+            self._renew()
+            self.thread.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.every):
+            self._renew()
+
+    def _renew(self) -> None:
+        try:
+            with Store(self.database) as store:
+                store.renew_leases(self.owner, _clock())
+        except (sqlite3.Error, DigestError) as e:  # a locked or busy disk: try next beat
+            log.warning("lease renewal failed (%s); retrying in %.0f s", e, self.every)
+
+
+def reap_dead_owners(store: Store, now: datetime) -> list[str]:
+    """Lapse the leases of runs on this host whose process is gone (killed, crashed), so a
+    rerun need not wait out LEASE. Safe even if wrong: every step of a run is conditional on
+    its ownership, so a live run that lost a row can no longer send it."""
+    host, dead = socket.gethostname(), []
+    for owner in store.owners():
+        where = owner_process(owner)
+        if where and where[0] == host and where[1] != os.getpid() and not _alive(where[1]):
+            store.lapse(owner, now)
+            dead.append(owner)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def settle(store: Store, backend: Outbox | Smtp) -> list[Delivery]:
+    """What every send run and every scheduler tick does first: find the runs that died and
+    resolve what they left in 'sending'."""
+    reap_dead_owners(store, _clock())
+    return settle_orphans(store, backend, _clock())
+
+
+def settle_orphans(store: Store, backend: Outbox | Smtp, now: datetime) -> list[Delivery]:
+    """Resolve rows left in 'sending' by runs that are gone (lease lapsed), without sending."""
+    settled = []
+    for row in store.deliveries_in((SENDING,)):
+        if not row.orphaned(now):
+            continue  # a live run is sending it right now
+        who = owner_pid(row.owner)
+        if isinstance(backend, Outbox):
+            done = backend.delivered(row.reader, row.day)
+            state, detail = ((SENT, f"the run ({who}) stopped after writing the outbox file")
+                             if done else
+                             (PENDING, f"the run ({who}) stopped before writing the outbox "
+                                       "file; sent again"))
         else:
-            store.set_delivery(row["reader"], row["day"], "sent", now, detail=UNCONFIRMED)
-    return rows
+            state, detail = UNCONFIRMED, (f"the run ({who}) stopped while handing it to the SMTP "
+                                          "server, so it may have been delivered")
+        if store.settle_orphan(row, state, now, detail):
+            settled.append(row)
+            if state == UNCONFIRMED:
+                log.error("send %s %s: UNCONFIRMED: %s; %s", row.reader, row.day, detail,
+                          resend_hint(row.reader, row.day))
+    return settled
 
 
 def send_digests(config: Config, store: Store, users: list[UserConfig], day: str | None,
                  now: datetime, backend: Outbox | Smtp, dry_run: bool = False,
-                 sleep: Callable[[float], None] = time.sleep) -> list[SendResult]:
-    """Rank, render and deliver each reader's digest of `day` (default: their local today)."""
+                 sleep: Callable[[float], None] = time.sleep,
+                 resend: bool = False) -> list[SendResult]:
+    """Rank, render and deliver each reader's digest of `day` (default: their local today).
+    `resend`: only the unconfirmed digests, sent again on purpose (of `day`, or of every date
+    when it is None), as they were composed the first time."""
     results: list[SendResult] = []
     if not dry_run:
-        resolve_interrupted(store, backend, now)
+        settle(store, backend)
     readers = store.reader_states()
     unsubscribed = {n for n, r in readers.items() if r["unsubscribed_at"]}
     failing = {n for n, r in readers.items() if r["failing_since"]}
-    todo = []
-    for u in users:
-        d = local_day(u, day, now).isoformat()
+    owner = new_owner()
+    if resend:
+        wanted = [(u, r.day) for r in store.deliveries_in((UNCONFIRMED,), day)
+                  for u in users if u.name == r.reader]
+    else:
+        wanted = [(u, local_day(u, day, now).isoformat()) for u in users]
+    candidates: list[tuple[UserConfig, str]] = []
+    attempts: dict[tuple[str, str], int] = {}
+    for u, d in wanted:
         row = store.delivery(u.name, d)
+        attempts[u.name, d] = row.attempts if row else 0
         if u.name in unsubscribed:
             results.append(SendResult(u.name, d, "skipped", detail="unsubscribed"))
-        elif row and row["state"] in DONE:
-            results.append(SendResult(u.name, d, "already", row["items"], row["state"]))
+        elif row and not resend and row.state in SETTLED:
+            results.append(_settled(row))
+        elif row and row.held(_clock()) and row.owner != owner:
+            results.append(_busy(row))
         else:
-            todo.append(u)
+            candidates.append((u, d))
+    if not dry_run:
+        taken = store.claim_deliveries([(u.name, d) for u, d in candidates], owner, _clock(),
+                                       states=(UNCONFIRMED,) if resend else (PENDING, FAILED))
+        for u, d in candidates:
+            if (u.name, d) not in taken:  # another run claimed it between our read and now
+                row = store.delivery(u.name, d)  # it exists: the claim inserts missing rows
+                assert row is not None
+                results.append(_busy(row) if row.held(_clock()) else _settled(row))
+        candidates = [(u, d) for u, d in candidates if (u.name, d) in taken]
+    by_day: dict[str, list[UserConfig]] = {}
+    for u, d in candidates:
+        by_day.setdefault(d, []).append(u)
     try:
-        for done in render_digests(config, store, todo, day, now,
-                                   last_sent=store.last_delivered()):
-            results.append(_deliver(config, store, done, now, backend, dry_run, sleep,
-                                    done.digest.user.name in failing))
+        with Heartbeat(store.path, owner) as heartbeat:
+            for d, group in sorted(by_day.items()):
+                # A digest sent (or perhaps sent) before is recalled as it was composed.
+                for done in render_digests(config, store, group, d if resend else day, now,
+                                           last_sent=store.last_delivered()):
+                    if not dry_run:
+                        heartbeat.beat()
+                    user = done.digest.user
+                    if dry_run:
+                        results.append(SendResult(user.name, d, "would-send",
+                                                  _items(done), done.view.subject))
+                        continue
+                    results.append(_deliver(config, store, owner, done, backend, sleep,
+                                            user.name in failing, attempts[user.name, d],
+                                            resend))
     finally:
         backend.close()
+        if not dry_run:
+            store.release(owner)  # rows claimed and not reached (a stop) are free at once
     return results
 
 
-def _deliver(config, store, done, now, backend, dry_run, sleep, was_failing) -> SendResult:
+def _items(done) -> int:
+    return sum(len(s.items) for s in done.view.sections[:1])
+
+
+def _settled(row: Delivery) -> SendResult:
+    if row.state != UNCONFIRMED:
+        return SendResult(row.reader, row.day, "already", row.items, row.state)
+    return SendResult(row.reader, row.day, "unconfirmed", row.items,
+                      f"{row.detail}; not sent again; {resend_hint(row.reader, row.day)}")
+
+
+def _busy(row: Delivery) -> SendResult:
+    return SendResult(row.reader, row.day, "busy", row.items,
+                      f"another run ({owner_pid(row.owner)}) holds it until {row.lease_until}")
+
+
+def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing: bool,
+             tried: int, resend: bool) -> SendResult:
     user, d = done.digest.user, done.view.date
-    items = sum(len(s.items) for s in done.view.sections[:1])
-    if dry_run:
-        return SendResult(user.name, d, "would-send", items, done.view.subject)
-    if store.claim_delivery(user.name, d, now) is None:  # another run got here first
-        return SendResult(user.name, d, "already", items)
+    items = _items(done)
     window_end = iso_utc(done.digest.until)
-    if items == 0 and config.digest.empty_day == "skip":
-        store.set_delivery(user.name, d, "skipped", now, window_end=window_end,
-                           detail="nothing above the threshold (empty_day = \"skip\")")
+    if items == 0 and config.digest.empty_day == "skip" and not resend:
+        store.advance(user.name, d, owner, SKIPPED, _clock(), window_end=window_end,
+                      detail="nothing above the threshold (empty_day = \"skip\")")
         return SendResult(user.name, d, "skipped", 0, "nothing new above the threshold")
-    msg = build_message(config, user, done.view, done.html, done.text, now)
-    content = done.digest.to_json()
+    msg = build_message(config, user, done.view, done.html, done.text, _clock())
     out = Outgoing.of(msg, user.name, d)
     retries = config.smtp.retries if config.smtp else 1
     wait = config.smtp.retry_wait if config.smtp else 0
     for attempt in range(1, retries + 1):
-        store.set_delivery(user.name, d, "sending", now, attempts=attempt, items=items,
-                           message_id=msg["Message-ID"], window_end=window_end,
-                           content=content)
+        def sending(attempt=attempt) -> bool:  # committed just before the message goes out
+            return store.advance(user.name, d, owner, SENDING, _clock(), attempts=tried + attempt,
+                                 items=items, message_id=msg["Message-ID"],
+                                 window_end=window_end, content=done.digest.to_json())
+
         try:
-            backend.send(out)
+            backend.send(out, sending)
+        except Aborted:
+            return SendResult(user.name, d, "busy", items, "this run lost its hold on it (its "
+                              "lease lapsed while it was stopped); not sent by this run")
+        except Unconfirmed as e:
+            store.advance(user.name, d, owner, UNCONFIRMED, _clock(), detail=str(e))
+            log.error("send %s %s: UNCONFIRMED: %s %s", user.name, d, e, resend_hint(user.name, d))
+            return SendResult(user.name, d, "unconfirmed", items,
+                              f"{e} {resend_hint(user.name, d).capitalize()}.")
         except DeliveryError as e:
             if e.permanent or attempt == retries:
                 detail = str(e) if e.permanent else f"{e} Gave up after {attempt} attempts."
-                store.set_delivery(user.name, d, "failed", now, detail=detail)
+                retry = _clock() + (RETRY_REFUSED if e.permanent else RETRY_FAILED)
+                store.advance(user.name, d, owner, FAILED, _clock(), detail=detail,
+                              retry_at=iso_utc(retry), attempts=tried + attempt)
                 if e.permanent:
-                    store.set_reader(user.name, failing_since=iso_utc(now), last_error=str(e))
+                    store.set_reader(user.name, failing_since=iso_utc(_clock()),
+                                     last_error=str(e))
                 return SendResult(user.name, d, "failed", items, detail)
-            store.set_delivery(user.name, d, "pending", now, detail=str(e))
+            # Still owned while it waits: an overlapping run must not send it meanwhile.
+            store.advance(user.name, d, owner, PENDING, _clock(), detail=str(e),
+                          attempts=tried + attempt)
             sleep(wait * 2 ** (attempt - 1))
             continue
-        store.set_delivery(user.name, d, "sent", now, detail="")
+        store.advance(user.name, d, owner, SENT, _clock(), detail="resent on request"
+                      if resend else "")
         if was_failing:  # a success clears the mark (and costs no write otherwise)
             store.set_reader(user.name, failing_since="", last_error="")
         return SendResult(user.name, d, "sent", items)

@@ -21,6 +21,7 @@ from pathlib import Path
 import sqlite_utils
 
 from digest.errors import StoreError
+from digest.ledger import EMAIL, FAILED, LEASE, PENDING, SENDING, UNCONFIRMED, Delivery
 from digest.models import Entry, FeedState, PollResult, iso_utc
 from digest.normalize import content_hash
 
@@ -163,12 +164,46 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE deliveries ADD COLUMN content TEXT NOT NULL DEFAULT '';
     """,
+    # 7: exactly once under concurrency (ledger.py): a row is keyed by channel too, names its
+    # owner and lease, has the state 'unconfirmed' (was 'sent' with an "unconfirmed" detail) and
+    # a retry time for failed rows. SQLite cannot change a CHECK, so the table is rebuilt.
+    """
+    CREATE TABLE deliveries_v7 (
+        reader TEXT NOT NULL,
+        day TEXT NOT NULL,
+        channel TEXT NOT NULL DEFAULT 'email',
+        state TEXT NOT NULL CHECK (state IN
+            ('pending', 'sending', 'sent', 'unconfirmed', 'failed', 'skipped')),
+        owner TEXT NOT NULL DEFAULT '',
+        lease_until TEXT NOT NULL DEFAULT '',
+        retry_at TEXT NOT NULL DEFAULT '',
+        message_id TEXT NOT NULL DEFAULT '',
+        window_end TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        items INTEGER NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        content TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (reader, day, channel)
+    ) WITHOUT ROWID;
+    INSERT INTO deliveries_v7 (reader, day, state, message_id, window_end, attempts, items,
+                               detail, updated_at, content)
+        SELECT reader, day, CASE WHEN state = 'sent' AND detail LIKE 'unconfirmed%'
+                                 THEN 'unconfirmed' ELSE state END,
+               message_id, window_end, attempts, items, detail, updated_at, content
+        FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v7 RENAME TO deliveries;
+    CREATE INDEX deliveries_state ON deliveries(state);
+    CREATE INDEX deliveries_owner ON deliveries(owner) WHERE owner != '';
+    """,
 ]
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
                   "fetched", "popularity", "analysis")
 
 _FEED_FIELDS = [f.name for f in fields(FeedState)]
+_DELIVERY_COLUMNS = ", ".join(f.name for f in fields(Delivery))
 
 
 class Store:
@@ -212,15 +247,27 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self) -> None:
-        current = self.schema_version
-        if current > len(MIGRATIONS):
-            raise StoreError(f"the database {str(self.path)!r} has schema version {current}, "
-                             f"newer than this digest understands ({len(MIGRATIONS)}); upgrade "
-                             "digest.")
-        for version in range(current + 1, len(MIGRATIONS) + 1):
-            # Each migration and its version bump commit together, or not at all.
-            self.db.conn.executescript("BEGIN;" + MIGRATIONS[version - 1]
-                                       + f";PRAGMA user_version = {version};COMMIT;")
+        if self.schema_version == len(MIGRATIONS):
+            return
+        # Under the write lock, and the version read again inside it: two processes opening a
+        # new database at once must not both run a migration. Statement by statement, since
+        # executescript would commit the transaction first.
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = self.schema_version
+            if current > len(MIGRATIONS):
+                raise StoreError(f"the database {str(self.path)!r} has schema version {current},"
+                                 f" newer than this digest understands ({len(MIGRATIONS)}); "
+                                 "upgrade digest.")
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
 
     # -- feeds ------------------------------------------------------------------------------
 
@@ -403,58 +450,143 @@ class Store:
             self.db.conn.executemany("UPDATE entries SET analysis = ? WHERE id = ?",
                                      [(a, i) for i, a in items])
 
-    # -- delivery ledger --------------------------------------------------------------------
+    # -- delivery ledger (rules in ledger.py) ------------------------------------------------
 
-    def delivery(self, reader: str, day: str) -> dict | None:
-        cur = self.db.execute("SELECT * FROM deliveries WHERE reader = ? AND day = ?", [reader, day])
-        row = cur.fetchone()
-        return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+    def delivery(self, reader: str, day: str, channel: str = EMAIL) -> Delivery | None:
+        rows = self._deliveries("WHERE reader = ? AND day = ? AND channel = ?",
+                                [reader, day, channel])
+        return rows[0] if rows else None
 
-    def deliveries(self, reader: str | None = None, limit: int = 200) -> list[dict]:
-        cur = self.db.execute("SELECT * FROM deliveries" + (" WHERE reader = ?" if reader else "")
-                              + " ORDER BY day DESC, reader LIMIT ?",
-                              ([reader] if reader else []) + [limit])
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    def deliveries(self, reader: str | None = None, limit: int = 200) -> list[Delivery]:
+        return self._deliveries(("WHERE reader = ? " if reader else "")
+                                + "ORDER BY day DESC, reader LIMIT ?",
+                                ([reader] if reader else []) + [limit])
+
+    def deliveries_in(self, states: tuple[str, ...], day: str | None = None) -> list[Delivery]:
+        """Every row in these states (of `day`, or of any date), however old: a capped
+        recent-first scan could miss one."""
+        where = f"WHERE state IN ({','.join('?' * len(states))})"
+        return self._deliveries(where + (" AND day = ?" if day else "") + " ORDER BY day, reader",
+                                list(states) + ([day] if day else []))
+
+    def lost_deliveries(self, now: datetime) -> list[Delivery]:
+        """Digests that may never have arrived and that nothing sends by itself (ledger:
+        Delivery.lost), of any age."""
+        return [r for r in self.deliveries_in((UNCONFIRMED, SENDING)) if r.lost(now)]
+
+    def _deliveries(self, tail: str, params: list) -> list[Delivery]:
+        cur = self.db.execute(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries {tail}", params)
+        return [Delivery(*r) for r in cur.fetchall()]
 
     def sent_contents(self, days: list[str]) -> dict[tuple[str, str], str]:
-        """(reader, day) → what the digest held, for the digests of `days` that were sent."""
+        """(reader, day) → what the digest held, for the digests of `days` that went out (or
+        may have: unconfirmed)."""
         return {(r, d): c for r, d, c in self._in_query(
-            "SELECT reader, day, content FROM deliveries WHERE state = 'sent' AND content != ''"
-            " AND day IN ({})", [], sorted(set(days)))}
+            "SELECT reader, day, content FROM deliveries WHERE state IN ('sent', 'unconfirmed')"
+            " AND content != '' AND channel = 'email' AND day IN ({})", [], sorted(set(days)))}
 
-    def claim_delivery(self, reader: str, day: str, now: datetime) -> str | None:
-        """Take (reader, day) for sending: insert it as 'pending', or take back a 'pending' or
-        'failed' row. Returns None when it is already 'sending', 'sent' or 'skipped': a second
-        run, or one racing this one, must not send it again. Atomic (one write transaction)."""
+    def claim_deliveries(self, keys: list[tuple[str, str]], owner: str, now: datetime,
+                         states: tuple[str, ...] = (PENDING, FAILED),
+                         channel: str = EMAIL) -> set[tuple[str, str]]:
+        """Take the (reader, day) rows that are in `states` and held by no live run (a row
+        not there yet is created 'pending'), for `owner` until now + LEASE. One write
+        transaction: of two runs claiming at once, each row goes to exactly one. Returns the
+        keys taken."""
+        at, until = iso_utc(now), iso_utc(now + LEASE)
+        taken = set()
+        marks = ",".join("?" * len(states))
         with self.db.conn:
-            self.db.execute("INSERT OR IGNORE INTO deliveries (reader, day, state, updated_at) "
-                            "VALUES (?, ?, 'pending', ?)", [reader, day, iso_utc(now)])
-            cur = self.db.execute(
-                "UPDATE deliveries SET state = 'pending', updated_at = ? WHERE reader = ? AND "
-                "day = ? AND state IN ('pending', 'failed')", [iso_utc(now), reader, day])
-            return "pending" if cur.rowcount == 1 else None
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (reader, day, channel, state, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?)", [(r, d, channel, at) for r, d in keys])
+            for reader, day in keys:
+                cur = self.db.execute(
+                    "UPDATE deliveries SET owner = ?, lease_until = ?, updated_at = ? "
+                    "WHERE reader = ? AND day = ? AND channel = ? "
+                    f"AND state IN ({marks}) AND (owner = '' OR owner = ? OR lease_until <= ?)",
+                    [owner, until, at, reader, day, channel, *states, owner, at])
+                if cur.rowcount == 1:
+                    taken.add((reader, day))
+        return taken
 
-    def set_delivery(self, reader: str, day: str, state: str, now: datetime, **fields) -> None:
-        """Move a ledger row to `state` and commit at once: 'sending' must be on disk before
-        the SMTP DATA command, 'sent' right after the server accepts."""
+    def advance(self, reader: str, day: str, owner: str, state: str, now: datetime,
+                channel: str = EMAIL, **fields) -> bool:
+        """Move an owned row to `state` and commit at once ('sending' must be on disk before
+        the message goes out, 'sent' right after the server accepts). A settled state lets
+        go of the row. False, and nothing written, when `owner` no longer holds it."""
+        cols = {"state": state, "updated_at": iso_utc(now), **fields}
+        if state not in (PENDING, SENDING):
+            cols |= {"owner": "", "lease_until": ""}
+        sets = ", ".join(f"{k} = :{k}" for k in cols)
+        with self.db.conn:
+            cur = self.db.execute(
+                f"UPDATE deliveries SET {sets} WHERE reader = :reader AND day = :day "
+                "AND channel = :channel AND owner = :me",
+                {**cols, "reader": reader, "day": day, "channel": channel, "me": owner})
+        return cur.rowcount == 1
+
+    def settle_orphan(self, row: Delivery, state: str, now: datetime, detail: str) -> bool:
+        """Resolve a row left in 'sending' by a run that is gone, if nobody did meanwhile."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "UPDATE deliveries SET state = ?, detail = ?, owner = '', lease_until = '', "
+                "updated_at = ? WHERE reader = ? AND day = ? AND channel = ? AND state = 'sending'"
+                " AND owner = ? AND lease_until <= ?",
+                [state, detail, iso_utc(now), row.reader, row.day, row.channel, row.owner,
+                 iso_utc(now)])
+        return cur.rowcount == 1
+
+    def renew_leases(self, owner: str, now: datetime) -> int:
+        """Extend every lease `owner` holds to now + LEASE (its heartbeat)."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE owner = ? AND state IN "
+                "('pending', 'sending')", [iso_utc(now + LEASE), owner])
+        return cur.rowcount
+
+    def owners(self) -> list[str]:
+        """The runs holding rows now (or that did, their leases not yet lapsed)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT owner FROM deliveries WHERE owner != ''")]
+
+    def lapse(self, owner: str, now: datetime) -> int:
+        """End `owner`'s leases now: it is known to be dead (see send.reap_dead_owners)."""
+        with self.db.conn:
+            cur = self.db.execute("UPDATE deliveries SET lease_until = ? WHERE owner = ? AND "
+                                  "lease_until > ?", [iso_utc(now), owner, iso_utc(now)])
+        return cur.rowcount
+
+    def release(self, owner: str) -> int:
+        """Let go of the rows `owner` claimed and did not get to, so the next run may take them
+        at once rather than after the lease. Rows in 'sending' stay held: they lapse."""
+        with self.db.conn:
+            cur = self.db.execute("UPDATE deliveries SET owner = '', lease_until = '' WHERE "
+                                  "owner = ? AND state IN ('pending', 'failed')", [owner])
+        return cur.rowcount
+
+    def record_delivery(self, reader: str, day: str, state: str, now: datetime,
+                        channel: str = EMAIL, **fields) -> bool:
+        """Settle an unowned row that no run holds (the scheduler's "missed" mark). False when
+        another run holds or settled it."""
         cols = {"state": state, "updated_at": iso_utc(now), **fields}
         sets = ", ".join(f"{k} = :{k}" for k in cols)
         with self.db.conn:
-            self.db.execute(f"UPDATE deliveries SET {sets} WHERE reader = :reader AND day = :day",
-                            {**cols, "reader": reader, "day": day})
-
-    def interrupted_deliveries(self) -> list[dict]:
-        """Rows in 'sending', however old: a capped recent-first scan could miss one."""
-        cur = self.db.execute("SELECT * FROM deliveries WHERE state = 'sending'")
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            self.db.execute("INSERT OR IGNORE INTO deliveries (reader, day, channel, state, "
+                            "updated_at) VALUES (?, ?, ?, 'pending', ?)",
+                            [reader, day, channel, iso_utc(now)])
+            cur = self.db.execute(
+                f"UPDATE deliveries SET {sets} WHERE reader = :reader AND day = :day AND "
+                "channel = :channel AND state IN ('pending', 'failed') AND "
+                "(owner = '' OR lease_until <= :at)",
+                {**cols, "reader": reader, "day": day, "channel": channel, "at": iso_utc(now)})
+        return cur.rowcount == 1
 
     def last_delivered(self) -> dict[str, datetime]:
-        """Reader → end of the window of their last digest sent or skipped: the next one
-        starts there."""
+        """Reader → end of the window of their last digest sent (or maybe sent) or skipped:
+        the next one starts there."""
         rows = self.db.execute("SELECT reader, max(window_end) FROM deliveries WHERE state IN "
-                               "('sent', 'skipped') AND window_end != '' GROUP BY reader")
+                               "('sent', 'unconfirmed', 'skipped') AND window_end != '' "
+                               "AND channel = 'email' GROUP BY reader")
         return {r: datetime.fromisoformat(t) for r, t in rows}
 
     def reader_states(self) -> dict[str, dict]:
@@ -531,6 +663,18 @@ class Store:
         cur = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", ([feed] if feed else []) + [limit])
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (a trigger body holds semicolons of its own)."""
+    out, buf = [], ""
+    for piece in script.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf.strip())
+            buf = ""
+    return out
 
 
 _INSERT_ENTRY = ("INSERT INTO entries (id, canonical, title, link, summary_html, summary_text, authors,"

@@ -45,12 +45,11 @@ def test_one_digest_per_local_date_across_dst(project, tz, change, send_time):
             due, missed = due_digests(config, s, now)
             for m in missed:  # only the day before the first: its time was before the start
                 assert m.day == (change - timedelta(days=3)).isoformat()
-                assert s.claim_delivery(m.user.name, m.day, now)
-                s.set_delivery(m.user.name, m.day, "skipped", now)
+                assert s.record_delivery(m.user.name, m.day, "skipped", now)
             for d in due:
                 fired.setdefault(d.day, []).append(now)
-                assert s.claim_delivery(d.user.name, d.day, now)
-                s.set_delivery(d.user.name, d.day, "sent", now)
+                assert s.claim_deliveries([(d.user.name, d.day)], "me", now)
+                assert s.advance(d.user.name, d.day, "me", "sent", now)
             now += timedelta(minutes=5)
     days = [(change + timedelta(days=k)).isoformat() for k in (-2, -1, 0, 1)]
     assert sorted(fired) == days
@@ -75,14 +74,14 @@ def test_catch_up_after_downtime_and_missed_beyond_the_window(project):
     outbox = list((project.root / "outbox").rglob("*.eml"))
     assert [p.relative_to(project.root / "outbox").as_posix() for p in outbox] == ["2026-11-22/ada.eml"]
     with project.store() as s:
-        assert s.delivery("ada", "2026-11-22")["state"] == "sent"
+        assert s.delivery("ada", "2026-11-22").state == "sent"
     # Down again from the 23rd's 07:00 until 12:00: 5 h late, past catch_up = 4h.
     late = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     with time_machine.travel(late, tick=False):
         send_tick(config, late)
     with project.store() as s:
         row = s.delivery("ada", "2026-11-23")
-    assert row["state"] == "skipped" and row["detail"].startswith("missed:")
+    assert row.state == "skipped" and row.detail.startswith("missed:")
     assert len(list((project.root / "outbox").rglob("*.eml"))) == 1
     check = project.run("check")
     assert check.exit_code == 0
@@ -133,9 +132,9 @@ def test_stopping_ends_a_retry_wait_and_the_next_start_sends(project, smtp_serve
         send_tick(config, NOW, stop=stop)
         with project.store() as s:
             row = s.delivery("ada", "2026-11-22")
-        assert row["state"] == "pending" and row["attempts"] == 1 and "451" in row["detail"]
+        assert row.state == "pending" and row.attempts == 1 and "451" in row.detail
         assert smtp_server.messages == []
         send_tick(config, NOW)  # the next start
     with project.store() as s:
-        assert s.delivery("ada", "2026-11-22")["state"] == "sent"
+        assert s.delivery("ada", "2026-11-22").state == "sent"
     assert len(smtp_server.messages) == 1

@@ -14,7 +14,8 @@ from conftest import Recorder, free_port
 from test_render import NORMAL, NOW, write_project
 
 from digest.deliver import Outbox, Smtp, backend_for
-from digest.send import UNCONFIRMED, send_digests
+from digest.ledger import LEASE
+from digest.send import send_digests
 
 
 def smtp_section(port: int) -> str:
@@ -59,7 +60,7 @@ def test_smtp_message_structure_and_exactly_once(project, smtp_server):
     assert len(smtp_server.messages) == 1
     with project.store() as s:
         row = s.delivery("ada", "2026-11-22")
-    assert row["state"] == "sent" and row["message_id"] == msg["Message-ID"] and row["attempts"] == 1
+    assert row.state == "sent" and row.message_id == msg["Message-ID"] and row.attempts == 1
 
 
 def test_temporary_refusals_are_retried_with_backoff(project, smtp_server):
@@ -70,7 +71,7 @@ def test_temporary_refusals_are_retried_with_backoff(project, smtp_server):
     assert len(smtp_server.messages) == 1
     assert waits == [10, 20]  # retry_wait, doubled
     with project.store() as s:
-        assert s.delivery("ada", "2026-11-22")["attempts"] == 3
+        assert s.delivery("ada", "2026-11-22").attempts == 3
 
 
 def test_permanent_refusal_is_not_retried_and_marks_the_reader(project, smtp_server):
@@ -81,7 +82,7 @@ def test_permanent_refusal_is_not_retried_and_marks_the_reader(project, smtp_ser
     assert "refused the digest for ada <ada@example.org> for good (550 5.1.1 mailbox unavailable)" in result.detail
     with project.store() as s:
         assert s.reader_states()["ada"]["failing_since"]
-        assert s.delivery("ada", "2026-11-22")["state"] == "failed"
+        assert s.delivery("ada", "2026-11-22").state == "failed"
     check = project.run("check")
     assert "reader ada is failing" in check.output and "550" in check.output
     assert "Reader ada is failing since" in project.run("feeds").output
@@ -105,27 +106,31 @@ def test_crash_between_sending_and_sent_never_sends_twice(project, smtp_server):
         pass
 
     class DiesAfterData(Smtp):
-        def send(self, out):
-            super().send(out)
+        def send(self, out, commit):
+            super().send(out, commit)
             raise Crash  # the process dies after the server accepted, before 'sent'
 
     with pytest.raises(Crash):
         run(project, config, backend=DiesAfterData(config.smtp))
     with project.store() as s:
-        assert s.delivery("ada", "2026-11-22")["state"] == "sending"
-    (result,), _ = run(project, config)  # a restart at once: maybe another run at work; leave it
-    assert result.state == "already" and len(smtp_server.messages) == 1
+        assert s.delivery("ada", "2026-11-22").state == "sending"
+    (result,), _ = run(project, config)  # a restart at once: the dead run's lease still holds
+    assert result.state == "busy" and len(smtp_server.messages) == 1
+    assert "holds it until" in result.detail
     with project.store() as s:
-        assert s.delivery("ada", "2026-11-22")["state"] == "sending"
-    later = NOW + timedelta(minutes=20)
-    with project.store() as s, time_machine.travel(later, tick=False):  # the restart, later
+        assert s.delivery("ada", "2026-11-22").state == "sending"
+    later = NOW + LEASE + timedelta(seconds=1)
+    with project.store() as s, time_machine.travel(later, tick=False):  # the lease has lapsed
         (result,) = send_digests(config, s, [config.users["ada"]], "2026-11-22", later,
                                  backend_for(config), sleep=lambda _: None)
         row = s.delivery("ada", "2026-11-22")
-    assert result.state == "already" and len(smtp_server.messages) == 1
-    assert row["state"] == "sent" and row["detail"] == UNCONFIRMED
-    check = project.run("check")  # reported, not silent
-    assert "the digest of ada for 2026-11-22 is unconfirmed: the run stopped" in check.output
+    assert result.state == "unconfirmed" and len(smtp_server.messages) == 1
+    assert row.state == "unconfirmed" and "stopped while handing it to the SMTP server" in row.detail
+    assert "--resend-unconfirmed" in result.detail
+    with time_machine.travel(later, tick=False):
+        check = project.run("check")  # reported, not silent
+    assert "the digest of ada for 2026-11-22 is unconfirmed" in check.output
+    assert "digest send ada --date 2026-11-22 --resend-unconfirmed" in check.output
 
 
 def test_outbox_is_the_default_and_recovers_from_a_crash(project):
@@ -136,7 +141,8 @@ def test_outbox_is_the_default_and_recovers_from_a_crash(project):
         pass
 
     class DiesBeforeWriting(Outbox):
-        def send(self, out):
+        def send(self, out, commit):
+            assert commit()  # 'sending' is on disk; then the process dies
             raise Crash
 
     with pytest.raises(Crash):
@@ -160,9 +166,9 @@ def test_empty_day(project, mode):
     with project.store() as s:
         row = s.delivery("ada", "2026-11-22")
     if mode == "skip":
-        assert result.state == "skipped" and not eml.exists() and row["state"] == "skipped"
+        assert result.state == "skipped" and not eml.exists() and row.state == "skipped"
     else:
-        assert result.state == "sent" and eml.exists() and row["state"] == "sent"
+        assert result.state == "sent" and eml.exists() and row.state == "sent"
         assert "Nothing new scored above your threshold today" in eml.read_text()
 
 

@@ -164,3 +164,55 @@ def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):
     with Store(tmp_path / "d.db") as other:
         assert other.term_ids(["bee", "pollen"])["bee"] == first["bee"]
     assert store.term_ids(["pollen"], add=False)["pollen"] not in (*first.values(), more["nectar"])
+
+
+def test_ledger_migration_keeps_every_row_and_names_unconfirmed_ones(tmp_path):
+    """A database from before owners and leases (schema 6): an unconfirmed digest recorded as
+    'sent' becomes 'unconfirmed'; a row left in 'sending' has no lease, so it counts as lost."""
+    from digest.store import _statements
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for version, script in enumerate(MIGRATIONS[:6], 1):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.executemany(
+        "INSERT INTO deliveries (reader, day, state, detail, updated_at, content) VALUES (?, ?, ?, ?, ?, '')",
+        [("ada", "2026-11-01", "sent", "", "2026-11-01T07:00:00Z"),
+         ("ada", "2026-11-02", "sent", "unconfirmed: the run stopped", "2026-11-02T07:00:00Z"),
+         ("bob", "2026-11-02", "sending", "", "2026-11-02T07:00:00Z")])
+    conn.commit()
+    conn.close()
+    with Store(path) as s:
+        assert s.schema_version == len(MIGRATIONS)
+        rows = {(r.reader, r.day): r for r in s.deliveries()}
+        lost = {(r.reader, r.day) for r in s.lost_deliveries(datetime(2026, 12, 1, tzinfo=UTC))}
+    assert rows["ada", "2026-11-01"].state == "sent" and rows["ada", "2026-11-01"].channel == "email"
+    assert rows["ada", "2026-11-02"].state == "unconfirmed"
+    assert lost == {("ada", "2026-11-02"), ("bob", "2026-11-02")}
+
+
+def test_connections_creating_one_database_at_once(tmp_path):
+    """All migrate under the write lock, reading the version inside it: no "table exists"."""
+    import threading
+
+    for i in range(5):
+        path, errors = tmp_path / f"new{i}.db", []
+        start = threading.Barrier(4)
+
+        def open_it(path=path, start=start, errors=errors):
+            start.wait()
+            try:
+                Store(path).close()
+            except StoreError as e:
+                errors.append(str(e))
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        with Store(path) as s:
+            assert s.schema_version == len(MIGRATIONS)

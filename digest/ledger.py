@@ -1,0 +1,104 @@
+"""The delivery ledger's rules: its states, its typed row, and who may touch a row. Pure: no
+I/O here; the SQL is in store.py and the sending in send.py.
+
+One row per (reader, local date, channel). Its life:
+
+    pending ──claim──▶ pending, owned ──▶ sending ──▶ sent | unconfirmed | failed | skipped
+       ▲                   │   ▲              (owned)
+       └── lease lapses ───┘   └── 4xx before the message went out: waits, still owned
+
+- **Owner and lease.** A run takes a row only in one write transaction, and only if no live run
+  holds it: the row names its owner (host, pid and a random id) and a lease that the owner
+  renews every HEARTBEAT while it works, waits included. A crashed owner's lease lapses after
+  LEASE; a slow one's never does. Every later step is conditional on the owner, so a run that
+  lost its row (its lease lapsed while it was stopped) can no longer send it.
+- **sending** is committed before the first byte of the message leaves, so at most one run
+  ever hands a given row to the server.
+- **unconfirmed**: the server may have the message (the connection broke after the whole
+  message went out, or the owner died in 'sending'), so it is never sent again by itself:
+  `digest check` names it, and `digest send --resend-unconfirmed` is the deliberate resend.
+- **failed**: the server said no, or temporary failures outlasted the retries. `digest run`
+  tries again after RETRY_FAILED (permanent refusals after RETRY_REFUSED), within catch_up;
+  `digest send` tries again at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from digest.models import iso_utc
+
+PENDING, SENDING, SENT, UNCONFIRMED, FAILED, SKIPPED = (
+    "pending", "sending", "sent", "unconfirmed", "failed", "skipped")
+SETTLED = (SENT, UNCONFIRMED, SKIPPED)  # never sent again without an operator asking
+EMAIL = "email"
+
+LEASE = timedelta(minutes=2)
+HEARTBEAT = 20.0  # seconds between lease renewals: a sixth of LEASE, so a busy disk is no risk
+RETRY_FAILED = timedelta(minutes=15)
+RETRY_REFUSED = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    reader: str
+    day: str  # the reader's local date, YYYY-MM-DD
+    channel: str
+    state: str
+    owner: str  # the run holding the row, '' for none
+    lease_until: str  # ISO UTC; the owner's hold lapses then
+    retry_at: str  # failed rows: when `digest run` tries again
+    message_id: str
+    window_end: str  # the next digest starts here
+    attempts: int  # hand-overs tried, over all runs
+    items: int
+    detail: str  # last error, or why skipped / unconfirmed
+    updated_at: str
+    content: str  # compose.Digest.to_json, written before the send
+
+    def held(self, now: datetime) -> bool:
+        """A live run holds it (its lease has not lapsed). Store.claim_deliveries asks the same
+        inside its transaction."""
+        return bool(self.owner) and self.lease_until > iso_utc(now)
+
+    def orphaned(self, now: datetime) -> bool:
+        """Left in 'sending' by a run that is gone: the server may or may not have it."""
+        return self.state == SENDING and not self.held(now)
+
+    def lost(self, now: datetime) -> bool:
+        """A digest that may never have arrived and that nothing will send by itself."""
+        return self.state == UNCONFIRMED or self.orphaned(now)
+
+
+def new_owner() -> str:
+    """An owner id that tells an operator where the run was: host, pid, and a random part so
+    that a reused pid is a different owner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_process(owner: str) -> tuple[str, int] | None:
+    """(host, pid) of an owner id made by new_owner."""
+    parts = owner.split(":")
+    return (parts[0], int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def owner_pid(owner: str) -> str:
+    parts = owner.split(":")
+    return f"pid {parts[1]} on {parts[0]}" if len(parts) == 3 else owner or "an unknown run"
+
+
+def resend_hint(reader: str, day: str) -> str:
+    return f"`digest send {reader} --date {day} --resend-unconfirmed` sends it again"
+
+
+def lost_report(row: Delivery) -> str:
+    """One sentence for `digest check`, `digest feeds`, /health and the run log."""
+    why = (row.detail if row.state == UNCONFIRMED else
+           f"left in 'sending' by a run that stopped ({owner_pid(row.owner)}) at "
+           f"{row.updated_at}")
+    return (f"the digest of {row.reader} for {row.day} is unconfirmed ({why}); ask the reader "
+            f"whether it arrived, and if not, {resend_hint(row.reader, row.day)}.")
