@@ -193,7 +193,11 @@ class Smtp:
         if code != 354:
             self._reset()
             raise _reply_error(code, text, to)
-        data = _DOT.sub(b"..", out.data)  # RFC 5321 4.5.2 dot-stuffing, as smtplib does
+        # RFC 5321 4.5.2 dot-stuffing. The regex costs 0.4 ms on 50 kB; a scan that finds no
+        # line starting with "." (the usual digest) costs a fraction of that.
+        data = out.data
+        if data.startswith(b".") or b"\n." in data:
+            data = _DOT.sub(b"..", data)
         data += (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n"
         try:
             conn.send(data)  # sendall: if it fails, the final "." never left, so no delivery

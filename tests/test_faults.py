@@ -258,3 +258,20 @@ def test_ranking_inside_a_send_may_still_fork(project, monkeypatch):
     monkeypatch.setattr(digest.send, "render_digests", spy)
     (r,), _ = run(project, config)
     assert r.state == "sent" and seen == [1]
+
+
+def test_lines_starting_with_a_dot_arrive_intact(project, smtp_server):
+    """Dot-stuffing (RFC 5321 4.5.2) is skipped when no line starts with "."; when one does,
+    the server must still get it back unstuffed."""
+    from digest.deliver import Outgoing
+
+    config = smtp_project(project, smtp_server.port)
+    body = b"Subject: dots\r\n\r\n.leading dot\r\nplain\r\n..two dots\r\n.\r\nend\r\n"
+    backend = backend_for(config)
+    backend.send(Outgoing("ada", "2026-11-22", "digest@example.org", "ada@example.org", body))
+    backend.send(Outgoing("ada", "2026-11-23", "digest@example.org", "ada@example.org",
+                          b"Subject: none\r\n\r\nno dots here\r\n"))
+    backend.close()
+    first, second = smtp_server.messages
+    assert first.replace(b"\r\n", b"\n").endswith(b".leading dot\nplain\n..two dots\n.\nend\n")
+    assert second.replace(b"\r\n", b"\n").endswith(b"no dots here\n")
