@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from digest import __version__
-from digest.config import DURATION_RE, DURATION_UNITS, Config, load_config
+from digest.config import DURATION_RE, DURATION_UNITS, Config, base_url_problem, load_config
 from digest.errors import ConfigError, DigestError
 from digest.ledger import lost_report
 from digest.library import load_library
@@ -275,6 +275,8 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
     config = _load(ctx)
     readers = [_reader(config, u) for u in users] if users else list(config.users.values())
     now = datetime.now(UTC)
+    if base_url_problem(config.digest, config.smtp):
+        click.echo(f"Warning: {base_url_problem(config.digest, config.smtp)}", err=True)
     try:
         backend = backend_for(config)
         with _store(config) as store:
@@ -438,6 +440,26 @@ def feeds(ctx: click.Context) -> None:
     for row in lost:
         sentence = lost_report(row)
         out.print(sentence[0].upper() + sentence[1:])
+
+
+@cli.group()
+def readers() -> None:
+    """Change a reader's subscription state."""
+
+
+@readers.command()
+@click.argument("name")
+@click.pass_context
+def resubscribe(ctx: click.Context, name: str) -> None:
+    """Undo an unsubscribe: NAME gets the digest again from the next one on."""
+    config = _load(ctx)
+    reader = _reader(config, name)
+    with _store(config) as store:
+        was = store.reader_states().get(reader.name, {}).get("unsubscribed_at", "")
+        if was:
+            store.set_reader(reader.name, unsubscribed_at="")
+    click.echo(f"{reader.name} is subscribed again (unsubscribed since {was})." if was
+               else f"{reader.name} was not unsubscribed; nothing changed.")
 
 
 @feeds.command(name="import")

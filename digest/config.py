@@ -11,12 +11,14 @@ sentences, each naming the key, the reason and the fix.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time as dtime
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
@@ -125,6 +127,9 @@ SMTP_SETTINGS = (
             "Attempts per message after a temporary (4xx) reply, with doubling waits.",
             minimum=1),
     Setting("retry_wait", "duration", "30s", "Wait before the second attempt; doubles after."),
+    Setting("unsubscribe_mailto", "email", "",
+            "An address for unsubscribe requests by mail, offered in List-Unsubscribe beside "
+            "the link (mail clients without one-click use it); empty for none."),
 )
 
 FEED_SETTINGS = (
@@ -211,6 +216,7 @@ class SmtpSettings:
     timeout: float
     retries: int
     retry_wait: int  # seconds
+    unsubscribe_mailto: str
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,31 @@ class Config:
     feeds: dict[str, FeedConfig]
     users: dict[str, UserConfig]
     warnings: tuple[str, ...] = ()
+
+
+def base_url_problem(digest: DigestSettings, smtp: SmtpSettings | None) -> str:
+    """With real mail, links must reach readers: a loopback, private or plain-http base_url
+    sends them to the operator's own machine, or in clear text. '' when fine (or outbox)."""
+    if smtp is None:
+        return ""
+    parts = urlsplit(digest.base_url)
+    host = (parts.hostname or "").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    where = ("loopback" if host == "localhost" or (ip and ip.is_loopback) else
+             "a private address" if (ip and (ip.is_private or ip.is_link_local))
+             or host.endswith((".local", ".internal", ".lan")) or "." not in host else "")
+    if where:
+        return (f"[digest] base_url is {digest.base_url}, {where}: every feedback, unsubscribe "
+                "and view link in every email points where readers cannot reach; set it to the "
+                "public https address that reaches `digest preview`.")
+    if parts.scheme != "https":
+        return (f"[digest] base_url is {digest.base_url}, plain http: links travel in clear "
+                "text and mail clients offer no one-click unsubscribe; serve it over https and "
+                "set base_url to the https address.")
+    return ""
 
 
 def load_config(path: Path) -> Config:
@@ -378,6 +409,8 @@ def parse_config(data: dict, path: Path) -> Config:
 
     if problems:
         raise ConfigError(problems)
+    if base_url_problem(digest, smtp):
+        warnings.append(base_url_problem(digest, smtp))
     return Config(path=path, digest=digest, ranking=ranking, smtp=smtp, feeds=feeds, users=users,
                   warnings=tuple(warnings))
 

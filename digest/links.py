@@ -67,6 +67,9 @@ class Links:
     def unsubscribe(self, reader: str) -> str:
         return f"{self.base}/unsubscribe/{_q(reader)}?s={self.sign('unsubscribe', reader)}"
 
+    def resubscribe(self, reader: str) -> str:
+        return f"{self.base}/resubscribe/{_q(reader)}?s={self.sign('resubscribe', reader)}"
+
     def view(self, reader: str, day: str) -> str:
         return f"{self.base}/digest/{_q(reader)}/{day}?s={self.sign('view', reader, day)}"
 

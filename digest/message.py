@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
+from urllib.parse import quote
 
 from digest.config import Config, UserConfig
 from digest.render import DigestView
@@ -34,6 +35,37 @@ def sender(config: Config) -> str:
     return f"{clean_header(config.digest.title)} <{DEFAULT_SENDER}>"
 
 
+class _Policy(EmailPolicy):
+    """policy.SMTP, except that List-Unsubscribe is folded between its URIs and never
+    RFC 2047-encoded: the email package encodes a long URI it cannot fold, and an encoded word
+    is no URI to a mail client (RFC 2369 wants them verbatim in angle brackets)."""
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() == "list-unsubscribe":
+            return f"{name}: " + f",{self.linesep} ".join(_uris(str(value))) + self.linesep
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "list-unsubscribe":
+            return self.fold(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = _Policy(linesep="\r\n")  # policy.SMTP is EmailPolicy(linesep="\r\n")
+
+
+def _uris(value: str) -> list[str]:
+    return [f"<{u}>" for u in re.findall(r"<([^<>\s]+)>", value)]
+
+
+def unsubscribe_header(https_or_http: str, mailto: str, reader: str) -> str:
+    """RFC 2369 List-Unsubscribe: the web link, and a mailto form when configured."""
+    uris = [f"<{https_or_http}>"] if https_or_http else []
+    if mailto:
+        uris.append(f"<mailto:{mailto}?subject={quote('unsubscribe ' + reader)}>")
+    return ", ".join(uris)
+
+
 def message_id(user: UserConfig, day: str, domain: str) -> str:
     """Deterministic per (reader, local date): a resend of the same digest is recognizably the
     same message, and a duplicate is dropped by servers and clients that dedupe on it."""
@@ -43,7 +75,7 @@ def message_id(user: UserConfig, day: str, domain: str) -> str:
 
 def build_message(config: Config, user: UserConfig, view: DigestView, html: str, text: str,
                   now: datetime) -> EmailMessage:
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=POLICY)
     from_ = sender(config)
     domain = parseaddr(from_)[1].rpartition("@")[2] or "localhost"
     msg["Subject"] = clean_header(view.subject)
@@ -52,9 +84,11 @@ def build_message(config: Config, user: UserConfig, view: DigestView, html: str,
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(user, view.date, domain)
     msg["List-Id"] = f"{clean_header(config.digest.title)} <digest.{domain}>"
-    if view.unsubscribe_url:
-        # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to this URL.
-        msg["List-Unsubscribe"] = f"<{view.unsubscribe_url}>"
+    mailto = config.smtp.unsubscribe_mailto if config.smtp else ""
+    if view.unsubscribe_url or mailto:
+        msg["List-Unsubscribe"] = unsubscribe_header(view.unsubscribe_url, mailto, user.name)
+    if view.unsubscribe_url.startswith("https://"):
+        # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the https URI.
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, subtype="plain", charset="utf-8")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -35,7 +35,10 @@ from digest.store import Store
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    "X-Frame-Options": "DENY",
+                    # Not no-referrer: under it a browser sends "Origin: null" with our own form
+                    # POSTs, and the Origin check could not tell them from a foreign page's.
+                    "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
 LOOPBACK = {"127.0.0.1", "::1"}
 INDEX_DAYS = 7
@@ -108,34 +111,56 @@ class Preview:
         return HTMLResponse(done.html)
 
     async def feedback(self, request: Request) -> Response:
-        """👍/👎 from an email: a signed GET (mail links cannot POST); the vote is idempotent."""
+        """👍/👎 from an email. Mail scanners fetch every link in a message, so GET and HEAD
+        only show the item and a button; the button's POST records the vote (or undoes it)."""
         lo = self.loaded()
         reader, entry_id, vote = (request.path_params[k] for k in ("reader", "entry", "vote"))
         if (reader not in lo.config.users or vote not in VOTES or not lo.links.verify(
                 request.query_params.get("s", ""), "feedback", reader, entry_id, vote)):
             return self.page("message.html", 404, title="Not found", message="This link is not valid.")
+        if request.method == "POST" and not _same_origin(request, lo.config.digest.base_url):
+            return _foreign()
         with Store(lo.config.digest.database) as store:
             entry = store.entry(entry_id)
-            store.set_vote(reader, entry_id, VOTES[vote], self.now())
-        what = entry["title"] if entry else "this item"
-        more = "more" if vote == "up" else "less"
-        return self.page("message.html", title="Thanks",
-                         message=f"Noted: {more} like “{what}” in your next digests.")
+            if request.method == "POST":
+                action = (await _small_form(request)).get("do", "vote")
+                if action == "undo":
+                    store.remove_vote(reader, entry_id)
+                else:
+                    store.set_vote(reader, entry_id, VOTES[vote], self.now())
+            recorded = store.vote(reader, entry_id)
+        return self.page("feedback.html", title="Feedback", what=entry["title"] if entry
+                         else "this item", vote=vote, recorded=recorded,
+                         up=VOTES["up"], posted=request.method == "POST")
 
     async def unsubscribe(self, request: Request) -> Response:
-        """GET shows a confirmation with a button; POST unsubscribes. Mail clients send the
-        RFC 8058 one-click POST ("List-Unsubscribe=One-Click") to the same URL."""
+        """GET and HEAD show a confirmation with a button; only POST unsubscribes (the
+        button, or a mail client's RFC 8058 one-click POST, "List-Unsubscribe=One-Click")."""
         lo = self.loaded()
         reader, sig = request.path_params["reader"], request.query_params.get("s", "")
         if reader not in lo.config.users or not lo.links.verify(sig, "unsubscribe", reader):
             return self.page("message.html", 404, title="Not found", message="This link is not valid.")
-        if request.method == "GET":
+        if request.method != "POST":
             return self.page("unsubscribe.html", title="Unsubscribe", reader=reader, sig=sig)
+        if not _same_origin(request, lo.config.digest.base_url):
+            return _foreign()
         with Store(lo.config.digest.database) as store:
             store.set_reader(reader, unsubscribed_at=iso_utc(self.now()))
-        return self.page("message.html", title="Unsubscribed",
-                         message=f"{reader} will get no more digests. To resubscribe, ask the "
-                                 "person who runs this digest.")
+        return self.page("unsubscribed.html", title="Unsubscribed", reader=reader,
+                         resubscribe=lo.links.resubscribe(reader).removeprefix(lo.links.base))
+
+    async def resubscribe(self, request: Request) -> Response:
+        """POST only (the button on the unsubscribed page): undo an unsubscribe."""
+        lo = self.loaded()
+        reader, sig = request.path_params["reader"], request.query_params.get("s", "")
+        if reader not in lo.config.users or not lo.links.verify(sig, "resubscribe", reader):
+            return self.page("message.html", 404, title="Not found", message="This link is not valid.")
+        if not _same_origin(request, lo.config.digest.base_url):
+            return _foreign()
+        with Store(lo.config.digest.database) as store:
+            store.set_reader(reader, unsubscribed_at="")
+        return self.page("message.html", title="Subscribed again",
+                         message=f"{reader} gets the digest again from the next one on.")
 
     async def archive(self, request: Request) -> Response:
         cfg = self.loaded().config
@@ -166,13 +191,45 @@ class Preview:
                          lost=lost)
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def _same_origin(request: Request, base_url: str) -> bool:
+    """A POST from one of our pages, or from no page at all: a mail client's RFC 8058 one-click
+    POST carries no Origin. A browser names the page it came from (Origin, else Referer), and
+    that must be us; "null" (an opaque origin) is not. The signed URL is the token."""
+    origin = request.headers.get("origin") or _origin(request.headers.get("referer", ""))
+    if not origin:
+        return True
+    ours = {_origin(base_url), f"{request.url.scheme}://{request.headers.get('host', '')}".lower()}
+    return origin.lower() in ours
+
+
+async def _small_form(request: Request, limit: int = 4096) -> dict[str, str]:
+    """An urlencoded form of a field or two, read no further than `limit` bytes (these forms
+    are tiny; a large body is not ours)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return {}
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def _foreign() -> Response:
+    return PlainTextResponse("This form can only be sent from this digest's own pages.", 403)
+
+
 def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlette:
     preview = Preview(config_path, now)
     routes = [Route("/", preview.index), Route("/health", preview.health),
               Route("/archive", preview.archive),
               Route("/digest/{reader}/{day}", preview.digest),
-              Route("/feedback/{reader}/{entry}/{vote}", preview.feedback),
-              Route("/unsubscribe/{reader}", preview.unsubscribe, methods=["GET", "POST"])]
+              Route("/feedback/{reader}/{entry}/{vote}", preview.feedback, methods=["GET", "POST"]),
+              Route("/unsubscribe/{reader}", preview.unsubscribe, methods=["GET", "POST"]),
+              Route("/resubscribe/{reader}", preview.resubscribe, methods=["POST"])]
     # The links in emails arrive with base_url's host; a wildcard bind address is not a name
     # anyone should send as Host.
     public = urlsplit(preview.loaded().config.digest.base_url).hostname or "127.0.0.1"

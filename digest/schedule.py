@@ -32,7 +32,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest.config import Config, UserConfig, load_config
+from digest.config import Config, UserConfig, base_url_problem, load_config
 from digest.deliver import backend_for
 from digest.errors import DigestError
 from digest.ledger import FAILED, PENDING, SKIPPED, lost_report
@@ -164,6 +164,8 @@ def run(config_path: Path, stop: threading.Event | None = None) -> None:
                                     job_defaults={"max_instances": 1, "coalesce": True,
                                                   "misfire_grace_time": None})
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    if base_url_problem(config.digest, config.smtp):
+        log.warning("%s", base_url_problem(config.digest, config.smtp))
     with Store(config.digest.database) as store:  # create or migrate it once, before any job
         for row in store.lost_deliveries(datetime.now(UTC)):
             log.error("send %s %s: %s", row.reader, row.day, lost_report(row))

@@ -273,7 +273,7 @@ def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing
             store.advance(user.name, d, owner, UNCONFIRMED, _clock(), detail=str(e))
             log.error("send %s %s: UNCONFIRMED: %s %s", user.name, d, e, resend_hint(user.name, d))
             return SendResult(user.name, d, "unconfirmed", items,
-                              f"{e} {resend_hint(user.name, d).capitalize()}.")
+                              f"{e} {resend_hint(user.name, d)}.")
         except DeliveryError as e:
             if e.permanent or attempt == retries:
                 detail = str(e) if e.permanent else f"{e} Gave up after {attempt} attempts."

@@ -608,6 +608,17 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
                             [reader, entry_id, vote, iso_utc(at)])
 
+    def vote(self, reader: str, entry_id: str) -> tuple[int, str] | None:
+        """(vote, when) of one reader on one entry, or None."""
+        row = self.db.execute("SELECT vote, at FROM feedback WHERE reader = ? AND entry_id = ?",
+                              [reader, entry_id]).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def remove_vote(self, reader: str, entry_id: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM feedback WHERE reader = ? AND entry_id = ?",
+                            [reader, entry_id])
+
     def has_votes(self) -> bool:
         return self.db.execute("SELECT 1 FROM feedback LIMIT 1").fetchone() is not None
 

@@ -87,3 +87,36 @@ def test_preview_index_navigates_to_a_digest(project, live_preview, browser):
     assert page.url == base + "/digest/ada/2026-11-22"
     assert "Sparse attention for long documents" in page.inner_text("body")
     assert page.locator("a[href*='/feedback/']").count() == 8
+
+
+def test_a_person_clicks_the_vote_and_unsubscribe_buttons(project, live_preview, browser, monkeypatch):
+    """The link opens a page; its button POSTs from our own origin (Referrer-Policy
+    same-origin lets the browser say so) and records the vote; undo and unsubscribe too."""
+    import re
+
+    from test_send import run
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    config = write_project(project, NORMAL)
+    run(project, config)
+    from email import message_from_bytes, policy
+
+    msg = message_from_bytes((project.root / "outbox" / "2026-11-22" / "ada.eml").read_bytes(),
+                             policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    base = live_preview(project, now=lambda: NOW)
+    up = re.search(r'href="([^"]+/feedback/ada/[0-9a-f]+/up\?s=[0-9a-f]+)"', html)
+    assert up, "no 👍 link in the email"
+    url = base + up.group(1).removeprefix(config.digest.base_url)
+    page = browser.new_page()
+    assert page.goto(url).status == 200
+    with project.store() as s:
+        assert s.votes("ada") == {}  # opening the link changed nothing
+    page.click("button")
+    assert "Noted: more like this" in page.content()
+    with project.store() as s:
+        assert list(s.votes("ada").values()) == [1]
+    page.click("button")  # Undo
+    assert "Undone" in page.content()
+    with project.store() as s:
+        assert s.votes("ada") == {}

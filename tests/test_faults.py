@@ -63,6 +63,27 @@ def test_sigkill_mid_run_then_reruns(tmp_path):
     assert t.messages + t.unconfirmed >= t.reader_dates
 
 
+def test_kill_between_sending_and_sent(tmp_path):
+    """The server stores the first digest and, before its reply, the sender is SIGKILLed: that
+    digest arrived once and is named unconfirmed; the rerun sends everyone else, once."""
+    import os
+    import signal
+
+    with faults.Server() as server:
+        path = faults.make_project(tmp_path, server.port, extra_readers=2)
+        (d,) = faults.dates(0, 1)
+        proc = faults.digest(path, "send", "--date", d)
+        server.on_store = lambda n: os.kill(proc.pid, signal.SIGKILL) if n == 1 else None
+        proc.wait(timeout=faults.BOUND)
+        assert proc.returncode == -signal.SIGKILL and server.count() == 1
+        server.on_store = None
+        rerun = faults.rerun_until_done(path, d)
+        t = faults.tally(path, server, [d])
+    exactly_once(t)
+    assert t.messages == t.reader_dates == 5 and t.unconfirmed == 1
+    assert "UNCONFIRMED" in rerun[0] and "stopped while handing it to the SMTP server" in rerun[0]
+
+
 def test_run_start_up_catch_up_racing_a_send(tmp_path):
     t = faults.run_races_send(tmp_path, extra_readers=3)
     exactly_once(t)

@@ -203,9 +203,13 @@ def test_feedback_and_one_click_unsubscribe_endpoints(project, monkeypatch):
     client = TestClient(create_app(project.path, host="testserver", now=lambda: NOW))
 
     up = re.search(r'href="([^"]+/feedback/ada/[0-9a-f]+/up\?s=[0-9a-f]+)"', html).group(1)
-    page = client.get(up.removeprefix(base))
-    assert page.status_code == 200 and "Noted: more like" in page.text
+    page = client.get(up.removeprefix(base))  # a GET only shows the item and a button
+    assert page.status_code == 200 and '<form method="post">' in page.text
     entry_id = up.split("/")[-2]
+    with project.store() as s:
+        assert s.votes("ada") == {}
+    voted = client.post(up.removeprefix(base), data={"do": "vote"})
+    assert voted.status_code == 200 and "Noted: more like this" in voted.text
     with project.store() as s:
         assert s.votes("ada") == {entry_id: 1}
     forged = up.replace("/up?", "/down?")  # the signature covers the vote
@@ -219,6 +223,7 @@ def test_feedback_and_one_click_unsubscribe_endpoints(project, monkeypatch):
     assert client.post(unsub.replace("?s=", "?s=0"), data={"List-Unsubscribe": "One-Click"}).status_code == 404
     done = client.post(unsub, data={"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
     assert done.status_code == 200 and "will get no more digests" in done.text
+    assert 'action="/resubscribe/ada?s=' in done.text
     with project.store() as s:
         assert s.reader_states()["ada"]["unsubscribed_at"]
     archive = client.get("/archive")
