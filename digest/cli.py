@@ -16,7 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from digest import __version__
-from digest.config import DURATION_RE, DURATION_UNITS, Config, base_url_problem, load_config
+from digest.config import (
+    DURATION_RE,
+    DURATION_UNITS,
+    Config,
+    base_url_problem,
+    exposed_files,
+    load_config,
+)
 from digest.errors import ConfigError, DigestError
 from digest.ledger import lost_report
 from digest.library import load_library
@@ -105,6 +112,7 @@ def check(ctx: click.Context) -> None:
             warnings.append(f"[users.{u.name}] has no interests, papers, authors or categories, "
                             "so their digest is the most popular recent items; add interests "
                             "or a papers library to personalize it.")
+    warnings += exposed_files(config)
     if config.digest.database.exists():  # delivery trouble the operator must hear about
         with _store(config) as store:
             for name, r in store.reader_states().items():
@@ -343,8 +351,10 @@ def demo(folder: str, no_serve: bool) -> None:
 
 
 @cli.command(name="run")
+@click.option("--web", is_flag=True,
+              help="Serve the web pages ([web] host and port) in the same process.")
 @click.pass_context
-def run_cmd(ctx: click.Context) -> None:
+def run_cmd(ctx: click.Context, web: bool) -> None:
     """The daily schedule: poll each feed on its interval, send each reader's digest at their
     local send time, catch up after downtime. One per database; SIGTERM/Ctrl-C stop it."""
     import logging
@@ -355,8 +365,23 @@ def run_cmd(ctx: click.Context) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    serve = None
+    if web:
+        import uvicorn
+
+        from digest.preview import create_app
+
+        host, port = config.web.host, config.web.port
+        _check_port(host, port)
+        server = uvicorn.Server(uvicorn.Config(create_app(config.path, host), host=host, port=port,
+                                               log_level="warning", lifespan="off"))
+
+        def serve() -> None:
+            logging.getLogger("digest.run").info("digest run: web pages at http://%s:%d/",
+                                                 _url_host(host), port)
+            server.run()
     try:
-        schedule.run(config.path)
+        schedule.run(config.path, serve=serve)
     except DigestError as e:
         raise CliError(getattr(e, "problems", None) or str(e)) from None
 
@@ -379,18 +404,22 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
 
 def _serve(app, host: str, port: int, banner: str) -> None:
     """Run the preview; a busy port is a one-sentence error, not uvicorn's exit status 3."""
-    import socket
-
     import uvicorn
+
+    _check_port(host, port)
+    click.echo(banner)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _check_port(host: str, port: int) -> None:
+    import socket
 
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as e:
         raise CliError(f"cannot listen on {host}:{port} ({e.strerror}); pass --port with a "
-                       "free port, or stop what uses it.") from None
-    click.echo(banner)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+                       "free port (or set [web] port), or stop what uses it.") from None
 
 
 def _url_host(host: str) -> str:

@@ -132,6 +132,27 @@ SMTP_SETTINGS = (
             "the link (mail clients without one-click use it); empty for none."),
 )
 
+WEB_SETTINGS = (
+    Setting("password_env", "env", "",
+            "Environment variable holding the password for the private pages (index, archive, "
+            "health, unsigned digests) from anywhere but this machine; HTTP basic, so serve "
+            "them over https. Empty: private pages only from this machine."),
+    Setting("username", "str", "digest", "User name for that login."),
+    Setting("trusted_proxies", "list", (),
+            "Addresses or networks (CIDR) of your reverse proxies: only their X-Forwarded-For "
+            "and Forwarded headers are believed."),
+    Setting("link_days", "int", 0,
+            "Days a \"view in browser\" link works; 0 for ever. Feedback and unsubscribe links "
+            "never expire.", minimum=0),
+    Setting("timeout", "float", 30.0,
+            "Seconds a page may take; a slower one answers 503 and the others are not held up.",
+            minimum=0.1),
+    Setting("threads", "int", 4, "Pages built at once (off the event loop); more wait.",
+            minimum=1),
+    Setting("host", "str", "127.0.0.1", "Address `digest run --web` listens on."),
+    Setting("port", "int", 8750, "Port `digest run --web` listens on.", minimum=1),
+)
+
 FEED_SETTINGS = (
     Setting("url", "url", "", "http(s) address of the feed (exactly one of url/path)."),
     Setting("path", "path", "", "Local feed file, relative to the config file (exactly one of url/path)."),
@@ -162,7 +183,7 @@ USER_SETTINGS = (
 )
 
 SECTIONS = {"digest": DIGEST_SETTINGS, "ranking": RANKING_SETTINGS, "smtp": SMTP_SETTINGS,
-            "feeds": FEED_SETTINGS, "users": USER_SETTINGS}
+            "web": WEB_SETTINGS, "feeds": FEED_SETTINGS, "users": USER_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -220,6 +241,18 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    password_env: str
+    username: str
+    trusted_proxies: tuple[str, ...]
+    link_days: int
+    timeout: float
+    threads: int
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class FeedConfig:
     name: str
     url: str
@@ -263,6 +296,7 @@ class Config:
     smtp: SmtpSettings | None
     feeds: dict[str, FeedConfig]
     users: dict[str, UserConfig]
+    web: WebSettings
     warnings: tuple[str, ...] = ()
 
 
@@ -289,6 +323,24 @@ def base_url_problem(digest: DigestSettings, smtp: SmtpSettings | None) -> str:
                 "text and mail clients offer no one-click unsubscribe; serve it over https and "
                 "set base_url to the https address.")
     return ""
+
+
+def exposed_files(config: Config) -> list[str]:
+    """Warnings for the files that hold readers' addresses, digests or the link key and that
+    other users of this machine can read."""
+    db = config.digest.database
+    out = []
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + ".key"),
+                 config.digest.outbox):
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            continue
+        if mode & 0o077:
+            fix = "700" if path.is_dir() else "600"
+            out.append(f"{path} can be read by other users of this machine (mode "
+                       f"{mode:o}); run `chmod {fix} {path}`.")
+    return out
 
 
 def load_config(path: Path) -> Config:
@@ -358,6 +410,14 @@ def parse_config(data: dict, path: Path) -> Config:
     r["workers"] = r.get("workers") or os.cpu_count() or 1
     ranking = RankingSettings(**r)
 
+    web = WebSettings(**_read_table(section("web"), WEB_SETTINGS, "[web]", base, report))
+    for proxy in web.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            report("[web] trusted_proxies", f"holds {proxy!r}, not an address or network; write "
+                   'e.g. ["127.0.0.1", "10.0.0.0/8"].')
+
     smtp = None
     if "smtp" in data:
         s = section("smtp")
@@ -412,7 +472,7 @@ def parse_config(data: dict, path: Path) -> Config:
     if base_url_problem(digest, smtp):
         warnings.append(base_url_problem(digest, smtp))
     return Config(path=path, digest=digest, ranking=ranking, smtp=smtp, feeds=feeds, users=users,
-                  warnings=tuple(warnings))
+                  web=web, warnings=tuple(warnings))
 
 
 INLINE_LOGIN_ADVICE = (
@@ -575,7 +635,7 @@ def _tname(value) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-SECTION_TITLES = {"digest": "[digest]", "ranking": "[ranking]", "smtp": "[smtp]",
+SECTION_TITLES = {"digest": "[digest]", "ranking": "[ranking]", "smtp": "[smtp]", "web": "[web]",
                   "feeds": "[feeds.NAME]", "users": "[users.NAME]"}
 
 

@@ -91,8 +91,11 @@ class Outbox:
         target = self.path(out.reader, out.day)
         tmp = target.with_suffix(".eml.part")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(out.data)
+            for folder in (self.folder, target.parent):  # the operator's alone: 0700, 0600
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(out.data)
             os.replace(tmp, target)
         except OSError as e:
             raise DeliveryError(f"cannot write {target} ({e.strerror}); check that the outbox "

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -49,9 +50,10 @@ def load_secret(database: Path) -> bytes:
 class Links:
     """Builds and checks the signed URLs under `base_url`."""
 
-    def __init__(self, base_url: str, secret: bytes):
+    def __init__(self, base_url: str, secret: bytes, link_days: int = 0):
         self.base = base_url.rstrip("/")
         self.secret = secret
+        self.link_days = link_days  # view links work until the digest's date + this; 0: always
 
     def sign(self, *parts: str) -> str:
         msg = "\x1f".join(parts).encode()
@@ -71,7 +73,20 @@ class Links:
         return f"{self.base}/resubscribe/{_q(reader)}?s={self.sign('resubscribe', reader)}"
 
     def view(self, reader: str, day: str) -> str:
-        return f"{self.base}/digest/{_q(reader)}/{day}?s={self.sign('view', reader, day)}"
+        """The digest in a browser. With link_days, the link carries its last day (signed),
+        counted from the digest's own date, so the same digest always gets the same link."""
+        url = f"{self.base}/digest/{_q(reader)}/{day}"
+        if not self.link_days:
+            return f"{url}?s={self.sign('view', reader, day)}"
+        until = (date.fromisoformat(day) + timedelta(days=self.link_days)).isoformat()
+        return f"{url}?e={until}&s={self.sign('view', reader, day, until)}"
+
+    def verify_view(self, signature: str, reader: str, day: str, until: str, today: date) -> bool:
+        """A view link's signature, and its last day not passed. A link without one stays
+        valid: it was sent before link_days was set."""
+        if not until:
+            return self.verify(signature, "view", reader, day)
+        return self.verify(signature, "view", reader, day, until) and until >= today.isoformat()
 
 
 def _q(part: str) -> str:

@@ -1,21 +1,31 @@
-"""`digest preview`: the digests in a browser, exactly as emailed, plus feed health.
+"""The web pages: digests in a browser exactly as emailed, feed health, and the endpoints the
+emails link to (feedback, unsubscribe, resubscribe). `digest preview`, or `digest run --web`.
 
 Starlette on uvicorn: a small, well-kept ASGI pair with no template or ORM layer of its own to
 fight (Jinja2 and our store are already here), a test client, and middleware for the Host
-check. It binds 127.0.0.1 unless told otherwise. Every response carries a CSP that allows no
-scripts, no remote loads and no framing, plus nosniff; a Host header other than the bound
-address or localhost gets a 400 (DNS rebinding cannot reach it through a foreign name).
+check. Rules:
+- Nothing changes on GET or HEAD: links only open pages; their buttons POST, accepted from our
+  own pages or from no page (RFC 8058 one-click), never from a foreign Origin.
+- Private pages (index, archive, health, unsigned digests) need this machine or the [web]
+  login (access.py); signed links open from anywhere.
+- Every page is built in a bounded thread pool with [web] timeout: a slow one answers 503 and
+  the event loop never waits on SQLite, ranking or rendering.
+- Every response carries a CSP that allows no scripts, no remote loads and no framing, plus
+  nosniff; a Host other than ours gets a 400 (DNS rebinding cannot reach it).
 Config and templates are re-read when their files change, so edits show on the next reload.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import anyio
+import anyio.to_thread
 import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,11 +34,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from digest import access
 from digest.config import Config, load_config
 from digest.errors import DigestError
 from digest.ledger import lost_report
 from digest.links import VOTES, Links, load_secret
 from digest.models import iso_utc
+from digest.rank import parse_day
 from digest.render import BUILTIN_TEMPLATES, Renderer, render_digests
 from digest.store import Store
 
@@ -40,7 +52,6 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
                     # POSTs, and the Origin check could not tell them from a foreign page's.
                     "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
-LOOPBACK = {"127.0.0.1", "::1"}
 INDEX_DAYS = 7
 
 
@@ -50,6 +61,7 @@ class _Loaded:
     config: Config
     renderer: Renderer
     links: Links
+    password: str  # for the private pages' login ([web] password_env), read at load
 
 
 class Preview:
@@ -60,6 +72,7 @@ class Preview:
         self.config_path = Path(config_path)
         self.now = now or (lambda: datetime.now(UTC))
         self._loaded: _Loaded | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
         self.pages = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES / "preview")), autoescape=True,
             undefined=jinja2.StrictUndefined, auto_reload=True)
@@ -69,16 +82,57 @@ class Preview:
         stamp = (st.st_mtime_ns, st.st_size)
         if self._loaded is None or self._loaded.stamp != stamp:
             config = load_config(self.config_path)
+            password = os.environ.get(config.web.password_env, "") if config.web.password_env else ""
             self._loaded = _Loaded(stamp, config, Renderer(config.digest.templates),
-                                   Links(config.digest.base_url, load_secret(config.digest.database)))
+                                   Links(config.digest.base_url, load_secret(config.digest.database),
+                                         config.web.link_days), password)
         return self._loaded
+
+    def private(self, request: Request) -> Response | None:
+        """None when the caller may see a private page (access.py), else the answer."""
+        web = self.loaded().config.web
+        peer = request.client.host if request.client else ""
+        if access.from_this_machine(peer, request.headers.get("host", ""), request.headers,
+                                    web.trusted_proxies):
+            return None
+        password = self.loaded().password
+        if access.logged_in(request.headers.get("authorization", ""), web.username, password):
+            return None
+        if password:
+            return PlainTextResponse("Log in to see this page.", 401,
+                                     headers={"WWW-Authenticate": 'Basic realm="digest"'})
+        return self.page("message.html", 403, title="Private", message=(
+            "This page is only shown on the server itself. To open it from elsewhere, set "
+            "[web] password_env and log in."))
+
+    def endpoint(self, handler):
+        """An ASGI endpoint for a plain handler(request, form): the work (SQLite, ranking,
+        rendering) runs in a bounded thread pool with [web] timeout, so one slow page answers
+        503 instead of holding up every other one."""
+        async def run(request: Request) -> Response:
+            form = await _small_form(request) if request.method == "POST" else {}
+            lo = await anyio.to_thread.run_sync(self.loaded)
+            if self._limiter is None:
+                self._limiter = anyio.CapacityLimiter(lo.config.web.threads)
+            try:
+                with anyio.fail_after(lo.config.web.timeout):
+                    return await anyio.to_thread.run_sync(handler, request, form,
+                                                          limiter=self._limiter,
+                                                          abandon_on_cancel=True)
+            except TimeoutError:
+                return self.page("message.html", 503, title="Busy", message=(
+                    f"This page took longer than {lo.config.web.timeout:g} s; try again in a "
+                    "minute."))
+        return run
 
     def page(self, name: str, status: int = 200, **values) -> HTMLResponse:
         return HTMLResponse(self.pages.get_template(name).render(**values), status_code=status)
 
     # -- routes -----------------------------------------------------------------------------
 
-    async def index(self, request: Request) -> Response:
+    def index(self, request: Request, form: dict[str, str]) -> Response:
+        if denied := self.private(request):
+            return denied
         cfg = self.loaded().config
         now = self.now()
         readers = []
@@ -88,18 +142,26 @@ class Preview:
             readers.append((u, days))
         return self.page("index.html", title=cfg.digest.title, readers=readers)
 
-    async def digest(self, request: Request) -> Response:
+    def digest(self, request: Request, form: dict[str, str]) -> Response:
         lo = self.loaded()
         reader, day = request.path_params["reader"], request.path_params["day"]
         fmt = "text" if day.endswith(".txt") else "html"
         day = day.removesuffix(".txt")
         user = lo.config.users.get(reader)
-        # Anyone on this machine may browse; from elsewhere only a signed link opens a digest.
-        local = request.client is not None and request.client.host in LOOPBACK
-        if user is None or not (local or lo.links.verify(request.query_params.get("s", ""),
-                                                         "view", reader, day)):
+        q = request.query_params
+        # A signed link opens its digest from anywhere; anything else is a private page.
+        signed = user is not None and lo.links.verify_view(
+            q.get("s", ""), reader, day, q.get("e", ""), self.now().date())
+        if not signed and (denied := self.private(request)):
+            return denied
+        if user is None:
             return self.page("message.html", 404, title="Not found",
                              message="There is no such digest here.")
+        try:
+            parse_day(day, label="the date")
+        except DigestError as e:
+            return self.page("message.html", 400, title="Cannot show this digest",
+                             message=str(e))
         try:
             with Store(lo.config.digest.database) as store:
                 (done,) = render_digests(lo.config, store, [user], day, self.now(), lo.renderer)
@@ -110,7 +172,7 @@ class Preview:
             return PlainTextResponse(done.text)
         return HTMLResponse(done.html)
 
-    async def feedback(self, request: Request) -> Response:
+    def feedback(self, request: Request, form: dict[str, str]) -> Response:
         """👍/👎 from an email. Mail scanners fetch every link in a message, so GET and HEAD
         only show the item and a button; the button's POST records the vote (or undoes it)."""
         lo = self.loaded()
@@ -123,7 +185,7 @@ class Preview:
         with Store(lo.config.digest.database) as store:
             entry = store.entry(entry_id)
             if request.method == "POST":
-                action = (await _small_form(request)).get("do", "vote")
+                action = form.get("do", "vote")
                 if action == "undo":
                     store.remove_vote(reader, entry_id)
                 else:
@@ -133,7 +195,7 @@ class Preview:
                          else "this item", vote=vote, recorded=recorded,
                          up=VOTES["up"], posted=request.method == "POST")
 
-    async def unsubscribe(self, request: Request) -> Response:
+    def unsubscribe(self, request: Request, form: dict[str, str]) -> Response:
         """GET and HEAD show a confirmation with a button; only POST unsubscribes (the
         button, or a mail client's RFC 8058 one-click POST, "List-Unsubscribe=One-Click")."""
         lo = self.loaded()
@@ -149,7 +211,7 @@ class Preview:
         return self.page("unsubscribed.html", title="Unsubscribed", reader=reader,
                          resubscribe=lo.links.resubscribe(reader).removeprefix(lo.links.base))
 
-    async def resubscribe(self, request: Request) -> Response:
+    def resubscribe(self, request: Request, form: dict[str, str]) -> Response:
         """POST only (the button on the unsubscribed page): undo an unsubscribe."""
         lo = self.loaded()
         reader, sig = request.path_params["reader"], request.query_params.get("s", "")
@@ -162,13 +224,17 @@ class Preview:
         return self.page("message.html", title="Subscribed again",
                          message=f"{reader} gets the digest again from the next one on.")
 
-    async def archive(self, request: Request) -> Response:
+    def archive(self, request: Request, form: dict[str, str]) -> Response:
+        if denied := self.private(request):
+            return denied
         cfg = self.loaded().config
         with Store(cfg.digest.database) as store:
             rows = store.deliveries(limit=500)
         return self.page("archive.html", title="Delivered digests", rows=rows)
 
-    async def health(self, request: Request) -> Response:
+    def health(self, request: Request, form: dict[str, str]) -> Response:
+        if denied := self.private(request):
+            return denied
         cfg = self.loaded().config
         with Store(cfg.digest.database) as store:
             store.sync_feeds({n: f.location for n, f in cfg.feeds.items()})
@@ -224,12 +290,14 @@ def _foreign() -> Response:
 
 def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlette:
     preview = Preview(config_path, now)
-    routes = [Route("/", preview.index), Route("/health", preview.health),
-              Route("/archive", preview.archive),
-              Route("/digest/{reader}/{day}", preview.digest),
-              Route("/feedback/{reader}/{entry}/{vote}", preview.feedback, methods=["GET", "POST"]),
-              Route("/unsubscribe/{reader}", preview.unsubscribe, methods=["GET", "POST"]),
-              Route("/resubscribe/{reader}", preview.resubscribe, methods=["POST"])]
+    e = preview.endpoint
+    routes = [Route("/", e(preview.index)), Route("/health", e(preview.health)),
+              Route("/archive", e(preview.archive)),
+              Route("/digest/{reader}/{day}", e(preview.digest)),
+              Route("/feedback/{reader}/{entry}/{vote}", e(preview.feedback),
+                    methods=["GET", "POST"]),
+              Route("/unsubscribe/{reader}", e(preview.unsubscribe), methods=["GET", "POST"]),
+              Route("/resubscribe/{reader}", e(preview.resubscribe), methods=["POST"])]
     # The links in emails arrive with base_url's host; a wildcard bind address is not a name
     # anyone should send as Host.
     public = urlsplit(preview.loaded().config.digest.base_url).hostname or "127.0.0.1"

@@ -27,10 +27,10 @@ import multiprocessing
 import re
 import threading
 import unicodedata
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -61,7 +61,9 @@ EXCLUDE_FACTOR, EXCLUDE_PENALTY = 0.1, 0.2
 SEMANTIC_TEMPERATURE = 0.05  # embedding cosines spread less than TF-IDF ones
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
 SIMILAR_REASON = 0.12  # a seed paper this close is named in the reasons
+STORY_POSTINGS = 32  # see _stories
 NEAR_DUPLICATE = 0.8  # Jaccard of title words above which two picks are one story
+JOIN = NEAR_DUPLICATE / (1 + NEAR_DUPLICATE)  # the same bound on |a ∩ b| / (|a| + |b|)
 # A seed paper is matched on its 40 heaviest terms: the sparse product costs in proportion to
 # them, and the light ones barely move a cosine (reviewer-dev error 0.205 with all of them).
 SEED_TERMS = 40
@@ -559,11 +561,18 @@ def _worker_batch(b: int) -> tuple[list[list[_Pick]], dict[Path, list[str]]]:
     return results, ranker.library_warnings
 
 
-def parse_day(day: str) -> date:
+def parse_day(day: str, label: str = "--date") -> date:
+    """A local date from the CLI's --date (or, with another label, a URL). Years outside
+    1970–9998 are refused too: the send instant of 0001-01-01 in a zone east of UTC is out of
+    datetime's range."""
     try:
-        return datetime.strptime(day, "%Y-%m-%d").date()
+        parsed = datetime.strptime(day, "%Y-%m-%d").date()
     except ValueError:
-        raise ConfigError([f"--date {day!r} is not a date; write it as YYYY-MM-DD."]) from None
+        parsed = None
+    if parsed is None or not 1970 <= parsed.year <= 9998:
+        raise ConfigError([f"{label} {day!r} is not a date from 1970 on; write it as "
+                           "YYYY-MM-DD."]) from None
+    return parsed
 
 
 def digest_window(config: Config, user: UserConfig, day: str | None, now: datetime,
@@ -735,16 +744,18 @@ def _short(title: str, limit: int = 70) -> str:
     return title if len(title) <= limit else title[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _stories(titles: list[frozenset[str]]) -> list[int]:
+def _stories(titles: list[frozenset]) -> list[int]:
     """Per entry, the id of its story: entries whose title words overlap by Jaccard ≥
-    NEAR_DUPLICATE are one story (joined transitively). Computed once per pool with prefix
-    filtering (Bayardo et al., "Scaling up all pairs similarity search"): with each title's
-    words ordered rarest first, two titles that similar must share a word among the first
-    |t| − ⌈NEAR_DUPLICATE·|t|⌉ + 1 of either, so only titles sharing such a word are compared."""
-    df: dict[str, int] = {}
-    for t in titles:
-        for w in t:
-            df[w] = df.get(w, 0) + 1
+    NEAR_DUPLICATE (x) are one story (joined transitively). Computed once per pool by PPJoin's
+    prefix filtering (Xiao et al. 2008, after Bayardo et al. 2007): with each title's words in
+    one global order, rarest first, and titles taken shortest first, two titles that similar
+    must share a word between the first |a| − ⌈x·|a|⌉ + 1 words of the later one and the first
+    |b| − ⌈2x/(1+x)·|b|⌉ + 1 of the earlier one, so only titles sharing such a word are
+    compared. Postings keep only each word's latest STORY_POSTINGS titles: a title's rarest
+    words are rarely that common, and where they are (titles from a tiny vocabulary) the
+    comparisons would grow with the square of the pool."""
+    df = Counter(chain.from_iterable(titles))
+    rarity = {w: k for k, w in enumerate(sorted(df, key=lambda w: (df[w], w)))}
     parent = list(range(len(titles)))
 
     def root(i: int) -> int:
@@ -753,30 +764,27 @@ def _stories(titles: list[frozenset[str]]) -> list[int]:
             i = parent[i]
         return i
 
-    seen: dict[str, list[int]] = {}
-    first: dict[frozenset[str], int] = {}  # exact repeats join their first copy directly
-    for i, t in enumerate(titles):
-        if not t:
+    sizes = [len(t) for t in titles]
+    seen: dict = {}  # word → the latest titles that indexed it
+    first: dict[frozenset, int] = {}  # exact repeats join their first copy directly
+    for i in sorted(range(len(titles)), key=sizes.__getitem__):
+        t, n = titles[i], sizes[i]
+        if not n:
             continue
         if t in first:
             parent[i] = first[t]
             continue
         first[t] = i
-        ordered = sorted(t, key=lambda w: (df[w], w))
-        prefix = ordered[:len(t) - math.ceil(NEAR_DUPLICATE * len(t) - 1e-9) + 1]
-        candidates = {j for w in prefix for j in seen.get(w, ())}
-        for j in candidates:
-            if _near_duplicate(t, titles[j]):
+        ordered = sorted(t, key=rarity.__getitem__)
+        probe = ordered[:n - math.ceil(NEAR_DUPLICATE * n - 1e-9) + 1]
+        least = NEAR_DUPLICATE * n - 1e-9  # earlier titles are no longer; shorter: too short
+        for j in set().union(*[seen[w] for w in probe if w in seen]):
+            # |a ∩ b| ≥ x·|a ∪ b|  ⇔  |a ∩ b| ≥ x/(1+x)·(|a| + |b|)
+            m = sizes[j]
+            if m >= least and len(t & titles[j]) >= JOIN * (n + m) - 1e-9 and root(j) != root(i):
                 parent[root(i)] = root(j)
-        for w in prefix:
-            seen.setdefault(w, []).append(i)
+        for w in ordered[:n - math.ceil(2 * JOIN * n - 1e-9) + 1]:
+            if w not in seen:
+                seen[w] = deque(maxlen=STORY_POSTINGS)
+            seen[w].append(i)
     return [root(i) for i in range(len(titles))]
-
-
-def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Jaccard(a, b) ≥ NEAR_DUPLICATE; the size test alone rules out most pairs cheaply."""
-    la, lb = len(a), len(b)
-    if not la or not lb or min(la, lb) < NEAR_DUPLICATE * max(la, lb):
-        return False
-    inter = len(a & b)
-    return inter >= NEAR_DUPLICATE * (la + lb - inter)

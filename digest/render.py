@@ -214,7 +214,8 @@ def render_digests(config: Config, store: Store, users: list[UserConfig], day: s
     """Compose, then render, each reader's digest: what `render`, the preview and delivery
     all show."""
     renderer = renderer or Renderer(config.digest.templates)
-    links = Links(config.digest.base_url, load_secret(config.digest.database))
+    links = Links(config.digest.base_url, load_secret(config.digest.database),
+                  config.web.link_days)
     for d in compose(config, store, users, day, now, last_sent):
         view = digest_view(config, d, links)
         yield Rendered(d, view, renderer.html(view), renderer.text(view))

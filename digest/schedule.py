@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -155,8 +156,10 @@ def lock(database: Path):
     return f
 
 
-def run(config_path: Path, stop: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set). Jobs under way finish first."""
+def run(config_path: Path, stop: threading.Event | None = None,
+        serve: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set). Jobs under way finish first. `serve`, when
+    given (`digest run --web`), serves the web pages in this thread until a signal stops it."""
     config = load_config(config_path)
     held = lock(config.digest.database)
     stop = stop or threading.Event()
@@ -180,6 +183,9 @@ def run(config_path: Path, stop: threading.Event | None = None) -> None:
     scheduler.start()
     log.info("digest run: started %s", iso_utc(now))
     try:
+        if serve is not None:
+            serve()  # returns on SIGTERM/SIGINT (the server's own handlers), or if it fails
+            stop.set()
         # Not a bare stop.wait(): a SIGTERM the kernel hands to another thread does not wake
         # the main thread, and Python runs signal handlers only there.
         while not stop.wait(0.5):

@@ -11,7 +11,9 @@ Identity model (why three tables):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import asdict, fields
@@ -213,6 +215,9 @@ class Store:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():  # the operator's alone; SQLite gives -wal and -shm the
+                with contextlib.suppress(FileExistsError):  # same mode as the database file
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             self.db = sqlite_utils.Database(self.path)
             conn = self.db.conn
             conn.execute("PRAGMA busy_timeout = 10000")  # another process may be writing

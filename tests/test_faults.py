@@ -137,7 +137,8 @@ def test_unconfirmed_is_reported_everywhere_and_resent_only_on_request(project):
 
         from digest.preview import create_app
 
-        health = TestClient(create_app(project.path, host="testserver")).get("/health")
+        health = TestClient(create_app(project.path), base_url="http://127.0.0.1",
+                        client=("127.0.0.1", 50000)).get("/health")  # on the server itself
         assert "Digests that may not have arrived" in health.text and "--resend-unconfirmed" in health.text
         with time_machine.travel(NOW + timedelta(hours=2), tick=False):
             resent = project.run("send", "--resend-unconfirmed")

@@ -60,11 +60,12 @@ def test_from_elsewhere_only_a_signed_link_opens_a_digest(project, monkeypatch):
     config = write_project(project, NORMAL)
     # TestClient's requests come from "testclient", not loopback; its Host is "testserver".
     client = TestClient(create_app(project.path, host="testserver", now=lambda: NOW))
-    assert client.get("/digest/ada/2026-11-22").status_code == 404
+    private = client.get("/digest/ada/2026-11-22")
+    assert private.status_code == 403 and "only shown on the server itself" in private.text
     signed = Links(config.digest.base_url, b"test-secret").view("ada", "2026-11-22")
     path = signed.removeprefix(config.digest.base_url)
     assert client.get(path).status_code == 200
-    assert client.get(path.replace("2026-11-22", "2026-11-21")).status_code == 404  # other day
+    assert client.get(path.replace("2026-11-22", "2026-11-21")).status_code == 403  # other day
 
 
 def test_reloads_when_config_or_templates_change(project, live_preview):

@@ -256,7 +256,7 @@ def test_rank_errors_are_sentences(project):
     r = project.run("rank", "uu")
     assert r.exit_code == 1 and "no reader named 'uu' (did you mean 'u'?)" in r.stderr
     r = project.run("rank", "u", "--date", "yesterday")
-    assert r.exit_code == 1 and "is not a date; write it as YYYY-MM-DD" in r.stderr
+    assert r.exit_code == 1 and "is not a date from 1970 on; write it as YYYY-MM-DD" in r.stderr
     assert project.run("rank", "u", "--all", "--date", "2026-01-01").exit_code == 1
 
 

@@ -250,7 +250,7 @@ def test_render_errors_are_one_sentence(project):
     assert unknown.exit_code == 1
     assert "there is no reader named 'adaa' (did you mean 'ada'?)" in unknown.output
     bad = project.run("render", "ada", "--date", "22/11/2026")
-    assert bad.exit_code == 1 and "--date '22/11/2026' is not a date; write it as YYYY-MM-DD." in bad.output
+    assert bad.exit_code == 1 and "--date '22/11/2026' is not a date from 1970 on; write it as YYYY-MM-DD." in bad.output
     assert "Traceback" not in unknown.output + bad.output
 
 

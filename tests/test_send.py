@@ -90,7 +90,8 @@ def test_permanent_refusal_is_not_retried_and_marks_the_reader(project, smtp_ser
 
     from digest.preview import create_app
 
-    health = TestClient(create_app(project.path, host="testserver")).get("/health")
+    health = TestClient(create_app(project.path), base_url="http://127.0.0.1",
+                        client=("127.0.0.1", 50000)).get("/health")  # on the server itself
     assert "Readers whose mail is refused" in health.text and "550 5.1.1" in health.text
     with time_machine.travel(NOW, tick=False):  # a later run tries again; success clears it
         cli = project.run("send")
@@ -200,7 +201,8 @@ def test_feedback_and_one_click_unsubscribe_endpoints(project, monkeypatch):
     msg = message_from_bytes(eml, policy=policy.default)
     html = msg.get_body(("html",)).get_content()
     base = config.digest.base_url
-    client = TestClient(create_app(project.path, host="testserver", now=lambda: NOW))
+    client = TestClient(create_app(project.path, now=lambda: NOW), base_url="http://127.0.0.1",
+                        client=("127.0.0.1", 50000))  # on the server itself
 
     up = re.search(r'href="([^"]+/feedback/ada/[0-9a-f]+/up\?s=[0-9a-f]+)"', html).group(1)
     page = client.get(up.removeprefix(base))  # a GET only shows the item and a button
