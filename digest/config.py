@@ -147,8 +147,9 @@ WEB_SETTINGS = (
     Setting("timeout", "float", 30.0,
             "Seconds a page may take; a slower one answers 503 and the others are not held up.",
             minimum=0.1),
-    Setting("threads", "int", 4, "Pages built at once (off the event loop); more wait.",
-            minimum=1),
+    Setting("threads", "int", 4,
+            "Pages built at once, off the event loop (one that timed out counts until it "
+            "ends); past that a page answers 503 at once.", minimum=1),
     Setting("host", "str", "127.0.0.1", "Address `digest run --web` listens on."),
     Setting("port", "int", 8750, "Port `digest run --web` listens on.", minimum=1),
 )

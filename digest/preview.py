@@ -18,6 +18,7 @@ Config and templates are re-read when their files change, so edits show on the n
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,7 +73,7 @@ class Preview:
         self.config_path = Path(config_path)
         self.now = now or (lambda: datetime.now(UTC))
         self._loaded: _Loaded | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._slots: threading.BoundedSemaphore | None = None  # pages being built
         self.pages = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES / "preview")), autoescape=True,
             undefined=jinja2.StrictUndefined, auto_reload=True)
@@ -107,23 +108,39 @@ class Preview:
 
     def endpoint(self, handler):
         """An ASGI endpoint for a plain handler(request, form): the work (SQLite, ranking,
-        rendering) runs in a bounded thread pool with [web] timeout, so one slow page answers
-        503 instead of holding up every other one."""
+        rendering) runs in a worker thread with [web] timeout, so one slow page answers 503
+        instead of holding up every other one. At most [web] threads run at once, counted
+        until they really end (a page that timed out still runs to its end in its thread);
+        past that, 503 at once."""
         async def run(request: Request) -> Response:
             form = await _small_form(request) if request.method == "POST" else {}
+            if form is None:
+                return PlainTextResponse("That form is too large.", 413)
             lo = await anyio.to_thread.run_sync(self.loaded)
-            if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(lo.config.web.threads)
+            if self._slots is None:
+                self._slots = threading.BoundedSemaphore(lo.config.web.threads)
+            slots = self._slots
+
+            def work() -> Response:
+                # Taken and given back in the worker itself: a job abandoned before it started
+                # cannot leak its slot.
+                if not slots.acquire(blocking=False):
+                    return self.busy("Too many pages are being built right now")
+                try:
+                    return handler(request, form)
+                finally:
+                    slots.release()
+
             try:
                 with anyio.fail_after(lo.config.web.timeout):
-                    return await anyio.to_thread.run_sync(handler, request, form,
-                                                          limiter=self._limiter,
-                                                          abandon_on_cancel=True)
+                    return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
             except TimeoutError:
-                return self.page("message.html", 503, title="Busy", message=(
-                    f"This page took longer than {lo.config.web.timeout:g} s; try again in a "
-                    "minute."))
+                return self.busy(f"This page took longer than {lo.config.web.timeout:g} s")
         return run
+
+    def busy(self, why: str) -> Response:
+        return self.page("message.html", 503, title="Busy", message=f"{why}; try again in a "
+                         "minute.")
 
     def page(self, name: str, status: int = 200, **values) -> HTMLResponse:
         return HTMLResponse(self.pages.get_template(name).render(**values), status_code=status)
@@ -273,14 +290,14 @@ def _same_origin(request: Request, base_url: str) -> bool:
     return origin.lower() in ours
 
 
-async def _small_form(request: Request, limit: int = 4096) -> dict[str, str]:
+async def _small_form(request: Request, limit: int = 4096) -> dict[str, str] | None:
     """An urlencoded form of a field or two, read no further than `limit` bytes (these forms
-    are tiny; a large body is not ours)."""
+    are tiny; a larger body is not ours: None)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            return {}
+            return None
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 

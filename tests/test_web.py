@@ -183,3 +183,25 @@ def test_run_with_web_is_one_process_for_a_deployment(project):
     log = "".join(lines) + rest
     assert proc.returncode == 0, log
     assert "digest run: started" in log and "digest run: stopped" in log and "Traceback" not in log
+
+
+def test_pages_that_timed_out_still_count_against_the_bound(project, live_preview):
+    """[web] threads bounds the pages being built, abandoned ones included: with one, the
+    next page gets a 503 at once until the slow one has really ended, then works again."""
+    (project.root / "tpl").mkdir()
+    (project.root / "tpl" / "digest.txt").write_text(
+        "{% for i in range(100000000) %}{% endfor %}{{ v.reader }}\n")
+    write_project(project, NORMAL, extra='templates = "tpl"')
+    web(project, "timeout = 0.5\nthreads = 1")
+    base = live_preview(project, now=lambda: NOW)
+    slow = get(base + "/digest/ada/2026-11-22.txt")
+    assert slow.status_code == 503 and "took longer than 0.5 s" in slow.text
+    refused = get(base + "/")
+    assert refused.status_code == 503 and "Too many pages" in refused.text
+    deadline = time.monotonic() + 120
+    while get(base + "/").status_code == 503:  # bounded: until the slow page's thread ends
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert get(base + "/").status_code == 200
+    big = httpx.post(base + "/unsubscribe/ada?s=x", content=b"a=" + b"b" * 10000, timeout=30)
+    assert big.status_code == 413
