@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -221,7 +222,7 @@ class Store:
             self.db = sqlite_utils.Database(self.path)
             conn = self.db.conn
             conn.execute("PRAGMA busy_timeout = 10000")  # another process may be writing
-            conn.execute("PRAGMA journal_mode = WAL")
+            _wal(conn)
             # Write transactions take the write lock when they begin, waiting for it under the
             # busy timeout. A deferred one that read first cannot upgrade once another
             # connection has written, and fails at once with "database is locked" (seen with
@@ -679,6 +680,21 @@ class Store:
         cur = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", ([feed] if feed else []) + [limit])
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _wal(conn: sqlite3.Connection, seconds: float = 10) -> None:
+    """Switch to WAL (persistent: once is enough for every later connection). On a new file
+    that another connection is switching at the same moment, SQLite answers "database is
+    locked" at once instead of waiting under the busy timeout; so wait here, briefly."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _statements(script: str) -> list[str]:
