@@ -161,7 +161,7 @@ class Smtp:
                 self._envelope(out, to)
                 break
             except _BROKEN as e:
-                self.close()
+                self._drop()
                 if reused and attempt == 1:
                     continue  # the server closed an idle connection: nothing was sent yet
                 raise DeliveryError(f"the SMTP server {self.s.host} {_broke(e)} before the "
@@ -174,7 +174,11 @@ class Smtp:
     def _envelope(self, out: Outgoing, to: str) -> None:
         conn = self.conn
         assert conn is not None
-        conn.ehlo_or_helo_if_needed()
+        try:
+            conn.ehlo_or_helo_if_needed()
+        except smtplib.SMTPHeloError as e:
+            self._drop()
+            raise _reply_error(e.smtp_code, e.smtp_error, to) from None
         # RFC 6152: 8-bit bytes need BODY=8BITMIME. Digests are 7-bit (quoted-printable), and
         # declaring it anyway cost 8 % of the send rate against aiosmtpd.
         eight_bit = not out.data.isascii() and conn.has_extn("8bitmime")
@@ -190,7 +194,7 @@ class Smtp:
         try:
             code, text = conn.docmd("DATA")
         except _BROKEN as e:
-            self.close()
+            self._drop()
             raise DeliveryError(f"the SMTP server {self.s.host} {_broke(e)} before the "
                                 "message was sent; it is retried.") from None
         if code != 354:
@@ -205,13 +209,13 @@ class Smtp:
         try:
             conn.send(data)  # sendall: if it fails, the final "." never left, so no delivery
         except _BROKEN as e:
-            self.close()
+            self._drop()  # without the final ".", the server discards what it got
             raise DeliveryError(f"the SMTP server {self.s.host} {_broke(e)} while the message "
                                 "was being sent, before its end; it is retried.") from None
         try:
             code, text = conn.getreply()
         except _BROKEN as e:
-            self.close()
+            self._drop()
             raise Unconfirmed(f"the SMTP server {self.s.host} {_broke(e)} after the whole "
                               f"message to {to} was sent, so it may have been delivered; it is "
                               "not sent again by itself.") from None
@@ -223,12 +227,21 @@ class Smtp:
             if self.conn is not None:
                 self.conn.rset()
         except (OSError, smtplib.SMTPException):
-            self.close()
+            self._drop()
 
     def close(self) -> None:
+        """The end of a batch: QUIT politely."""
         if self.conn is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.conn.quit()
+            self.conn = None
+
+    def _drop(self) -> None:
+        """A broken connection: close it without QUIT, which would wait out another timeout
+        for an answer that is not coming."""
+        if self.conn is not None:
+            with contextlib.suppress(OSError):
+                self.conn.close()
             self.conn = None
 
 

@@ -297,3 +297,32 @@ def test_lines_starting_with_a_dot_arrive_intact(project, smtp_server):
     first, second = smtp_server.messages
     assert first.replace(b"\r\n", b"\n").endswith(b".leading dot\nplain\n..two dots\n.\nend\n")
     assert second.replace(b"\r\n", b"\n").endswith(b"no dots here\n")
+
+
+def test_a_server_that_refuses_the_greeting_is_a_clear_permanent_error(project):
+    """EHLO and HELO both refused (a blocklisted sender): one sentence, no traceback, not
+    retried, and nothing marked as possibly delivered."""
+    import socketserver
+
+    class Refuser(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(b"220 test ESMTP\r\n")
+            for line in self.rfile:
+                if line.upper().startswith(b"QUIT"):
+                    self.wfile.write(b"221 bye\r\n")
+                    return
+                self.wfile.write(b"554 5.7.1 your host is blocklisted\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Refuser)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = smtp_project(project, server.server_address[1])
+        (r,), waits = run(project, config)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.state == "failed" and waits == []
+    assert "refused the digest for ada <ada@example.org> for good (554 5.7.1 your host is blocklisted)" in r.detail
+    with project.store() as s:
+        assert s.delivery("ada", "2026-11-22").state == "failed"
