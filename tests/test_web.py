@@ -24,6 +24,17 @@ def get(url, **kw):
     return httpx.get(url, timeout=30, **kw)
 
 
+def heavy_preview(project, live_preview, loops: int, settings: str) -> str:
+    """The preview with a digest.txt override that loops `loops` times: a page that is slow
+    for real (seconds of CPU), with no hook in the code."""
+    (project.root / "tpl").mkdir()
+    (project.root / "tpl" / "digest.txt").write_text(
+        f"{{% for i in range({loops}) %}}{{% endfor %}}{{{{ v.reader }}}}\n")
+    write_project(project, NORMAL, extra='templates = "tpl"')
+    web(project, settings)
+    return live_preview(project, now=lambda: NOW)
+
+
 @pytest.mark.parametrize("headers", [
     {"X-Forwarded-For": "203.0.113.9"},  # a proxy nobody declared, forwarding a stranger
     {"X-Forwarded-For": "127.0.0.1"},  # a forgery, or a proxy that is not trusted
@@ -93,12 +104,7 @@ def test_a_bad_date_is_a_400_in_plain_words(project, live_preview, day):
 def test_a_slow_page_does_not_hold_up_the_others(project, live_preview):
     """One digest page made deliberately heavy (a template override that loops for seconds)
     gets a 503 at [web] timeout; the index, asked meanwhile, answers at once."""
-    (project.root / "tpl").mkdir()
-    (project.root / "tpl" / "digest.txt").write_text(
-        "{% for i in range(60000000) %}{% endfor %}{{ v.reader }}\n")
-    write_project(project, NORMAL, extra='templates = "tpl"')
-    web(project, "timeout = 1")
-    base = live_preview(project, now=lambda: NOW)
+    base = heavy_preview(project, live_preview, 60_000_000, "timeout = 1")
     done: dict[str, tuple[float, int]] = {}
     start = time.monotonic()
 
@@ -188,12 +194,7 @@ def test_run_with_web_is_one_process_for_a_deployment(project):
 def test_pages_that_timed_out_still_count_against_the_bound(project, live_preview):
     """[web] threads bounds the pages being built, abandoned ones included: with one, the
     next page gets a 503 at once until the slow one has really ended, then works again."""
-    (project.root / "tpl").mkdir()
-    (project.root / "tpl" / "digest.txt").write_text(
-        "{% for i in range(100000000) %}{% endfor %}{{ v.reader }}\n")
-    write_project(project, NORMAL, extra='templates = "tpl"')
-    web(project, "timeout = 0.5\nthreads = 1")
-    base = live_preview(project, now=lambda: NOW)
+    base = heavy_preview(project, live_preview, 100_000_000, "timeout = 0.5\nthreads = 1")
     slow = get(base + "/digest/ada/2026-11-22.txt")
     assert slow.status_code == 503 and "took longer than 0.5 s" in slow.text
     refused = get(base + "/")
