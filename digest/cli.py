@@ -283,8 +283,8 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
     config = _load(ctx)
     readers = [_reader(config, u) for u in users] if users else list(config.users.values())
     now = datetime.now(UTC)
-    if base_url_problem(config.digest, config.smtp):
-        click.echo(f"Warning: {base_url_problem(config.digest, config.smtp)}", err=True)
+    if problem := base_url_problem(config.digest, config.smtp):
+        click.echo(f"Warning: {problem}", err=True)
     try:
         backend = backend_for(config)
         with _store(config) as store:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.links import key_path
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -331,8 +332,7 @@ def exposed_files(config: Config) -> list[str]:
     other users of this machine can read."""
     db = config.digest.database
     out = []
-    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + ".key"),
-                 config.digest.outbox):
+    for path in (db, db.with_name(db.name + "-wal"), key_path(db), config.digest.outbox):
         try:
             mode = path.stat().st_mode & 0o777
         except OSError:
@@ -470,8 +470,8 @@ def parse_config(data: dict, path: Path) -> Config:
 
     if problems:
         raise ConfigError(problems)
-    if base_url_problem(digest, smtp):
-        warnings.append(base_url_problem(digest, smtp))
+    if problem := base_url_problem(digest, smtp):
+        warnings.append(problem)
     return Config(path=path, digest=digest, ranking=ranking, smtp=smtp, feeds=feeds, users=users,
                   web=web, warnings=tuple(warnings))
 

@@ -21,12 +21,17 @@ SECRET_ENV = "DIGEST_SECRET"  # noqa: S105 - the variable's name, not a secret
 VOTES = {"up": 1, "down": -1}
 
 
+def key_path(database: Path) -> Path:
+    """Where the generated signing key lives: beside the database."""
+    return database.with_name(database.name + ".key")
+
+
 def load_secret(database: Path) -> bytes:
     """The signing key: $DIGEST_SECRET, else `<database>.key`, created (mode 600) if missing."""
     env = os.environ.get(SECRET_ENV, "")
     if env:
         return env.encode()
-    path = database.with_name(database.name + ".key")
+    path = key_path(database)
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:

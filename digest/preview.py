@@ -89,14 +89,14 @@ class Preview:
                                          config.web.link_days), password)
         return self._loaded
 
-    def private(self, request: Request) -> Response | None:
+    def private(self, request: Request, lo: _Loaded) -> Response | None:
         """None when the caller may see a private page (access.py), else the answer."""
-        web = self.loaded().config.web
+        web = lo.config.web
         peer = request.client.host if request.client else ""
         if access.from_this_machine(peer, request.headers.get("host", ""), request.headers,
                                     web.trusted_proxies):
             return None
-        password = self.loaded().password
+        password = lo.password
         if access.logged_in(request.headers.get("authorization", ""), web.username, password):
             return None
         if password:
@@ -148,9 +148,10 @@ class Preview:
     # -- routes -----------------------------------------------------------------------------
 
     def index(self, request: Request, form: dict[str, str]) -> Response:
-        if denied := self.private(request):
+        lo = self.loaded()
+        if denied := self.private(request, lo):
             return denied
-        cfg = self.loaded().config
+        cfg = lo.config
         now = self.now()
         readers = []
         for u in cfg.users.values():
@@ -169,7 +170,7 @@ class Preview:
         # A signed link opens its digest from anywhere; anything else is a private page.
         signed = user is not None and lo.links.verify_view(
             q.get("s", ""), reader, day, q.get("e", ""), self.now().date())
-        if not signed and (denied := self.private(request)):
+        if not signed and (denied := self.private(request, lo)):
             return denied
         if user is None:
             return self.page("message.html", 404, title="Not found",
@@ -242,17 +243,19 @@ class Preview:
                          message=f"{reader} gets the digest again from the next one on.")
 
     def archive(self, request: Request, form: dict[str, str]) -> Response:
-        if denied := self.private(request):
+        lo = self.loaded()
+        if denied := self.private(request, lo):
             return denied
-        cfg = self.loaded().config
+        cfg = lo.config
         with Store(cfg.digest.database) as store:
             rows = store.deliveries(limit=500)
         return self.page("archive.html", title="Delivered digests", rows=rows)
 
     def health(self, request: Request, form: dict[str, str]) -> Response:
-        if denied := self.private(request):
+        lo = self.loaded()
+        if denied := self.private(request, lo):
             return denied
-        cfg = self.loaded().config
+        cfg = lo.config
         with Store(cfg.digest.database) as store:
             store.sync_feeds({n: f.location for n, f in cfg.feeds.items()})
             states = {s.name: s for s in store.feed_states()}

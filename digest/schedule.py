@@ -167,8 +167,8 @@ def run(config_path: Path, stop: threading.Event | None = None,
                                     job_defaults={"max_instances": 1, "coalesce": True,
                                                   "misfire_grace_time": None})
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
-    if base_url_problem(config.digest, config.smtp):
-        log.warning("%s", base_url_problem(config.digest, config.smtp))
+    if problem := base_url_problem(config.digest, config.smtp):
+        log.warning("%s", problem)
     with Store(config.digest.database) as store:  # create or migrate it once, before any job
         for row in store.lost_deliveries(datetime.now(UTC)):
             log.error("send %s %s: %s", row.reader, row.day, lost_report(row))

@@ -258,11 +258,12 @@ def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing
     out = Outgoing.of(msg, user.name, d)
     retries = config.smtp.retries if config.smtp else 1
     wait = config.smtp.retry_wait if config.smtp else 0
+    content, message_id = done.digest.to_json(), msg["Message-ID"]
     for attempt in range(1, retries + 1):
         def sending(attempt=attempt) -> bool:  # committed just before the message goes out
             return store.advance(user.name, d, owner, SENDING, _clock(), attempts=tried + attempt,
-                                 items=items, message_id=msg["Message-ID"],
-                                 window_end=window_end, content=done.digest.to_json())
+                                 items=items, message_id=message_id, window_end=window_end,
+                                 content=content)
 
         try:
             backend.send(out, sending)

@@ -326,3 +326,22 @@ def test_a_server_that_refuses_the_greeting_is_a_clear_permanent_error(project):
     assert "refused the digest for ada <ada@example.org> for good (554 5.7.1 your host is blocklisted)" in r.detail
     with project.store() as s:
         assert s.delivery("ada", "2026-11-22").state == "failed"
+
+
+def test_a_failed_digest_past_catch_up_stays_failed_and_reported(project, smtp_server):
+    """Past catch_up the scheduler stops retrying a failed digest, and does not relabel it as
+    "missed": it stays failed (and the reader stays marked) for `digest send` by hand."""
+    config = smtp_project(project, smtp_server.port)
+    smtp_server.replies = ["550 5.1.1 mailbox unavailable"]
+    with time_machine.travel(NOW, tick=False), project.store() as s:
+        (r,) = send_digests(config, s, [config.users["ada"]], None, NOW, backend_for(config),
+                            sleep=lambda _: None)
+    assert r.state == "failed"
+    late = NOW + timedelta(hours=13)  # catch_up is 12 h; the retry time (1 h) passed long ago
+    with time_machine.travel(late, tick=False):
+        send_tick(config, late)
+    with project.store() as s:
+        row = s.delivery("ada", "2026-11-22")
+    assert row.state == "failed" and "550 5.1.1" in row.detail and smtp_server.messages == []
+    with time_machine.travel(late, tick=False):
+        assert "reader ada is failing" in project.run("check").output

@@ -206,3 +206,12 @@ def test_pages_that_timed_out_still_count_against_the_bound(project, live_previe
     assert get(base + "/").status_code == 200
     big = httpx.post(base + "/unsubscribe/ada?s=x", content=b"a=" + b"b" * 10000, timeout=30)
     assert big.status_code == 413
+
+
+def test_a_trusted_proxy_that_is_no_address_is_a_config_error(project):
+    write_project(project, NORMAL)
+    web(project, 'trusted_proxies = ["127.0.0.1", "my-proxy"]')
+    check = project.run("check")
+    assert check.exit_code == 1
+    assert "[web] trusted_proxies holds 'my-proxy', not an address or network" in check.output
+    assert "Traceback" not in check.output
