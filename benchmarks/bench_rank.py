@@ -32,7 +32,7 @@ from common import load_corpus, peak_rss_mib
 from digest.config import load_config
 from digest.lexical import tokens
 from digest.normalize import make_entry
-from digest.rank import Ranker
+from digest.rank import Ranker, Selection
 from digest.store import Store
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -104,7 +104,7 @@ def run_ours(config, store, semantic: bool = False, workers: int = 1) -> dict:
     picked = 0
     r = config.ranking
     for _user, items in ranker.rank_many([(u, None) for u in config.users.values()],
-                                         digest=(20, r.min_score, r.trending), workers=workers):
+                                         selection=Selection(20, r.min_score, r.trending), workers=workers):
         picked += len(items)
     t2 = time.perf_counter()
     return {"model": t1 - t0, "readers": t2 - t1, "total": t2 - t0, "picked": picked}

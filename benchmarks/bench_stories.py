@@ -1,4 +1,4 @@
-"""Near-duplicate grouping (rank._stories, which folds the same story from several feeds into
+"""Near-duplicate grouping (rank.stories.stories, which folds the same story from several feeds into
 one item) on 100,000 titles: a realistic pool (words drawn from a Zipf vocabulary of 20,000,
 5 % planted near-duplicates: a title again with one word changed) and the worst case (titles
 from a vocabulary of 12 words, so every title shares its rarest words with thousands).
@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 
-from digest.rank import _stories
+from digest.rank.stories import stories
 
 
 def realistic(n: int, rng: random.Random) -> tuple[list[frozenset[int]], list[tuple[int, int]]]:
@@ -45,7 +45,7 @@ def timed(titles, runs: int) -> tuple[float, list[int]]:
     seconds, out = [], []
     for _ in range(runs):
         t = time.perf_counter()
-        out = _stories(titles)
+        out = stories(titles)
         seconds.append(time.perf_counter() - t)
     return statistics.median(seconds), out
 

@@ -191,7 +191,7 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
     """The reader's ranked entries with scores and reasons. Without --all: what their digest
     would hold (new entries in the window, above the score floor, near-duplicates collapsed)."""
     from digest import semantic
-    from digest.rank import build_ranker, digest_window
+    from digest.rank import Selection, build_ranker, digest_window
 
     config = _load(ctx)
     if day and everything:
@@ -209,8 +209,8 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
             if everything:
                 ranked = ranker.rank(reader, rows, limit=limit)
             else:
-                ranked = ranker.digest(reader, rows, limit or reader.max_items,
-                                       config.ranking.min_score, config.ranking.trending)
+                ranked = ranker.digest(reader, rows, Selection(
+                    limit or reader.max_items, config.ranking.min_score, config.ranking.trending))
             warnings = [w for ws in ranker.library_warnings.values() for w in ws]
     except DigestError as e:
         raise CliError(getattr(e, "problems", None) or str(e)) from None

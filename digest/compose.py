@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from digest import semantic
 from digest.config import Config, UserConfig
-from digest.rank import Ranked, build_ranker, digest_window, parse_day
+from digest.models import Ranked
+from digest.rank import Selection, build_ranker, digest_window, parse_day
 from digest.store import Store
 
 
@@ -107,7 +108,8 @@ def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: str 
         since, until = windows[u.name]
         jobs.append((u, ranker.rows_for(u, since, until)))
     r = config.ranking
-    ranked_all = ranker.rank_many(jobs, workers=r.workers, digest=(None, r.min_score, r.trending))
+    ranked_all = ranker.rank_many(jobs, workers=r.workers,
+                                 selection=Selection(None, r.min_score, r.trending))
     for (u, rows), (_, ranked) in zip(jobs, ranked_all, strict=True):
         since, until = windows[u.name]
         feeds = set(u.feeds) if u.feeds else set(config.feeds)

@@ -101,9 +101,10 @@ RANKING_SETTINGS = (
             "count against with half of it.", minimum=0),
     Setting("popularity", "float", 0.1, "Weight of popularity (Hugging Face upvotes).", minimum=0),
     Setting("half_life", "duration", "7d", "Relevance halves for every half_life of age."),
-    Setting("temperature", "float", 0.1,
-            "Softness of the max over seed papers (0.01 ≈ max; 1 ≈ sum).", minimum=0.001),
-    Setting("min_score", "float", 0.15, "Items below this score stay out of the digest.",
+    Setting("min_score", "float", 3.0,
+            "Items below this score stay out of the digest. Scores are in standard deviations "
+            "above the pool's average similarity, plus points for phrases, authors and "
+            "categories (README: Ranking), so one floor cuts every reader's digest alike.",
             minimum=0),
     Setting("lookback", "duration", "1d",
             "Window for a reader's first digest (later digests take all since the last one)."),
@@ -221,7 +222,6 @@ class RankingSettings:
     feedback: float
     popularity: float
     half_life: int  # seconds
-    temperature: float
     min_score: float
     lookback: int  # seconds
     trending: int

@@ -142,11 +142,11 @@ class TermWeights:
         self.docs = self._rows(rows, cols, counts.astype(np.float32), n)  # entries × terms
 
     def matrix(self, ids: np.ndarray, counts: np.ndarray, sizes: Sequence[int],
-               top: int | None = None) -> sp.csr_matrix:
+               top: int | np.ndarray | None = None) -> sp.csr_matrix:
         """Sublinear-TF × IDF rows, L2-normalized, from term ids and their counts (`sizes`
-        per row, consecutive). With `top`, only each row's `top` heaviest terms are kept (norms
-        are taken before, so a pruned row keeps its true scale and its cosines are slight
-        underestimates)."""
+        per row, consecutive). With `top` (one number, or one per row), only each row's `top`
+        heaviest terms are kept (norms are taken before, so a pruned row keeps its true scale
+        and its cosines are slight underestimates)."""
         rows = np.repeat(np.arange(len(sizes)), sizes)
         ids = np.asarray(ids, dtype=np.int64)
         known = ids < self.size
@@ -155,29 +155,18 @@ class TermWeights:
                           len(sizes), top)
 
     def _rows(self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int,
-              top: int | None = None) -> sp.csr_matrix:
+              top: int | np.ndarray | None = None) -> sp.csr_matrix:
         data = (1.0 + np.log(counts)) * self.idf[cols]
         norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=n))
         norms[norms == 0] = 1.0
         data = (data / norms[rows]).astype(np.float32)
         ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-        if top is not None and len(data) and np.diff(ptr).max() > top:
+        limit = None if top is None else np.broadcast_to(np.asarray(top), (n,))
+        if limit is not None and len(data) and (np.diff(ptr) > limit).any():
             order = np.lexsort((-data, rows))  # by row, heaviest first within each row
-            keep = order[np.arange(len(order)) - ptr[rows[order]] < top]
+            keep = order[np.arange(len(order)) - ptr[rows[order]] < limit[rows[order]]]
             keep.sort()  # back to row order
             cols, data, rows = cols[keep], data[keep], rows[keep]
             ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
         return sp.csr_matrix((data, cols.astype(np.int32), ptr), shape=(n, self.size))
 
-
-def soft_max(sims: np.ndarray, temperature: float) -> np.ndarray:
-    """Per row, T·log(mean(exp(s/T))) over the seed papers: near the best match when one seed
-    is close, higher when several are. A pure max ignores the rest of a library; a mean (or a
-    centroid) drowns a specialist's one close paper among the others. It stays on the cosine
-    scale whatever the library size (unlike a plain log-sum-exp), so a score floor means the
-    same for every reader. temperature → 0 gives the max."""
-    if sims.shape[1] == 0:
-        return np.zeros(sims.shape[0], dtype=np.float32)
-    top = sims.max(axis=1, keepdims=True)
-    lse = top + temperature * np.log(np.exp((sims - top) / temperature).mean(axis=1, keepdims=True))
-    return lse.ravel().astype(np.float32)

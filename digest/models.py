@@ -93,6 +93,38 @@ class PollResult:
     next_poll_at: str = ""
 
 
+@dataclass
+class Ranked:
+    """One ranked entry for one reader: what digests, `digest rank` and the preview show."""
+
+    id: str
+    title: str
+    link: str
+    score: float
+    reasons: list[str]
+    sources: list[str]
+    authors: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    summary_text: str = ""
+    published: str = ""
+    popularity: int = 0
+    trending: bool = False
+
+    @classmethod
+    def of(cls, e: dict, score: float, reasons: list[str], trending: bool = False) -> Ranked:
+        """A result for the entry `e` (a row of Store.entries_for_ranking)."""
+        return cls(id=e["id"], title=e["title"], link=e["link"], score=score, reasons=reasons,
+                   sources=e["sources"], authors=e["authors"], categories=e["categories"],
+                   summary_text=e["summary_text"], published=e["published"],
+                   popularity=e["popularity"], trending=trending)
+
+    def as_json(self) -> dict:
+        return {"id": self.id, "title": self.title, "link": self.link, "score": self.score,
+                "reasons": self.reasons, "sources": self.sources, "authors": self.authors,
+                "categories": self.categories, "published": self.published,
+                "popularity": self.popularity, "trending": self.trending}
+
+
 def iso_utc(dt: datetime) -> str:
     """How datetimes are stored: ISO 8601 in UTC, to the second, so strings sort as times."""
     return dt.astimezone(UTC).isoformat(timespec="seconds")

@@ -22,7 +22,7 @@ from mjml import mjml2html
 from digest.compose import Digest, compose
 from digest.config import Config, UserConfig
 from digest.links import Links, load_secret
-from digest.rank import Ranked
+from digest.models import Ranked
 from digest.store import Store
 
 # The checkout's templates/ (source or editable install), else the copy inside a wheel.

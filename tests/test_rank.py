@@ -10,7 +10,8 @@ from conftest import FIXTURES
 
 from digest.lexical import TOKENIZER_VERSION, decode_analysis
 from digest.normalize import make_entry
-from digest.rank import Ranker, digest_window
+from digest.rank import Ranker, Selection, digest_window
+from digest.rank.scoring import POPULARITY_POINTS
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 
@@ -114,8 +115,8 @@ def test_popularity_weight_and_reason(project):
     results, _ = ranked(project)
     pop = {r.title: r for r in results}["Bees prefer blue flowers"]
     assert pop.reasons == ["trending: 90 upvotes"]
-    # popularity · log(1 + upvotes) / log(101), with no decay at age ~0
-    assert pop.score == pytest.approx(0.5 * 0.975, abs=0.02)
+    # popularity · POPULARITY_POINTS · log(1 + upvotes) / log(101), with no decay at age ~0
+    assert pop.score == pytest.approx(POPULARITY_POINTS * 0.5 * 0.975, abs=0.2)
     setup(project, 'popularity = 0\n[users.u.interests]\n"flood" = 1\n',
           ranking="[ranking]\npopularity = 0.5\n")  # the reader's override wins
     assert {r.title: r for r in ranked(project)[0]}["Bees prefer blue flowers"].score == 0
@@ -201,18 +202,18 @@ def test_select_floor_limit_duplicates_and_trending(project):
     user = project.config().users["u"]
 
     def select(limit, min_score, trending):
-        return ranker.digest(user, None, limit, min_score, trending)
+        return ranker.digest(user, None, Selection(limit, min_score, trending))
 
-    picked = select(limit=5, min_score=0.15, trending=1)
+    picked = select(limit=5, min_score=3.0, trending=1)
     # Equal scores (both have the phrase in the title); the "(v2)" near-duplicate is dropped.
     assert {r.title for r in picked[:2]} == {"Fast style transfer for video",
                                              "Style transfer for medical imaging"}
     assert [r.title for r in picked[2:]] == ["Bees prefer blue flowers"]
     assert picked[-1].trending and picked[-1].reasons == ["trending: 30 upvotes"]
     assert {r.title: r for r in picked}["Fast style transfer for video"].sources == ["mirror", "papers"]
-    assert [r.id for r in select(limit=1, min_score=0.15, trending=0)] == [picked[0].id]
-    assert select(limit=5, min_score=5.0, trending=0) == []
-    assert len(select(limit=5, min_score=5.0, trending=3)) == 1  # only one item is popular
+    assert [r.id for r in select(limit=1, min_score=3.0, trending=0)] == [picked[0].id]
+    assert select(limit=5, min_score=100.0, trending=0) == []
+    assert len(select(limit=5, min_score=100.0, trending=3)) == 1  # only one item is popular
 
 
 def test_digest_window_uses_the_readers_local_send_time(project):
@@ -300,7 +301,8 @@ def test_story_grouping_finds_every_near_duplicate_pair():
     """The prefix-filtered grouping agrees with comparing every pair of titles."""
     import random
 
-    from digest.rank import NEAR_DUPLICATE, _stories
+    from digest.rank.stories import NEAR_DUPLICATE
+    from digest.rank.stories import stories as _stories
 
     rnd = random.Random(3)
     vocab = [f"w{k}" for k in range(40)]
@@ -328,7 +330,7 @@ _RANK_BOTH_WAYS = """
 import json, sys
 from datetime import datetime
 from digest.config import load_config
-from digest.rank import Ranker
+from digest.rank import Ranker, Selection
 from digest.store import Store
 config = load_config(sys.argv[1])
 store = Store(config.digest.database)
@@ -338,7 +340,7 @@ for workers in (1, 2):
     assert ranker._can_fork()  # else workers=2 would quietly run in this process
     users = [(u, None) for u in config.users.values()]
     out.append({"ranked": [(u.name, [r.as_json() for r in items]) for u, items in
-                           ranker.rank_many(users, digest=(3, 0.01, 1), workers=workers)],
+                           ranker.rank_many(users, selection=Selection(3, 0.01, 1), workers=workers)],
                 "warnings": {str(k): v for k, v in ranker.library_warnings.items()}})
 print(json.dumps(out))
 """
@@ -417,7 +419,7 @@ def test_readers_with_and_without_a_library_in_one_batch(project):
             add(s, key)
         ranker = Ranker(config, s, s.entries_for_ranking(), NOW)
         out = list(ranker.rank_many([(u, None) for u in config.users.values()],
-                                    digest=(3, 0.01, 0)))
+                                    selection=Selection(3, 0.01, 0)))
     (_, lib_items), (_, plain_items) = out
     assert lib_items[0].reasons[0].startswith('similar to your paper "Fast style transfer')
     assert plain_items[0].title == "Graph networks for flood forecasting"
@@ -432,7 +434,8 @@ def test_phrase_index_agrees_with_a_plain_scan():
 
     import numpy as np
 
-    from digest.rank import APART, IN_ABSTRACT, IN_TITLE, _PhraseIndex
+    from digest.rank.phrases import APART, IN_ABSTRACT, IN_TITLE
+    from digest.rank.phrases import PhraseIndex as _PhraseIndex
 
     def together(ws, p):
         return any(ws[i:i + len(p)] == list(p) for i in range(len(ws) - len(p) + 1))
@@ -459,11 +462,13 @@ def test_ordered_blocks_continue_each_other_exactly_through_ties():
 
     import numpy as np
 
+    from digest.rank.select import ordered
+
     rnd = np.random.default_rng(5)
     scores = rnd.integers(0, 6, 500).astype(np.float32)  # a handful of values: many ties
     ranker = SimpleNamespace(id_order=rnd.permutation(500))
     rows = np.sort(rnd.choice(500, 300, replace=False))
-    blocks = list(Ranker._ordered(ranker, rows, scores, 7))
+    blocks = list(ordered(ranker, rows, scores, 7))
     assert len(blocks) > 2
     joined = np.concatenate(blocks)
     assert joined.tolist() == rows[np.lexsort((ranker.id_order[rows], -scores[rows]))].tolist()

@@ -1,0 +1,163 @@
+"""Ranking quality on the three dev sets of ../shared/eval, beside their baselines, in-fold and
+out-of-fold.
+
+    python benchmarks/bench_quality.py              # full size, lexical (the default install)
+    python benchmarks/bench_quality.py --semantic   # plus the semantic extra
+    python benchmarks/bench_quality.py --smoke      # CI size: a few readers of each set
+
+Every constant in digest/rank/tuning.py is chosen by 2-fold cross-validation over readers: the
+readers of each set are split in two halves; the constants are chosen on one half of every set
+at once (the mean gain over the TF-IDF baseline of each set) and scored on the other half, both
+ways; "out-of-fold" is every reader scored with constants chosen without them. "Shipped" is
+tuning.DEFAULT, which is chosen the same way on all readers (so it is in-fold). Ablations report
+out-of-fold figures with one part switched off: a part that does not earn its keep there on at
+least two of the three sets is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import EVAL, SETS, Project
+
+from digest.rank.tuning import DEFAULT, GRID
+
+LEXICAL = ("temperature", "concepts", "concept_temperature", "term_budget")
+
+
+def grid(names: tuple[str, ...], smoke: bool):
+    values = [GRID[n] if not smoke else (getattr(DEFAULT, n), GRID[n][0]) for n in names]
+    seen = set()
+    for combo in itertools.product(*values):
+        t = DEFAULT.with_(**dict(zip(names, combo, strict=True)))
+        if t.concepts == 0:  # no concept space: its softness is moot
+            t = t.with_(concept_temperature=DEFAULT.concept_temperature)
+        if t not in seen:
+            seen.add(t)
+            yield t
+
+
+def folds(dev) -> tuple[list, list]:
+    names = sorted(dev.readers, key=str)
+    return names[0::2], names[1::2]
+
+
+def gain(dev, value: float, base: float) -> float:
+    """Relative improvement over the baseline, positive when better."""
+    return (base - value) / base if dev.lower_is_better else (value - base) / base
+
+
+def cross_validate(devs, runs: dict, bases: dict) -> tuple[dict, dict]:
+    """runs: {tuning: {set: scores}} → (out-of-fold figure per set, chosen tuning per fold)."""
+    split = {d.name: folds(d) for d in devs}
+
+    def objective(tuning, half):
+        return sum(gain(d, d.score(split[d.name][half], runs[tuning][d.name]), bases[d.name])
+                   for d in devs)
+    chosen = {half: max(runs, key=lambda t: objective(t, half)) for half in (0, 1)}
+    out = {}
+    for d in devs:
+        merged = {}
+        for half in (0, 1):  # readers of this half, scored with what the other half chose
+            other = runs[chosen[1 - half]][d.name]
+            merged.update({r: other[r] for r in split[d.name][half]})
+        out[d.name] = d.score(list(d.readers), merged)
+    return out, chosen
+
+
+def describe(t) -> str:
+    changed = [f"{n}={getattr(t, n)}" for n in LEXICAL if getattr(t, n) != getattr(DEFAULT, n)]
+    return ", ".join(changed) or "as shipped"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="a few readers per set, a tiny grid")
+    ap.add_argument("--semantic", action="store_true", help="also the semantic extra")
+    a = ap.parse_args()
+    if not EVAL.is_dir():
+        print(f"skipped: {EVAL} is not here (benchmarks need ../shared beside the checkout)")
+        return
+    limit = 6 if a.smoke else None
+    devs = [load(limit) for load in SETS.values()]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    projects = {}
+    for d in devs:
+        (tmp / d.name).mkdir()
+        projects[d.name] = Project(d, tmp / d.name)
+    names = {d.name: list(d.readers) for d in devs}
+    baselines = {d.name: {k: d.score(names[d.name], f()) for k, f in d.baselines.items()}
+                 for d in devs}
+    tfidf = {d.name: next(iter(baselines[d.name].values())) for d in devs}
+    tunings = list(grid(LEXICAL, a.smoke))
+    if DEFAULT not in tunings:
+        tunings.append(DEFAULT)
+    runs = {t: {d.name: projects[d.name].scores(t) for d in devs} for t in tunings}
+    oof, chosen = cross_validate(devs, runs, tfidf)
+    best_all = max(runs, key=lambda t: sum(gain(d, d.score(names[d.name], runs[t][d.name]),
+                                                     tfidf[d.name]) for d in devs))
+    ablations = {}
+    for label, keep in (("no concept space", lambda t: t.concepts == 0),
+                        ("no extra terms for small libraries", lambda t: t.term_budget == 0)):
+        sub = {t: r for t, r in runs.items() if keep(t)}
+        if sub and len(sub) < len(runs):
+            ablations[label] = cross_validate(devs, sub, tfidf)[0]
+
+    rows = [("| | " + " | ".join(f"{d.name} {d.metric}" for d in devs) + " |"),
+            "|---|" + "---|" * len(devs)]
+    kinds = sorted({k for b in baselines.values() for k in b})
+    for k in kinds:
+        rows.append(f"| baseline: {k} | " + " | ".join(
+            f"{baselines[d.name][k]:.3f}" if k in baselines[d.name] else "–" for d in devs) + " |")
+    rows.append("| digest, shipped constants (in-fold) | " + " | ".join(
+        f"{d.score(names[d.name], runs[DEFAULT][d.name]):.3f}" for d in devs) + " |")
+    rows.append("| digest, best on all readers (in-fold) | " + " | ".join(
+        f"{d.score(names[d.name], runs[best_all][d.name]):.3f}" for d in devs) + " |")
+    rows.append("| **digest, out-of-fold** | " + " | ".join(f"**{oof[d.name]:.3f}**" for d in devs) + " |")
+    for label, figs in ablations.items():
+        rows.append(f"| out-of-fold, {label} | " + " | ".join(f"{figs[d.name]:.3f}" for d in devs) + " |")
+    wide = DEFAULT.with_(seed_terms=100)
+    rows.append("| shipped, seed papers on 100 terms, not 40 (in-fold) | " + " | ".join(
+        f"{d.score(names[d.name], projects[d.name].scores(wide)):.3f}" for d in devs) + " |")
+    if a.semantic:
+        rows += semantic_rows(devs, tmp, limit, a.smoke)
+    print("\n".join(rows))
+    print("\nreaders: " + ", ".join(f"{d.name} {len(d.readers)}" for d in devs)
+          + f"; lexical grid {len(runs)}; chosen on half 1: {describe(chosen[0])}; "
+          f"on half 2: {describe(chosen[1])}; on all: {describe(best_all)}")
+    print("lower is better for pairwise error; higher for NDCG and recall")
+
+
+def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> list[str]:
+    """The semantic extra on the sets with real text (citeulike's texts are bags of words)."""
+    real = [d for d in devs if d.name != "citeulike-dev"]
+    projects = {}
+    for d in real:
+        (tmp / f"{d.name}-semantic").mkdir()
+        projects[d.name] = Project(d, tmp / f"{d.name}-semantic", semantic=True)
+    names = {d.name: list(d.readers) for d in real}
+    temps = GRID["semantic_temperature"] if not smoke else (DEFAULT.semantic_temperature,)
+    shares = GRID["semantic_share"] if not smoke else (DEFAULT.semantic_share,)
+    runs = {t: {d.name: projects[d.name].scores(t) for d in real}
+            for t in (DEFAULT.with_(semantic_temperature=x, semantic_share=y)
+                      for x in temps for y in shares)}
+    base = {d.name: d.score(names[d.name], runs[next(iter(runs))][d.name]) for d in real}
+    oof, _ = cross_validate(real, runs, base)
+    cells = {d.name: (d.score(names[d.name], runs[DEFAULT][d.name]) if DEFAULT in runs
+                      else None, oof[d.name]) for d in real}
+
+    def row(label, k):
+        return f"| {label} | " + " | ".join(
+            "–" if d.name not in cells or cells[d.name][k] is None else f"{cells[d.name][k]:.3f}"
+            for d in devs) + " |"
+    return [row("digest + semantic, shipped (in-fold)", 0),
+            row("**digest + semantic, out-of-fold**", 1)]
+
+
+if __name__ == "__main__":
+    main()

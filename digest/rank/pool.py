@@ -1,0 +1,138 @@
+"""The pool model: everything about one pool of entries that every reader shares, built once
+per Ranker. Per reader only the seed rows and a few vector operations remain."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
+from digest.rank.phrases import PhraseIndex
+from digest.rank.seeds import author_key, entry_text
+from digest.rank.stories import stories
+from digest.rank.tuning import Tuning
+from digest.store import Store
+
+TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
+_POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32)
+
+
+@dataclass
+class Phrase:
+    """Where one interest phrase occurs in the pool; shared by every reader who has it."""
+
+    match: np.ndarray  # per entry: IN_TITLE, IN_ABSTRACT, APART or 0
+    points: np.ndarray  # the same as interest points
+
+
+class Concepts:
+    """A latent topic space of the pool (LSA: a truncated SVD of its TF-IDF matrix). Two
+    papers on one topic in different words are close here, and a library's centroid in this
+    space is what "many related papers" have in common. Randomized SVD (Halko, Martinsson and
+    Tropp 2011) with a fixed seed, so a pool always gets the same space."""
+
+    def __init__(self, docs: sp.csr_matrix, dimensions: int):
+        n, v = docs.shape
+        k = min(dimensions, n // 4, v // 4)
+        self.k = k = k if k >= 2 else 0
+        if not k:
+            self.basis = np.zeros((v, 0), np.float32)
+            self.entries = np.zeros((n, 0), np.float32)
+            return
+        rng = np.random.default_rng(0)
+        a = docs.astype(np.float64)
+        y = a @ rng.standard_normal((v, k + 10))
+        for _ in range(2):  # power iterations sharpen the top of the spectrum
+            y, _ = np.linalg.qr(y)
+            y = a @ (a.T @ y)
+        q, _ = np.linalg.qr(y)
+        _, _, vt = np.linalg.svd((a.T @ q).T, full_matrices=False)
+        self.basis = np.ascontiguousarray(vt[:k].T, dtype=np.float32)  # terms × k
+        self.entries = _unit(np.asarray(docs @ self.basis, dtype=np.float32))
+
+    def project(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Seed rows (TF-IDF) as unit vectors in the concept space."""
+        if not self.k:
+            return np.zeros((rows.shape[0], 0), np.float32)
+        return _unit(np.asarray(rows @ self.basis, dtype=np.float32))
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return m / norms
+
+
+class Pool:
+    def __init__(self, store: Store, entries: list[dict], now: datetime, phrases: set[str],
+                 tuning: Tuning, embedder=None):
+        self.store = store
+        self.entries = entries
+        # TF-IDF terms and the words phrases are matched on, as term-dictionary ids: computed
+        # the first time an entry is ranked and stored with it, since a pool is ranked many
+        # times (each send time, each `digest rank`). Not at ingest: it would cost polling ~40 %
+        # (benchmarks/bench_poll.py).
+        analyses = [decode_analysis(e.get("analysis")) for e in entries]
+        todo = [k for k, a in enumerate(analyses) if a is None]
+        if todo:
+            parts = {k: analyze_entry(entries[k]["title"], entries[k]["summary_text"]) for k in todo}
+            ids = store.term_ids({w for p in parts.values() for ws in p for w in ws})
+            computed = []
+            for k, p in parts.items():
+                entries[k]["analysis"] = encode_analysis(p, ids)
+                analyses[k] = decode_analysis(entries[k]["analysis"])
+                computed.append((entries[k]["id"], entries[k]["analysis"]))
+            store.save_analysis(computed)
+        self.terms = TermWeights([a[0] for a in analyses])
+        # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
+        self.by_term = self.terms.docs.T.tocsr()
+        self.concepts = Concepts(self.terms.docs, tuning.concepts)
+        self.vectors = (embedder.embed([entry_text(e) for e in entries])
+                        if embedder is not None and entries else None)
+        self._phrase_index = PhraseIndex([a[1] for a in analyses], [a[2] for a in analyses])
+        # The configured readers' phrases, indexed in one pass rather than one per phrase.
+        self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
+        self._phrase_index.index({self._phrase_ids(p) for p in phrases})
+        self._phrases: dict[str, Phrase] = {}
+        self.author_keys = [[author_key(a) for a in e["authors"]] for e in entries]
+        self.by_author: dict[str, list[int]] = {}
+        self.by_category: dict[str, list[int]] = {}
+        for i, e in enumerate(entries):
+            for key in set(self.author_keys[i]):
+                self.by_author.setdefault(key, []).append(i)
+            for cat in {c.lower() for c in e["categories"]}:
+                self.by_category.setdefault(cat, []).append(i)
+        ids = np.asarray([e["id"] for e in entries], dtype=object)
+        self.id_order = np.argsort(np.argsort(ids)) if entries else np.zeros(0, dtype=np.int64)
+        self.index_of = {e["id"]: i for i, e in enumerate(entries)}
+        self.feeds_of = [set(e["sources"]) for e in entries]
+        ages = [(now - datetime.fromisoformat(e["published"])).total_seconds() / 86400
+                for e in entries]
+        self.age_days = np.maximum(np.asarray(ages, dtype=np.float32), 0.0)
+        pops = np.asarray([e["popularity"] for e in entries], dtype=np.float32)
+        self.popularity = pops
+        self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
+        self.pop_signal = np.log1p(pops) / math.log(101)
+        # Stories join near-identical titles, compared on their (stemmed) words.
+        self.story = stories([frozenset(a[1].tolist()) for a in analyses])
+
+    def _phrase_ids(self, text: str) -> tuple[int, ...]:
+        """A phrase's words as term ids; -1 for a word in no entry ranked so far."""
+        ws = words(text)
+        missing = [w for w in ws if w not in self._word_ids]
+        if missing:
+            found = self.store.term_ids(missing, add=False)
+            self._word_ids.update({w: found.get(w, -1) for w in missing})
+        return tuple(self._word_ids[w] for w in ws)
+
+    def phrase(self, text: str) -> Phrase:
+        """Where an interest phrase occurs. Cached: readers share phrases."""
+        found = self._phrases.get(text)
+        if found is None:
+            match = self._phrase_index.match(self._phrase_ids(text))
+            found = self._phrases[text] = Phrase(match, _POINTS[match])
+        return found

@@ -1,0 +1,248 @@
+"""Ranker: scores readers against one pool of entries, and says why. Build once, rank many
+readers. The pieces: pool.py (shared by readers), seeds.py (a reader's library), scoring.py
+(the numbers), select.py (what a digest holds)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from digest.config import Config, UserConfig
+from digest.models import Ranked
+from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
+from digest.rank.pool import Pool
+from digest.rank.scoring import Reader, score_batch
+from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
+from digest.rank.select import Pick, Selection, select
+from digest.rank.tuning import DEFAULT, Tuning
+from digest.store import Store
+
+POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
+SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
+
+
+class Ranker:
+    BATCH = 64  # readers whose seed similarities are computed in one sparse product
+
+    def __init__(self, config: Config, store: Store, entries: list[dict], now: datetime,
+                 embedder=None, tuning: Tuning = DEFAULT):
+        self.config = config
+        self.store = store
+        self.entries = entries
+        self.embedder = embedder
+        self.tuning = tuning
+        # Warnings from the seed libraries read so far. Libraries themselves are not kept: with
+        # thousands of readers that would hold every library in memory; the database caches them.
+        self.library_warnings: dict[Path, list[str]] = {}
+        self._any_votes = store.has_votes()  # most installations have none: skip the queries
+        phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
+        self.pool = Pool(store, entries, now, phrases, tuning, embedder)
+        self.id_order = self.pool.id_order
+
+    def library(self, path: Path) -> Seeds:
+        seeds = library_seeds(self.store, path)
+        self.library_warnings[path] = seeds.warnings
+        return seeds
+
+    # -- ranking --------------------------------------------------------------------------
+
+    def rank(self, user: UserConfig, rows: np.ndarray | None = None,
+             limit: int | None = None) -> list[Ranked]:
+        """The reader's entries at `rows` (default: all), best first, with reasons; only the
+        top `limit` are built when given. Ties are broken by entry id, so output is stable."""
+        ((_, result),) = self.rank_many([(user, rows)], limit=limit)
+        return result
+
+    def digest(self, user: UserConfig, rows: np.ndarray | None,
+               selection: Selection) -> list[Ranked]:
+        """What the reader's digest holds (select.select)."""
+        ((_, result),) = self.rank_many([(user, rows)], selection=selection)
+        return result
+
+    def rank_many(self, readers: list[tuple[UserConfig, np.ndarray | None]],
+                  limit: int | None = None, selection: Selection | None = None,
+                  workers: int = 1):
+        """Yield (user, ranked) per reader, in order; with a `selection`, their digest instead.
+        Readers are scored BATCH at a time as matrices (readers × entries), so the per-reader
+        Python work is only picking the top items. With `workers` > 1, batches run in that many
+        forked processes."""
+        batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
+        if workers > 1 and len(batches) > 1 and self._can_fork():
+            ctx = multiprocessing.get_context("fork")
+            # Forked children share the built model copy-on-write: nothing is pickled but
+            # each batch's results and library warnings.
+            with ctx.Pool(min(workers, len(batches)), initializer=_worker_init,
+                          initargs=(self, batches, limit, selection)) as pool:
+                for b, (results, warnings) in enumerate(pool.imap(_worker_batch, range(len(batches)))):
+                    self.library_warnings.update(warnings)
+                    yield from zip((u for u, _ in batches[b]), map(self._build, results), strict=True)
+            return
+        for batch in batches:
+            with threadpool_limits(1):  # BLAS threads only spin on these small products
+                results = self._rank_batch(batch, limit, selection)
+            yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
+
+    def score_matrix(self, users: list[UserConfig]) -> np.ndarray:
+        """(readers × entries) scores, as rank() gives them but without reasons or results:
+        what a benchmark trying many constants needs."""
+        embed = self.embedder.embed if self.embedder is not None else None
+        blocks = [np.zeros((0, len(self.entries)), np.float32)]
+        for i in range(0, len(users), self.BATCH):
+            batch = users[i:i + self.BATCH]
+            with threadpool_limits(1):
+                blocks.append(score_batch(self.pool, self.config.ranking, self.tuning, batch,
+                                          [self._meta(u) for u in batch], embed))
+        return np.vstack(blocks)
+
+    def _build(self, picks: list[Pick]) -> list[Ranked]:
+        """Results from picks. Done by the parent: workers send back only entry indexes,
+        scores and reasons, not every pick's abstract."""
+        return [Ranked.of(self.entries[i], score, reasons, trending)
+                for i, score, reasons, trending in picks]
+
+    def _can_fork(self) -> bool:
+        """Forking is safe only in a single-threaded process: a thread holding a lock at the
+        fork (a scheduler's, torch's) would leave it locked forever in the child."""
+        return ("fork" in multiprocessing.get_all_start_methods()
+                and threading.active_count() == 1
+                and (self.embedder is None or not self.embedder.loaded))
+
+    def _rank_batch(self, batch: list[tuple[UserConfig, np.ndarray | None]], limit: int | None,
+                    selection: Selection | None) -> list[list[Pick]]:
+        n = len(self.entries)
+        users = [u for u, _ in batch]
+        metas = [self._meta(user) for user in users]
+        embed = self.embedder.embed if self.embedder is not None else None
+        scores = score_batch(self.pool, self.config.ranking, self.tuning, users, metas, embed)
+        out: list[list[Pick]] = []
+        for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
+            idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+            row = scores[b]
+            if len(idx) == 0:
+                out.append([])
+            elif selection is not None:
+                def explain(picked, user=user, row=row, meta=meta):
+                    return self._results(user, picked, row, meta)
+                most = user.max_items if selection.limit is None else selection.limit
+                out.append(select(self.pool, idx, row, most, selection, explain))
+            else:
+                order = idx[np.lexsort((self.id_order[idx], -row[idx]))]
+                if limit is not None:
+                    order = order[:limit]
+                out.append(self._results(user, order.tolist(), row, meta))
+        return out
+
+    def _meta(self, user: UserConfig) -> Reader:
+        """A reader's seeds (library papers, then 👍 entries), 👎 entries and phrases."""
+        lib = self.library(user.papers) if user.papers else NO_SEEDS
+        votes = self.store.votes(user.name) if self._any_votes else {}
+        liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
+        if liked:  # votes are rare: the library's arrays are extended only then
+            lib = lib + make_seeds(self.store, [e["title"] for e in liked],
+                                   [entry_text(e) for e in liked], [])
+        n_papers = len(lib.titles) - len(liked)
+        names = [f'similar to your paper "{short(t)}"' for t in lib.titles[:n_papers]] + [
+            f'like "{short(t)}", which you liked' for t in lib.titles[n_papers:]]
+        meta = Reader(seed_names=names, n_liked=len(liked), seeds=lib, votes=len(votes),
+                      authors=frozenset(author_key(a) for a in user.authors))
+        if disliked:
+            bad = make_seeds(self.store, [], [entry_text(e) for e in disliked], [])
+            meta.negative = self.pool.terms.matrix(bad.ids, bad.counts, bad.sizes,
+                                                   top=self.tuning.seed_terms)
+        meta.phrases = [(p, w, self.pool.phrase(p)) for p, w in user.interests.items()]
+        meta.excluded = [(p, self.pool.phrase(p)) for p in user.exclude]
+        return meta
+
+    def _results(self, user: UserConfig, rows: list[int], scores: np.ndarray,
+                 meta: Reader) -> list[Pick]:
+        """The entries at `rows` with their scores and reasons."""
+        seeds: list[str | None] = [None] * len(rows)
+        if meta.seed_names and rows:  # the closest seed, by all models together, if close
+            best = sum(s[:, rows] for s in meta.sims).argmax(axis=0)
+            close = meta.sims[0][best, rows] >= SIMILAR_REASON
+            seeds = [meta.seed_names[b] if c else None for b, c in zip(best.tolist(), close, strict=True)]
+        return [self._ranked(user, i, scores, meta, seed) for i, seed in zip(rows, seeds, strict=True)]
+
+    def _ranked(self, user: UserConfig, i: int, scores: np.ndarray, meta: Reader,
+                seed: str | None) -> Pick:
+        """One entry's score and reasons, strongest signal first."""
+        e = self.entries[i]
+        reasons = [seed] if seed else []
+        for phrase, _, ph in meta.phrases:
+            if ph.match[i] >= IN_ABSTRACT:
+                where = "title" if ph.match[i] == IN_TITLE else "abstract"
+                reasons.append(f'matches "{phrase}" in the {where}')
+        if meta.authors:
+            names = [a for a, key in zip(e["authors"], self.pool.author_keys[i], strict=True)
+                     if key in meta.authors][:2]
+            if names:
+                reasons.append("by " + ", ".join(names))
+        if user.categories:
+            wanted = {c.lower() for c in user.categories}
+            cats = [c for c in e["categories"] if c.lower() in wanted]
+            if cats:
+                reasons.append(f"in {cats[0]}")
+        if user.popularity > 0 and e["popularity"] >= POPULAR_UPVOTES:
+            reasons.append(f"trending: {e['popularity']} upvotes")
+        for phrase, ph in meta.excluded:
+            if ph.match[i] >= IN_ABSTRACT:
+                reasons.append(f'demoted: mentions "{phrase}"')
+        return i, round(float(scores[i]), 6), reasons, False
+
+    def _voted(self, votes: dict[str, int], sign: int) -> list[dict]:
+        ids = sorted(i for i, v in votes.items() if v == sign)
+        if not ids:
+            return []
+        index_of = self.pool.index_of
+        known = [self.entries[index_of[i]] for i in ids if i in index_of]
+        missing = [i for i in ids if i not in index_of]
+        return known + (self.store.entries_for_ranking(ids=missing) if missing else [])
+
+    def rows_for(self, user: UserConfig, since: datetime | None = None,
+                 until: datetime | None = None) -> np.ndarray:
+        """Entries from the reader's feeds, first fetched in (since, until]."""
+        feeds = set(user.feeds) if user.feeds else None
+        lo = since.isoformat(timespec="seconds") if since else ""
+        hi = until.isoformat(timespec="seconds") if until else "9999"
+        feeds_of = self.pool.feeds_of
+        return np.asarray([i for i, e in enumerate(self.entries)
+                           if lo < e["fetched"] <= hi and (feeds is None or feeds_of[i] & feeds)],
+                          dtype=np.int64)
+
+
+# -- worker processes ----------------------------------------------------------------------
+# Set once per forked child by the pool initializer; the parent never reads it.
+_WORKER: dict = {}
+
+
+def _worker_init(ranker: Ranker, batches: list, limit: int | None,
+                 selection: Selection | None) -> None:
+    # The inherited SQLite connection belongs to the parent: keep it referenced (closing it
+    # here could checkpoint and remove the parent's WAL) and open this process's own.
+    # One BLAS thread per process: several spinning OpenBLAS pools per core thrash.
+    _WORKER["blas"] = threadpool_limits(1)
+    _WORKER["inherited"] = ranker.store
+    ranker.store = ranker.pool.store = Store(ranker.store.path)
+    if ranker.embedder is not None:
+        ranker.embedder.store = ranker.store
+    _WORKER.update(ranker=ranker, batches=batches, limit=limit, selection=selection)
+
+
+def _worker_batch(b: int) -> tuple[list[list[Pick]], dict[Path, list[str]]]:
+    ranker: Ranker = _WORKER["ranker"]
+    ranker.library_warnings = {}
+    results = ranker._rank_batch(_WORKER["batches"][b], _WORKER["limit"], _WORKER["selection"])
+    return results, ranker.library_warnings
+
+
+def build_ranker(config: Config, store: Store, now: datetime, since: datetime | None,
+                 semantic: bool) -> Ranker:
+    from digest.semantic import Embedder
+
+    entries = store.entries_for_ranking(since=since)
+    return Ranker(config, store, entries, now, Embedder(store) if semantic else None)

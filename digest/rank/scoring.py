@@ -1,0 +1,203 @@
+"""Scores for a batch of readers as one (readers × entries) matrix. Pure: the pool model and
+each reader's profile in, numbers out.
+
+Every similarity is put on one scale before it is mixed: per reader, in standard deviations
+above the pool's average (standardize). So a point means the same for a reader with a
+500-paper library and one with two papers, a TF-IDF cosine and an embedding cosine meet without
+a hand-set exchange rate, and one `min_score` cuts every digest the same way.
+
+    similarity = std( library · [std(soft-max_T(TF-IDF cosines to the seeds))
+                                 + std(soft-max_Tc(concept-space cosines to the seeds))]
+                      + semantic · share · std(soft-max(embedding cosines to the seeds)) )
+    with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
+    relevance = similarity − feedback · dislike · std(softmax(cos to 👎 items))
+              + interests · Σ weight × phrase points (title 8, abstract 4, scattered 1.2)
+              + authors · 10 per followed author (up to two) + categories · 6 if followed
+              + popularity · 20 · log(1 + upvotes) / log(101)
+    score = relevance · 0.5 ^ (age / half_life) where positive; × 0.1 − 10 on an `exclude` match
+
+With the default min_score (3), what passes is three deviations above the pool (on a pool of
+unrelated papers, a handful in 500 for a library of any size), an abstract phrase of weight 1,
+or a followed author.
+
+The soft-max is close to the best match for a one-paper library or one of a few unrelated
+topics; in the concept space, where related papers are close, a library of many related papers
+lifts what they have in common; T, Tc and share are fitted (tuning.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from digest.config import RankingSettings, UserConfig
+from digest.rank.phrases import IN_ABSTRACT
+from digest.rank.pool import Phrase, Pool
+from digest.rank.seeds import Seeds
+from digest.rank.tuning import Tuning
+
+# A followed author outweighs a title phrase of weight 1, a category is three quarters of one, and
+# 100 upvotes at weight 0.1 a quarter of one: product decisions, not fitted.
+AUTHOR_POINTS, CATEGORY_POINTS, POPULARITY_POINTS = 10.0, 6.0, 20.0
+EXCLUDE_FACTOR, EXCLUDE_PENALTY = 0.1, 10.0
+# Standardizing over a tiny pool would call its best entry good whatever it is: the pool's
+# statistics are shrunk toward those of unrelated texts as if PRIOR_ENTRIES more were there.
+PRIOR_ENTRIES = 20
+PRIOR_SPREAD = 0.05  # cosine spread between unrelated texts; the prior mean is 0
+VOTE_RIDGE = 1.0
+
+
+@dataclass
+class Reader:
+    """What one reader's scoring needs beyond the config, kept to explain the shown items."""
+
+    seed_names: list[str]
+    n_liked: int
+    seeds: Seeds  # library papers, then 👍 entries
+    votes: int = 0
+    negative: sp.csr_matrix | None = None  # 👎 entries, TF-IDF rows
+    phrases: list[tuple[str, float, Phrase]] = field(default_factory=list)
+    excluded: list[tuple[str, Phrase]] = field(default_factory=list)
+    sims: list[np.ndarray] = field(default_factory=list)  # (seeds × entries) per model
+    authors: frozenset[str] = frozenset()  # followed authors' keys
+
+
+def standardize(rows: np.ndarray) -> np.ndarray:
+    """Each row in standard deviations above its mean, with the shrinkage above."""
+    n = rows.shape[1]
+    if n == 0:
+        return rows
+    k = n / (n + PRIOR_ENTRIES)
+    mean = k * rows.mean(axis=1, keepdims=True)
+    var = k * rows.var(axis=1, keepdims=True) + (1 - k) * PRIOR_SPREAD ** 2
+    return ((rows - mean) / np.sqrt(var)).astype(np.float32)
+
+
+def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
+                   sizes: np.ndarray, temperature: float) -> np.ndarray:
+    """The soft-max over consecutive row blocks (one block of seed rows per reader, each row's
+    cosines scaled by its weight) → one row per block: T·log(mean(exp(w·s/T))). Cosines are
+    at most 1, so unless w/T could overflow float32's exp (e^88), the blocks' maxima need not
+    be subtracted first: that saves two of the five passes over the (seeds × entries) cells."""
+    peak = float(weights.max()) / temperature
+    e = sims * (weights / temperature)[:, None]  # a new array: `sims` is kept for the reasons
+    top = 0.0
+    if peak > 80:
+        top = np.maximum.reduceat(e, offsets, axis=0)
+        e -= np.repeat(top, sizes, axis=0)
+    np.exp(e, out=e)
+    return temperature * (top + np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None]))
+
+
+def vote_model(entries: np.ndarray, liked: np.ndarray, disliked: np.ndarray | None,
+               ) -> np.ndarray:
+    """A linear model of this reader, scored on every entry: ridge regression in the pool's
+    concept space (a least-squares SVM; arxiv-sanity trains an SVM per tag over TF-IDF), with
+    the library and 👍 items as positives, 👎 items as negatives and the pool as weak
+    negatives (it is mostly what the reader did not pick), the pool weighing as much as the
+    positives. A hundred dimensions, so a few votes are enough to fit it, in microseconds."""
+    n_pos, n = liked.shape[0], entries.shape[0]
+    n_neg = 0 if disliked is None else disliked.shape[0]
+    x = np.vstack([liked] + ([disliked] if n_neg else []) + [entries]).astype(np.float64)
+    x = np.hstack([x, np.ones((len(x), 1))])  # an intercept
+    y = np.r_[np.ones(n_pos), -np.ones(n_neg), -np.ones(n)]
+    weight = np.r_[np.ones(n_pos + n_neg), np.full(n, max(n_pos, 1) / max(n, 1))]
+    xw = x * weight[:, None]
+    w = np.linalg.solve(x.T @ xw + VOTE_RIDGE * np.eye(x.shape[1]), xw.T @ y)
+    return (entries @ w[:-1]).astype(np.float32)
+
+
+def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[UserConfig],
+                metas: list[Reader], embed=None) -> np.ndarray:
+    """Scores as a (readers × entries) matrix; see the module docstring for the formula.
+    `embed(texts)` gives seed embeddings (the semantic extra), or is None."""
+    n, b = len(pool.entries), len(users)
+    relevance = np.zeros((b, n), dtype=np.float32)
+
+    # Seed papers and 👍 entries: every reader's seeds in one product, then a soft-max over
+    # each reader's own block of rows, and each block's centroid in the concept space.
+    sizes = np.asarray([len(m.seed_names) for m in metas])
+    if sizes.sum():
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
+                                  for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
+        # Each seed paper on its heaviest terms; a small library's papers on more of them.
+        top = np.repeat([max(tuning.seed_terms, tuning.term_budget // max(s, 1)) for s in sizes],
+                        sizes)
+        seeds = pool.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
+                                  np.concatenate([m.seeds.counts for m in metas]),
+                                  [s for m in metas for s in m.seeds.sizes], top=top)
+        lexical = (seeds @ pool.by_term).toarray().astype(np.float32, copy=False)
+        models = [(lexical, tuning.temperature, w.library)]
+        if pool.vectors is not None and embed is not None and w.semantic > 0:
+            vecs = embed([t for m in metas for t in m.seeds.texts])
+            models.append((vecs @ pool.vectors.T, tuning.semantic_temperature,
+                           w.semantic * tuning.semantic_share))
+        has = sizes > 0
+        points = pool.concepts.project(seeds)
+        similarity = np.zeros((int(has.sum()), n), dtype=np.float32)
+        for sims, temperature, scale in models:
+            similarity += scale * standardize(block_soft_max(sims, weights, offsets[has],
+                                                             sizes[has], temperature))
+        if pool.concepts.k and w.library > 0:
+            near = points @ pool.concepts.entries.T  # one dense product for the batch
+            similarity += w.library * standardize(block_soft_max(
+                near, weights, offsets[has], sizes[has], tuning.concept_temperature))
+        relevance[has] = standardize(similarity)
+        for m, off, size in zip(metas, offsets, sizes, strict=True):
+            m.sims = [s[off:off + size] for s, _, _ in models]
+        for bi, m in enumerate(metas):
+            off, size = offsets[bi], sizes[bi]
+            if m.votes and size and pool.concepts.k:  # the reader's own model, once they voted
+                share = m.votes / (m.votes + tuning.vote_half)
+                bad = None if m.negative is None else pool.concepts.project(m.negative)
+                model = standardize(vote_model(pool.concepts.entries,
+                                               pool.concepts.project(seeds[off:off + size]),
+                                               bad)[None, :])[0]
+                relevance[bi] = (1 - share) * relevance[bi] + share * model
+    for bi, m in enumerate(metas):
+        if m.negative is not None:  # 👎: rare, so per reader
+            sims = (m.negative @ pool.by_term).toarray()
+            one = np.ones(sims.shape[0], np.float32)
+            soft = block_soft_max(sims, one, np.zeros(1, np.int64), np.asarray([len(one)]),
+                                  tuning.temperature)
+            relevance[bi] -= w.feedback * tuning.dislike * standardize(soft)[0]
+
+    # Interest phrases: one dense product of (entries × phrases) points and weights.
+    phrases = sorted({p for m in metas for p, _, _ in m.phrases})
+    if phrases:
+        column = {p: j for j, p in enumerate(phrases)}
+        found = {p: ph for m in metas for p, _, ph in m.phrases}
+        points = np.column_stack([found[p].points for p in phrases])
+        weight = np.zeros((len(phrases), b), dtype=np.float32)
+        for bi, m in enumerate(metas):
+            for p, wt, _ in m.phrases:
+                weight[column[p], bi] += wt
+        relevance += w.interests * (points @ weight).T
+
+    # Followed authors (up to two count) and categories (once), from inverted indexes.
+    for bi, (user, m) in enumerate(zip(users, metas, strict=True)):
+        if m.authors:
+            count = np.zeros(n, dtype=np.float32)
+            for key in m.authors:
+                count[pool.by_author.get(key, [])] += 1
+            relevance[bi] += w.authors * AUTHOR_POINTS * np.minimum(count, 2)
+        if user.categories:
+            hit = np.zeros(n, dtype=bool)
+            for cat in user.categories:
+                hit[pool.by_category.get(cat.lower(), [])] = True
+            relevance[bi] += w.categories * CATEGORY_POINTS * hit
+
+    popularity = np.asarray([u.popularity for u in users], dtype=np.float32)[:, None]
+    half_life = np.asarray([max(u.half_life / 86400, 1e-6) for u in users], np.float32)[:, None]
+    relevance += popularity * POPULARITY_POINTS * pool.pop_signal
+    decay = np.power(0.5, pool.age_days / half_life)
+    scores = np.where(relevance > 0, relevance * decay, relevance).astype(np.float32)
+    # Excluded phrases push an item below any digest's floor, whatever else it has.
+    for bi, m in enumerate(metas):
+        for _, ph in m.excluded:
+            hit = ph.match >= IN_ABSTRACT
+            scores[bi, hit] = scores[bi, hit] * EXCLUDE_FACTOR - EXCLUDE_PENALTY
+    return scores

@@ -1,0 +1,59 @@
+"""The ranking constants that were chosen by looking at results, in one place.
+
+Each was chosen by 2-fold cross-validation over readers on the three development sets
+(`python benchmarks/bench_quality.py --cv`): chosen on one half of the readers, scored on the
+other, both ways; the README reports the out-of-fold figures. Nothing here is keyed to a data
+set. Everything else in the ranker is a unit or a product decision, not a fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Tuning:
+    # Softness of the max over seed papers: T·log(mean(exp(cos/T))). Small T is a max (one
+    # close paper is enough), large T a mean (closeness to the library as a whole).
+    temperature: float = 1.0
+    # Dimensions of the pool's concept space (pool.Concepts); 0 turns it off.
+    concepts: int = 100
+    # The same softness over concept-space cosines; large is a centroid (what many related
+    # papers share), small a max over the library's topics.
+    concept_temperature: float = 0.2
+    # A seed paper is matched on its heaviest terms only: the sparse product costs in
+    # proportion to them. Chosen for speed, not fitted; bench_quality.py shows what it costs.
+    seed_terms: int = 40
+    # ... or more for a small library: each paper keeps term_budget / (papers) terms if that is
+    # more, so a one-paper library is matched on its whole text.
+    term_budget: int = 400
+    # The same softness for embedding cosines, which spread less than TF-IDF ones.
+    semantic_temperature: float = 0.05
+    # What the embedding view weighs against each lexical view (TF-IDF, concept space), both
+    # standardized first: 2 is "meaning counts as much as words".
+    semantic_share: float = 2.0
+    # Votes at which the reader's own vote model weighs as much as the library: its share is
+    # votes / (votes + vote_half).
+    vote_half: float = 10.0
+    # How much closeness to a 👎 item counts against an entry, in pool deviations per deviation.
+    dislike: float = 0.5
+
+    def with_(self, **changes) -> Tuning:
+        return replace(self, **changes)
+
+
+DEFAULT = Tuning()
+
+# What the cross-validation chooses from (benchmarks/bench_quality.py, bench_feedback.py).
+# seed_terms is not in it: it is a speed constant (bench_quality.py reports its cost).
+GRID = {
+    "temperature": (0.1, 0.2, 0.5, 1.0),
+    "concepts": (0, 50, 100),
+    "concept_temperature": (0.05, 0.2, 1.0),
+    "term_budget": (0, 200, 400),
+    "semantic_temperature": (0.02, 0.05, 0.1, 0.2),
+    "semantic_share": (1.0, 2.0, 3.0),
+    "vote_half": (3.0, 10.0, 30.0),
+    "dislike": (0.0, 0.5),
+}
+assert set(GRID) | {"seed_terms"} == {f.name for f in fields(Tuning)}

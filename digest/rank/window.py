@@ -1,0 +1,36 @@
+"""The time window a reader's digest covers, and dates as the CLI and URLs give them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from digest.config import Config, UserConfig
+from digest.errors import ConfigError
+
+
+def parse_day(day: str, label: str = "--date") -> date:
+    """A local date from the CLI's --date (or, with another label, a URL). Years outside
+    1970–9998 are refused too: the send instant of 0001-01-01 in a zone east of UTC is out of
+    datetime's range."""
+    try:
+        parsed = datetime.strptime(day, "%Y-%m-%d").date()
+    except ValueError:
+        parsed = None
+    if parsed is None or not 1970 <= parsed.year <= 9998:
+        raise ConfigError([f"{label} {day!r} is not a date from 1970 on; write it as "
+                           "YYYY-MM-DD."]) from None
+    return parsed
+
+
+def digest_window(config: Config, user: UserConfig, day: str | None, now: datetime,
+                  last_sent: datetime | None = None) -> tuple[datetime | None, datetime]:
+    """(since, until] for the reader's digest of local date `day` (default: up to now)."""
+    if day:
+        until = datetime.combine(parse_day(day), user.send_time,
+                                 tzinfo=ZoneInfo(user.timezone)).astimezone(UTC)
+    else:
+        until = now
+    since = last_sent if last_sent and last_sent <= until else (
+        until - timedelta(seconds=config.ranking.lookback))
+    return since, until
