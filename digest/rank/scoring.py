@@ -76,13 +76,15 @@ def standardize(rows: np.ndarray) -> np.ndarray:
 
 
 def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
-                   sizes: np.ndarray, temperature: float) -> np.ndarray:
+                   sizes: np.ndarray, temperature: float, scaled: bool = False) -> np.ndarray:
     """The soft-max over consecutive row blocks (one block of seed rows per reader, each row's
     cosines scaled by its weight) → one row per block: T·log(mean(exp(w·s/T))). Cosines are
     at most 1, so unless w/T could overflow float32's exp (e^88), the blocks' maxima need not
-    be subtracted first: that saves two of the five passes over the (seeds × entries) cells."""
+    be subtracted first: that saves two of the five passes over the (seeds × entries) cells.
+    `scaled`: `sims` already holds w·s/T, and may be overwritten."""
     peak = float(weights.max()) / temperature
-    e = sims * (weights / temperature)[:, None]  # a new array: `sims` is kept for the reasons
+    # A new array unless scaled: `sims` is kept for the reasons.
+    e = sims if scaled else sims * (weights / temperature)[:, None]
     top = 0.0
     if peak > 80:
         top = np.maximum.reduceat(e, offsets, axis=0)
@@ -142,9 +144,12 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
             similarity += scale * standardize(block_soft_max(sims, weights, offsets[has],
                                                              sizes[has], temperature))
         if pool.concepts.k and w.library > 0:
-            near = points @ pool.concepts.entries.T  # one dense product for the batch
+            # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
+            # entry): one dense product, whose result the soft-max may then overwrite.
+            t = tuning.concept_temperature
+            scaled = (points * (weights / t)[:, None]) @ pool.concepts.entries.T
             similarity += w.library * standardize(block_soft_max(
-                near, weights, offsets[has], sizes[has], tuning.concept_temperature))
+                scaled, weights, offsets[has], sizes[has], t, scaled=True))
         relevance[has] = standardize(similarity)
         for m, off, size in zip(metas, offsets, sizes, strict=True):
             m.sims = [s[off:off + size] for s, _, _ in models]
@@ -191,10 +196,11 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
             relevance[bi] += w.categories * CATEGORY_POINTS * hit
 
     popularity = np.asarray([u.popularity for u in users], dtype=np.float32)[:, None]
-    half_life = np.asarray([max(u.half_life / 86400, 1e-6) for u in users], np.float32)[:, None]
     relevance += popularity * POPULARITY_POINTS * pool.pop_signal
-    decay = np.power(0.5, pool.age_days / half_life)
-    scores = np.where(relevance > 0, relevance * decay, relevance).astype(np.float32)
+    # Readers mostly share a half-life: one decay row per distinct one, not one per reader.
+    lives, which = np.unique([max(u.half_life / 86400, 1e-6) for u in users], return_inverse=True)
+    decay = np.power(np.float32(0.5), pool.age_days[None, :] / lives[:, None].astype(np.float32))
+    scores = np.where(relevance > 0, relevance * decay[which], relevance).astype(np.float32)
     # Excluded phrases push an item below any digest's floor, whatever else it has.
     for bi, m in enumerate(metas):
         for _, ph in m.excluded:

@@ -29,9 +29,9 @@ class Tuning:
     term_budget: int = 400
     # The same softness for embedding cosines, which spread less than TF-IDF ones.
     semantic_temperature: float = 0.05
-    # What the embedding view weighs against each lexical view (TF-IDF, concept space), both
-    # standardized first: 2 is "meaning counts as much as words".
-    semantic_share: float = 2.0
+    # What the embedding view weighs against each lexical view (TF-IDF, concept space), all
+    # standardized first (2: meaning counts as much as words together).
+    semantic_share: float = 3.0
     # Votes at which the reader's own vote model weighs as much as the library: its share is
     # votes / (votes + vote_half).
     vote_half: float = 10.0
