@@ -31,8 +31,8 @@ class Phrase:
 
 class Concepts:
     """A latent topic space of the pool (LSA: a truncated SVD of its TF-IDF matrix). Two
-    papers on one topic in different words are close here, and a library's centroid in this
-    space is what "many related papers" have in common. Randomized SVD (Halko, Martinsson and
+    papers on one topic in different words are close here, so a library of many related papers
+    lifts what they have in common. Randomized SVD (Halko, Martinsson and
     Tropp 2011) with a fixed seed, so a pool always gets the same space."""
 
     def __init__(self, docs: sp.csr_matrix, dimensions: int):

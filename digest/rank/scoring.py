@@ -119,7 +119,7 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
     relevance = np.zeros((b, n), dtype=np.float32)
 
     # Seed papers and 👍 entries: every reader's seeds in one product, then a soft-max over
-    # each reader's own block of rows, and each block's centroid in the concept space.
+    # each reader's own block of rows; the same in the concept space.
     sizes = np.asarray([len(m.seed_names) for m in metas])
     if sizes.sum():
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -159,8 +159,7 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
                 share = m.votes / (m.votes + tuning.vote_half)
                 bad = None if m.negative is None else pool.concepts.project(m.negative)
                 model = standardize(vote_model(pool.concepts.entries,
-                                               pool.concepts.project(seeds[off:off + size]),
-                                               bad)[None, :])[0]
+                                               points[off:off + size], bad)[None, :])[0]
                 relevance[bi] = (1 - share) * relevance[bi] + share * model
     for bi, m in enumerate(metas):
         if m.negative is not None:  # 👎: rare, so per reader
