@@ -3,6 +3,7 @@ per Ranker. Per reader only the seed rows and a few vector operations remain."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,13 @@ class Concepts:
         _, _, vt = np.linalg.svd((a.T @ q).T, full_matrices=False)
         self.basis = np.ascontiguousarray(vt[:k].T, dtype=np.float32)  # terms × k
         self.entries = _unit(np.asarray(docs @ self.basis, dtype=np.float32))
+
+    @functools.cached_property
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """(XᵀX, Xᵀ1) of the entries with an intercept column: the pool's part of every
+        reader's vote model (scoring.vote_model), the same for all of them."""
+        x = np.hstack([self.entries.astype(np.float64), np.ones((len(self.entries), 1))])
+        return x.T @ x, x.sum(axis=0)
 
     def project(self, rows: sp.csr_matrix) -> np.ndarray:
         """Seed rows (TF-IDF) as unit vectors in the concept space."""

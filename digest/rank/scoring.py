@@ -16,7 +16,7 @@ a hand-set exchange rate, and one `min_score` cuts every digest the same way.
               + popularity · 20 · log(1 + upvotes) / log(101)
     score = relevance · 0.5 ^ (age / half_life) where positive; × 0.1 − 10 on an `exclude` match
 
-With the default min_score (3), what passes is three deviations above the pool (on a pool of
+With the default min_score, what passes is three deviations above the pool (on a pool of
 unrelated papers, a handful in 500 for a library of any size), an abstract phrase of weight 1,
 or a followed author.
 
@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 from digest.config import RankingSettings, UserConfig
 from digest.rank.phrases import IN_ABSTRACT
-from digest.rank.pool import Phrase, Pool
+from digest.rank.pool import Concepts, Phrase, Pool
 from digest.rank.seeds import Seeds
 from digest.rank.tuning import Tuning
 
@@ -93,22 +93,26 @@ def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
     return temperature * (top + np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None]))
 
 
-def vote_model(entries: np.ndarray, liked: np.ndarray, disliked: np.ndarray | None,
+def vote_model(concepts: Concepts, liked: np.ndarray, disliked: np.ndarray | None,
                ) -> np.ndarray:
     """A linear model of this reader, scored on every entry: ridge regression in the pool's
     concept space (a least-squares SVM; arxiv-sanity trains an SVM per tag over TF-IDF), with
-    the library and 👍 items as positives, 👎 items as negatives and the pool as weak
-    negatives (it is mostly what the reader did not pick), the pool weighing as much as the
-    positives. A hundred dimensions, so a few votes are enough to fit it, in microseconds."""
-    n_pos, n = liked.shape[0], entries.shape[0]
-    n_neg = 0 if disliked is None else disliked.shape[0]
-    x = np.vstack([liked] + ([disliked] if n_neg else []) + [entries]).astype(np.float64)
-    x = np.hstack([x, np.ones((len(x), 1))])  # an intercept
-    y = np.r_[np.ones(n_pos), -np.ones(n_neg), -np.ones(n)]
-    weight = np.r_[np.ones(n_pos + n_neg), np.full(n, max(n_pos, 1) / max(n, 1))]
-    xw = x * weight[:, None]
-    w = np.linalg.solve(x.T @ xw + VOTE_RIDGE * np.eye(x.shape[1]), xw.T @ y)
-    return (entries @ w[:-1]).astype(np.float32)
+    the library and 👍 items as positives (+1), 👎 items as negatives (−1) and the pool as weak
+    negatives (−1, it is mostly what the reader did not pick), the pool weighing as much as the
+    positives. The pool's share of the normal equations is computed once per pool
+    (Concepts.moments); per reader only the voted and seed rows are added."""
+    gram, total = concepts.moments
+    n_pos, n = liked.shape[0], len(concepts.entries)
+    pool_weight = max(n_pos, 1) / max(n, 1)
+    rows = [(liked, 1.0)] + ([(disliked, -1.0)] if disliked is not None and len(disliked) else [])
+    lhs = pool_weight * gram + VOTE_RIDGE * np.eye(len(gram))
+    rhs = -pool_weight * total
+    for m, label in rows:
+        x = np.hstack([m.astype(np.float64), np.ones((len(m), 1))])  # + intercept
+        lhs += x.T @ x
+        rhs += label * x.sum(axis=0)
+    w = np.linalg.solve(lhs, rhs)
+    return (concepts.entries @ w[:-1]).astype(np.float32)
 
 
 def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[UserConfig],
@@ -158,8 +162,8 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
             if m.votes and size and pool.concepts.k:  # the reader's own model, once they voted
                 share = m.votes / (m.votes + tuning.vote_half)
                 bad = None if m.negative is None else pool.concepts.project(m.negative)
-                model = standardize(vote_model(pool.concepts.entries,
-                                               points[off:off + size], bad)[None, :])[0]
+                model = standardize(vote_model(pool.concepts, points[off:off + size],
+                                               bad)[None, :])[0]
                 relevance[bi] = (1 - share) * relevance[bi] + share * model
     for bi, m in enumerate(metas):
         if m.negative is not None:  # 👎: rare, so per reader
