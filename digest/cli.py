@@ -102,12 +102,9 @@ def check(ctx: click.Context) -> None:
     warnings = list(config.warnings)
     for u in config.users.values():
         if u.papers:
-            try:
-                lib = load_library(u.papers)
-            except ConfigError as e:
-                raise CliError(e.problems) from None
-            warnings += lib.warnings
-            out.print(f"Library of {u.name}: {len(lib.papers)} papers from {u.papers.name}")
+            titles, problems = _library(config, u.papers)
+            warnings += problems
+            out.print(f"Library of {u.name}: {titles} papers from {u.papers.name}")
         if not u.has_profile:
             warnings.append(f"[users.{u.name}] has no interests, papers, authors or categories, "
                             "so their digest is the most popular recent items; add interests "
@@ -122,6 +119,23 @@ def check(ctx: click.Context) -> None:
             warnings += [lost_report(d) for d in store.lost_deliveries(datetime.now(UTC))]
     for w in warnings:
         click.echo(f"Warning: {w}", err=True)
+
+
+def _library(config: Config, path: Path) -> tuple[int, list[str]]:
+    """Papers and warnings of a library: from the ranking's cache when the file is unchanged
+    (a 20,000-paper export is parsed once), else parsed; cached only where a database
+    already exists, so checking a fresh config writes nothing."""
+    try:
+        if config.digest.database.exists():
+            from digest.rank.seeds import library_seeds
+
+            with _store(config) as store:
+                seeds = library_seeds(store, path)
+            return len(seeds.titles), seeds.warnings
+        lib = load_library(path)
+        return len(lib.papers), lib.warnings
+    except ConfigError as e:
+        raise CliError(e.problems) from None
 
 
 def _ranking_mode(config: Config) -> str:

@@ -54,7 +54,11 @@ def load_library(path: Path) -> Library:
 _ENTRY_START = re.compile(r"@\s*([A-Za-z]+)\s*([{(])")
 _LINE_AT = re.compile(r"^\s*@", re.M)
 _LATEX_CMD = re.compile(r"\\[A-Za-z]+\s*(\{([^{}]*)\})?")
-_ACCENT = re.compile(r"\\['`^\"~=.uvHckr]\s*\{?([A-Za-z])\}?")
+_ACCENT = re.compile(r"\\['`^\"~=.uvHckr]\s*\{?(\\[ij](?![A-Za-z])|[A-Za-z])\}?")
+# Letters LaTeX spells as commands: {\ss}, {\o}, \aa{}, and the dotless i under an accent.
+_LETTER = re.compile(r"\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L|i|j)(?![A-Za-z])(?:\{\})?")
+_LETTERS = {"ss": "ß", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ", "oe": "œ", "OE": "Œ", "o": "ø",
+            "O": "Ø", "l": "ł", "L": "Ł", "i": "ı", "j": "ȷ"}
 _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
             "=": "\u0304", ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b",
             "c": "\u0327", "k": "\u0328", "r": "\u030a"}
@@ -64,12 +68,14 @@ def parse_bibtex(text: str, name: str = "library") -> Library:
     papers: list[SeedPaper] = []
     warnings: list[str] = []
     pos = 0
+    line, counted = 1, 0  # line numbers counted on from the previous entry, not from the top
     while True:
         m = _ENTRY_START.search(text, pos)
         if not m:
             break
         kind = m.group(1).lower()
-        line = text.count("\n", 0, m.start()) + 1
+        line += text.count("\n", counted, m.start())
+        counted = m.start()
         close = "}" if m.group(2) == "{" else ")"
         end = _matching(text, m.end(), m.group(2), close)
         if end is None:
@@ -110,8 +116,14 @@ _BRACE_SCAN = re.compile(r"\\.|[{}]")
 
 def _matching(text: str, start: int, open_: str, close: str) -> int | None:
     """Index of the bracket closing the entry opened just before `start`, or None when an '@'
-    at the start of a line arrives first (the entry is broken). Jumps from bracket to bracket
-    with a regex rather than walking characters: libraries have thousands of entries."""
+    at the start of a line arrives first (the entry is broken)."""
+    if open_ == "{":
+        # An entry ends before the next '@' that starts a line, or is broken.
+        nxt = _LINE_AT.search(text, start)
+        limit = nxt.start() if nxt else len(text)
+        end = _brace_end(text, start, limit)
+        if end is not None:
+            return end
     depth = 1
     for m in _ENTRY_SCAN.finditer(text, start):
         c = m.group(0)
@@ -126,6 +138,32 @@ def _matching(text: str, start: int, open_: str, close: str) -> int | None:
         elif c.lstrip().startswith("@"):
             return None
     return None
+
+
+def _brace_end(text: str, start: int, limit: int | None = None) -> int | None:
+    """Index of the '}' closing a '{' opened just before `start`, found with str.find (most
+    values have no nested braces; a library has a hundred thousand of them). None when the
+    braces never balance, or when an escaped brace (\\{ or \\}) comes first: the careful
+    scan decides those."""
+    limit = len(text) if limit is None else limit
+    end = text.find("}", start, limit)
+    if end > 0 and text.find("{", start, end) < 0 and text[end - 1] != "\\":
+        return end  # the common case: no nested braces
+    depth, i = 1, start
+    next_open = text.find("{", i, limit)
+    while True:
+        end = text.find("}", i, limit)
+        if end < 0:
+            return None
+        while 0 <= next_open < end:
+            depth += 1
+            next_open = text.find("{", next_open + 1, limit)
+        depth -= 1
+        if depth == 0:
+            if "\\{" in text[start:end + 1] or "\\}" in text[start:end + 1]:
+                return None
+            return end
+        i = end + 1
 
 
 def _fields(body: str) -> dict[str, str] | None:
@@ -144,7 +182,9 @@ def _fields(body: str) -> dict[str, str] | None:
         name = m.group(1).lower()
         i = m.end()
         if i < n and body[i] == "{":
-            end = _close_brace(body, i)
+            end = _brace_end(body, i + 1)
+            if end is None:
+                end = _close_brace(body, i)
             if end is None:
                 return None
             value, i = body[i + 1:end], end + 1
@@ -187,7 +227,8 @@ def _clean(value: str) -> str:
     if "\\" not in value and "{" not in value and "~" not in value:
         return " ".join(value.split())
     v = _ACCENT.sub(lambda m: unicodedata.normalize(
-        "NFC", m.group(1) + _ACCENTS[m.group(0)[1]]), value)
+        "NFC", m.group(1)[-1] + _ACCENTS[m.group(0)[1]]), value)
+    v = _LETTER.sub(lambda m: _LETTERS[m.group(1)], v)
     v = _LATEX_CMD.sub(lambda m: m.group(2) or "", v)
     v = v.replace("{", "").replace("}", "").replace("~", " ").replace("\\&", "&")
     return " ".join(v.split())

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 class Entry:
     """One normalized feed item, ready to store.
 
-    `ident` is its identity within its feed (guid, then link, then a content hash); `canonical`
-    joins the same paper or post across feeds (arXiv id, else normalized title).
+    `ident` is its identity within its feed (guid with its fragment, then link, then a content
+    hash); `keys` join the same paper or post across feeds: its arXiv id, DOI and normalized
+    title, strongest first. Entries sharing any key are one item (store.add_entries).
     """
 
     ident: str
-    canonical: str
+    keys: tuple[str, ...]
     title: str
     link: str
     summary_html: str
@@ -24,6 +25,11 @@ class Entry:
     categories: list[str]
     published: datetime
     popularity: int = 0
+
+    @property
+    def canonical(self) -> str:
+        """The strongest key, or "" when the item is too generic to join across feeds."""
+        return self.keys[0] if self.keys else ""
 
 
 @dataclass

@@ -37,6 +37,10 @@ ARXIV_PATTERNS = [
     re.compile(r"^arxiv:" + _ARXIV_NEW + "$", re.I),
 ]
 
+# DOIs in a link (doi.org/…, publisher /doi/… paths), a "doi:" guid, or bare. arXiv's own DOIs
+# (10.48550/arXiv.…) are the arXiv key instead.
+DOI_RE = re.compile(r"(?:^|doi\.org/|^doi:|/doi/(?:abs/|full/|pdf/|epdf/)?)(10\.\d{4,9}/[^\s\"<>#?]+)", re.I)
+
 # Titles shorter than this are too generic ("Weekly update") to join items across feeds.
 MIN_TITLE_KEY_WORDS = 5
 
@@ -81,7 +85,7 @@ def clean_link(url: str) -> str:
 
 def identity_url(url: str) -> str:
     """A URL reduced to what identifies the resource: http/https, www., trailing slash,
-    parameter order and tracking parameters do not matter."""
+    parameter order and tracking parameters do not matter; the fragment does."""
     url = (url or "").strip()
     try:
         parts = urlsplit(url)
@@ -94,7 +98,9 @@ def identity_url(url: str) -> str:
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                    if not _is_tracking(k))
     path = parts.path.rstrip("/") or ""
-    return f"//{host}{path}" + (f"?{urlencode(query)}" if query else "")
+    # The fragment stays: feeds tell items apart by it (Scripting News: ".../09/29#When:...").
+    return (f"//{host}{path}" + (f"?{urlencode(query)}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else ""))
 
 
 def _is_tracking(key: str) -> bool:
@@ -112,6 +118,20 @@ def arxiv_id(*candidates: str) -> str:
             if m:
                 return m.group(1)
     return ""
+
+
+def doi(*candidates: str) -> str:
+    """The lower-cased DOI found in any candidate, or '' (arXiv DOIs excluded)."""
+    for text in candidates:
+        m = DOI_RE.search((text or "").strip())
+        if m and not m.group(1).lower().startswith("10.48550/"):
+            return m.group(1).rstrip(".,;)").lower()
+    return ""
+
+
+class EmptyEntry(ValueError):
+    """An item with no title, no link and no text: nothing a reader could be shown (arXiv's
+    legacy API answers a missing id with such a placeholder). Parsers drop and count it."""
 
 
 def title_key(title: str) -> str:
@@ -236,21 +256,25 @@ def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_htm
     else:
         ident = "hash:" + content_hash(title, summary_text)
 
+    if not (title or link or summary_text):
+        raise EmptyEntry("the item has no title, link or text")
+
+    # Every key the item has, strongest first: a copy of the paper on another site may carry
+    # only one of them (a daily-papers RSS on its own host has the title, not the arXiv id).
     aid = arxiv_id(link, guid, *extra_ids)
+    doi_key = doi(guid, link, *extra_ids)
     tkey = title_key(title)
-    if aid:
-        canonical = "arxiv:" + aid
-    elif len(tkey.split()) >= MIN_TITLE_KEY_WORDS:
-        canonical = "title:" + tkey
-    else:
-        canonical = ""  # too generic to join across feeds; the store keys it by identity
+    keys = tuple(k for k in ("arxiv:" + aid if aid else "", "doi:" + doi_key if doi_key else "",
+                             # shorter titles ("Weekly update") are too generic to join on
+                             "title:" + tkey if len(tkey.split()) >= MIN_TITLE_KEY_WORDS else "")
+                 if k)
 
     # Dates in UTC; a missing or future date becomes the fetch time, so a wrong clock in a
     # feed cannot pin an item to the top or make an old item look new.
     when = published.astimezone(UTC) if published else fetched
     if when > fetched + timedelta(days=1):
         when = fetched
-    return Entry(ident=ident, canonical=canonical, title=title or "(untitled)", link=link,
+    return Entry(ident=ident, keys=keys, title=title or "(untitled)", link=link,
                  summary_html=summary_html, summary_text=summary_text,
                  authors=split_authors(authors), categories=_unique(categories),
                  published=when, popularity=max(0, int(popularity or 0)))

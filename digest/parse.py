@@ -16,7 +16,7 @@ import feedparser
 
 from digest.errors import ParseError
 from digest.models import Entry, ParsedFeed
-from digest.normalize import make_entry
+from digest.normalize import EmptyEntry, make_entry
 
 # A DOCTYPE with an internal subset can declare entities: billion-laughs expansion or external
 # files. No real feed needs one, so it is cut before any XML parser sees it.
@@ -74,10 +74,12 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
     d = feedparser.parse(io.BytesIO(stripped), response_headers=response_headers,
                          sanitize_html=False, resolve_relative_uris=False)
     entries: list[Entry] = []
-    skipped = 0
+    skipped = empty = 0
     for e in d.entries:
         try:
             entries.append(_from_feedparser(e, fetched, url))
+        except EmptyEntry:
+            empty += 1
         except (TypeError, ValueError, AttributeError, KeyError):
             skipped += 1
     if not d.get("version") and not entries:
@@ -91,10 +93,18 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
         warning = (warning + "; " if warning else "") + "removed a DOCTYPE with entity declarations"
     if skipped:
         warning = (warning + "; " if warning else "") + f"skipped {skipped} unreadable entries"
+    warning = _add_empty(warning, empty)
     if not entries and not warning:
         warning = "the feed is valid but has no entries"
     title = " ".join((d.feed.get("title") or "").split())
     return ParsedFeed(entries=entries, title=title, warning=warning)
+
+
+def _add_empty(warning: str, empty: int) -> str:
+    if not empty:
+        return warning
+    return ((warning + "; ") if warning else "") + (
+        f"dropped {empty} empty entr{'ies' if empty != 1 else 'y'} (no title, link or text)")
 
 
 def _bozo_reason(d) -> str:
@@ -168,7 +178,7 @@ def _parse_json_feed(data, fetched: datetime) -> ParsedFeed:
     """JSON Feed 1.0/1.1 (jsonfeed.org), which feedparser does not read."""
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ParseError("the JSON has no 'items' list, so it is no JSON Feed; check the URL.")
-    entries, skipped = [], 0
+    entries, skipped, empty = [], 0, 0
     for item in data["items"]:
         if not isinstance(item, dict):
             skipped += 1
@@ -179,16 +189,19 @@ def _parse_json_feed(data, fetched: datetime) -> ParsedFeed:
         # The summary is short and plain text by spec; fall back to the full content.
         is_html = not item.get("summary") and bool(item.get("content_html"))
         body = item.get("summary") or item.get("content_html") or item.get("content_text") or ""
-        entries.append(make_entry(
-            guid=str(item.get("id") or ""), link=str(item.get("url") or ""),
-            title=str(item.get("title") or ""),
-            summary=str(body), summary_is_html=is_html,
-            authors=[str(a) for a in authors], categories=[str(t) for t in item.get("tags") or []],
-            published=_iso(item.get("date_published") or item.get("date_modified")),
-            fetched=fetched))
+        try:
+            entries.append(make_entry(
+                guid=str(item.get("id") or ""), link=str(item.get("url") or ""),
+                title=str(item.get("title") or ""),
+                summary=str(body), summary_is_html=is_html,
+                authors=[str(a) for a in authors], categories=[str(t) for t in item.get("tags") or []],
+                published=_iso(item.get("date_published") or item.get("date_modified")),
+                fetched=fetched))
+        except EmptyEntry:
+            empty += 1
     if not entries and skipped:
         raise ParseError("the JSON Feed has no readable items; check the feed.")
-    warning = f"skipped {skipped} unreadable items" if skipped else ""
+    warning = _add_empty(f"skipped {skipped} unreadable items" if skipped else "", empty)
     return ParsedFeed(entries=entries, title=str(data.get("title") or ""), warning=warning)
 
 

@@ -3,8 +3,9 @@
 Identity model (why three tables):
 - `sightings` (feed, ident) records every item identity ever seen in a feed. It is never pruned,
   so an old item can never look new again.
-- `keys` maps a canonical key (arXiv id, normalized title, or feed+ident) to an entry id. Also
-  never pruned: the same paper arriving later from another feed still joins the old entry.
+- `keys` maps every key an item carries (arXiv id, DOI, normalized title; feed+ident when it
+  has none) to an entry id. Also never pruned: the same paper arriving later from another feed,
+  under any of its keys, still joins the old entry.
 - `entries` holds the content, one row per paper/post however many feeds carry it. This is
   the only table pruning deletes from.
 """
@@ -323,8 +324,10 @@ class Store:
         """Store one feed's entries in one transaction. Returns (new, already known).
 
         An identity seen before in this feed is a no-op (popularity may rise). An unseen item
-        whose canonical key exists joins that entry: it gains this feed as a source and keeps
-        the higher popularity. Anything else is a new entry.
+        sharing any key (arXiv id, DOI, normalized title) with an entry joins it: it gains this
+        feed as a source, lends the entry the keys it lacked, and keeps the higher popularity.
+        A title alone never joins two items whose arXiv ids or DOIs differ. Anything else is a
+        new entry.
         """
         entries = list(entries)
         if not entries:
@@ -335,9 +338,15 @@ class Store:
             known = dict(self._in_query(
                 "SELECT ident, entry_id FROM sightings WHERE feed = ? AND ident IN ({})",
                 [feed], idents))
-            keys = {e.ident: e.canonical or f"feed:{feed}:{e.ident}" for e in entries}
-            key_ids = dict(self._in_query("SELECT key, entry_id FROM keys WHERE key IN ({})",
-                                          [], list(set(keys.values()))))
+            keys = {e.ident: e.keys or (f"feed:{feed}:{e.ident}",) for e in entries}
+            key_ids = dict(self._in_query("SELECT key, entry_id FROM keys WHERE key IN ({})", [],
+                                          list({k for ks in keys.values() for k in ks})))
+            # The strong keys (arXiv id, DOI) of every entry a title might join.
+            strong: dict[str, set[str]] = {}
+            for key, entry_id in self._in_query(
+                    "SELECT key, entry_id FROM keys WHERE entry_id IN ({}) AND "
+                    "(key LIKE 'arxiv:%' OR key LIKE 'doi:%')", [], list(set(key_ids.values()))):
+                strong.setdefault(entry_id, set()).add(key)
             new_rows, sightings, new_keys = [], [], []
             bumps: dict[str, int] = {}
             for e in entries:
@@ -345,15 +354,22 @@ class Store:
                     if e.popularity:
                         bumps[known[e.ident]] = max(bumps.get(known[e.ident], 0), e.popularity)
                     continue
-                key = keys[e.ident]
-                entry_id = key_ids.get(key)
+                own = keys[e.ident]
+                mine = {k for k in own if k.startswith(STRONG_KEYS)}
+                # A shared arXiv id or DOI is the same paper; a shared title only when no
+                # strong key tells the two apart.
+                entry_id = next((key_ids[k] for k in own if k in key_ids and (
+                    k in mine or not _conflict(mine, strong.get(key_ids[k], set())))), None)
                 if entry_id is None:
-                    entry_id = content_hash(key)[:16]
-                    key_ids[key] = entry_id
-                    new_keys.append((key, entry_id))
+                    entry_id = content_hash(own[0])[:16]
                     new_rows.append(_entry_row(entry_id, e, fetched_s))
                 elif e.popularity:
                     bumps[entry_id] = max(bumps.get(entry_id, 0), e.popularity)
+                for k in own:
+                    if k not in key_ids:
+                        key_ids[k] = entry_id
+                        new_keys.append((k, entry_id))
+                strong.setdefault(entry_id, set()).update(mine)
                 known[e.ident] = entry_id
                 sightings.append((feed, e.ident, entry_id, fetched_s))
             self.db.conn.executemany(_INSERT_ENTRY, new_rows)
@@ -711,6 +727,14 @@ def _statements(script: str) -> list[str]:
 
 _INSERT_ENTRY = ("INSERT INTO entries (id, canonical, title, link, summary_html, summary_text, authors,"
                  " categories, published, fetched, popularity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+STRONG_KEYS = ("arxiv:", "doi:")
+
+
+def _conflict(mine: set[str], theirs: set[str]) -> bool:
+    """Two entries name different papers when they hold different keys of one strong kind."""
+    return any(k.split(":", 1)[0] == t.split(":", 1)[0] and k != t for k in mine for t in theirs)
 
 
 def _entry_row(entry_id: str, e: Entry, fetched: str) -> tuple:

@@ -60,3 +60,49 @@ def test_check_reports_an_unreadable_library_as_one_sentence(project):
     r = project.run("check")
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "lib.json: not valid CSL-JSON" in r.stderr
+
+
+def test_letters_latex_spells_as_commands():
+    lib = parse_bibtex("@article{k, title = {Na\\\"{\\i}ve Bayes}, author = {Garc{\\'\\i}a, Mar{\\'\\i}a and "
+                       "Strau{\\ss}, J. and {\\O}rsted, H. and \\AA{}ngstr{\\\"o}m, A.}}")
+    (p,) = lib.papers
+    assert p.title == "Naïve Bayes"
+    assert p.authors == ["García, María", "Strauß, J.", "Ørsted, H.", "Ångström, A."]
+
+
+def test_a_generated_export_with_broken_entries_loses_only_those(tmp_path):
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    from libraries import bibtex
+
+    text = bibtex(300, broken_every=100)
+    for name, body in (("lf.bib", text), ("crlf.bib", text.replace("\n", "\r\n"))):
+        (tmp_path / name).write_bytes(body.encode())
+        lib = load_library(tmp_path / name)
+        assert len(lib.papers) == 297 and len(lib.warnings) == 3
+        # Each warning names the line its entry starts on.
+        for w in lib.warnings:
+            line = int(w.split(" line ")[1].split(":")[0])
+            assert text.splitlines()[line - 1].startswith("@article{broken"), w
+
+
+def test_check_reads_the_cached_library_while_the_file_is_unchanged(project):
+    import os
+
+    lib = project.root / "lib.bib"
+    lib.write_text("@article{a, title={One paper about rivers}}\n@article{b, title={Two papers}}\n")
+    project.write('[users.u]\nemail = "u@example.org"\npapers = "lib.bib"\n')
+    assert "2 papers" in project.run("check").output  # no database yet: parsed, nothing written
+    assert not (project.root / "digest.db").exists()
+    project.store().close()  # a database exists once the tool has polled
+    assert "2 papers" in project.run("check").output  # parsed and cached
+    # Same size and modification time, other content: the cache still answers...
+    st = lib.stat()
+    other = "@article{a,title={x}}\n@article{b,title={y}}\n@article{c,title={z}}\n"  # three
+    lib.write_text(other.ljust(st.st_size - 1) + "\n")
+    os.utime(lib, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert lib.stat().st_size == st.st_size
+    assert "2 papers" in project.run("check").output
+    # ...and a real edit is read again.
+    lib.write_text("@article{a, title={Only one paper now}}\n")
+    assert "1 papers" in project.run("check").output

@@ -207,9 +207,12 @@ def test_arxiv_id_in_all_its_forms(text):
 
 
 def test_identity_url_ignores_scheme_tracking_and_order():
-    a = identity_url("http://www.Example.org/post/?b=2&a=1&utm_source=rss&fbclid=z#frag")
+    a = identity_url("http://www.Example.org/post/?b=2&a=1&utm_source=rss&fbclid=z")
     b = identity_url("https://example.org/post?a=1&b=2")
     assert a == b
+    # The fragment is part of the identity: feeds tell items apart by it.
+    assert identity_url("http://example.org/2002/09/29#When:1PM") != identity_url(
+        "http://example.org/2002/09/29#When:6PM")
     assert identity_url("https://example.org/post?id=1") != identity_url("https://example.org/post?id=2")
     assert clean_link("https://x.example/p?utm_medium=email&id=3#top") == "https://x.example/p?id=3"
     assert clean_link("javascript:alert(1)") == ""
@@ -220,3 +223,40 @@ def test_split_authors():
         "Ada Lovelace", "Charles Babbage", "Mary Somerville"]
     assert split_authors(["Lovelace, Ada"]) == ["Lovelace, Ada"]
     assert split_authors(["", "  X  Y "]) == ["X Y"]
+
+
+def test_guids_that_differ_only_after_the_fragment_are_two_items():
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Day log</title>
+      <item><guid isPermaLink="true">http://log.example.org/2002/09/29#When:12:59:01PM</guid>
+        <description>First note of the day.</description></item>
+      <item><guid isPermaLink="true">http://log.example.org/2002/09/29#When:6:52:02PM</guid>
+        <description>Second note of the day.</description></item>
+    </channel></rss>"""
+    entries = parse(body).entries
+    assert len(entries) == 2 and entries[0].ident != entries[1].ident
+
+
+def test_placeholder_entries_are_dropped_and_counted():
+    body = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>q</title>
+      <id>urn:q</id><updated>2026-11-01T00:00:00Z</updated>
+      <entry><category term=""/></entry>
+      <entry><id>http://arxiv.org/abs/2611.00001v1</id><title>A real paper on rivers and soil</title>
+        <updated>2026-11-01T00:00:00Z</updated><summary>Text.</summary></entry>
+      <entry><category term=""/></entry>
+    </feed>"""
+    parsed = parse(body)
+    assert [e.title for e in parsed.entries] == ["A real paper on rivers and soil"]
+    assert "dropped 2 empty entries" in parsed.warning
+
+
+def test_an_entry_carries_all_its_keys():
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Papers</title>
+      <item><title>Deep learning for the sake of rivers and lakes</title>
+        <link>https://dl.acm.org/doi/10.1145/3292500.3330919</link></item>
+      <item><title>Graph surrogates for flood forecasting at scale</title>
+        <link>https://papers.example.org/2604.26932</link>
+        <guid>http://arxiv.org/abs/2604.26932v2</guid></item>
+    </channel></rss>"""
+    doi, arx = parse(body).entries
+    assert doi.keys == ("doi:10.1145/3292500.3330919", "title:deep learning for the sake of rivers and lakes")
+    assert arx.keys == ("arxiv:2604.26932", "title:graph surrogates for flood forecasting at scale")

@@ -217,3 +217,49 @@ def test_connections_creating_one_database_at_once(tmp_path):
         assert errors == []
         with Store(path) as s:
             assert s.schema_version == len(MIGRATIONS)
+
+
+@pytest.mark.parametrize("arxiv_first", [True, False])
+def test_arxiv_api_and_a_third_party_rss_copy_are_one_item(store, arxiv_first):
+    title = "Scaling Sparse Attention to Million-Token Contexts"
+    api = entry(guid="http://arxiv.org/abs/2604.26932v1", link="https://arxiv.org/abs/2604.26932v1",
+                title=title)
+    rss = entry(guid="https://dailypapers.example.net/p/8812", link="https://dailypapers.example.net/p/8812",
+                title=title)
+    order = [("arxiv", api), ("daily", rss)]
+    (feed1, e1), (feed2, e2) = order if arxiv_first else order[::-1]
+    assert store.add_entries(feed1, [e1], T0) == (1, 0)
+    assert store.add_entries(feed2, [e2], T0) == (0, 1)
+    (entry_id,) = store.entry_ids()
+    assert store.entry(entry_id)["sources"] == sorted(["arxiv", "daily"])
+    # The arXiv id it gained through the join joins a third copy that has only the id.
+    hf = entry(guid="https://huggingface.co/papers/2604.26932", link="https://huggingface.co/papers/2604.26932",
+               title="Sparse attention, million tokens")
+    assert store.add_entries("hf", [hf], T0) == (0, 1)
+    assert store.entry_ids() == [entry_id]
+
+
+def test_a_shared_title_never_joins_two_different_arxiv_papers(store):
+    title = "A Survey of Large Language Models for Code"
+    a = entry(guid="http://arxiv.org/abs/2601.00001v1", link="https://arxiv.org/abs/2601.00001", title=title)
+    b = entry(guid="http://arxiv.org/abs/2609.00002v1", link="https://arxiv.org/abs/2609.00002", title=title)
+    assert store.add_entries("arxiv", [a], T0) == (1, 0)
+    assert store.add_entries("arxiv", [b], T0) == (1, 0)
+    # A copy with only the title joins the first, never both.
+    c = entry(link="https://blog.example/survey", title=title)
+    assert store.add_entries("blog", [c], T0) == (0, 1)
+    assert len(store.entry_ids()) == 2
+
+
+def test_a_doi_joins_a_publisher_page_and_a_doi_link(store):
+    a = entry(link="https://dl.acm.org/doi/10.1145/3292500.3330919", title="Short one")
+    b = entry(guid="doi:10.1145/3292500.3330919", link="https://doi.org/10.1145/3292500.3330919",
+              title="Other words")
+    assert store.add_entries("acm", [a], T0) == (1, 0)
+    assert store.add_entries("crossref", [b], T0) == (0, 1)
+
+
+def test_fragment_guids_of_one_feed_stay_two_entries(store):
+    a = entry(guid="http://log.example.org/2002/09/29#When:12:59:01PM", title="", summary="First note.")
+    b = entry(guid="http://log.example.org/2002/09/29#When:6:52:02PM", title="", summary="Second note.")
+    assert store.add_entries("log", [a, b], T0) == (2, 0)
