@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, peak_rss_mib
 
 from digest.links import Links
-from digest.render import DigestView, ItemView, Renderer, SectionView, cut, shorten_authors
+from digest.render import DigestView, ItemView, Renderer, SectionView, cut, markup, shorten_authors
 
 
 def texts() -> list[tuple[str, str]]:
@@ -88,7 +88,7 @@ def main() -> None:
         a.digests, a.runs = 20, 1
     vs = views(a.digests)
     renderer = Renderer()
-    assert all(renderer.html(v) == renderer.html_compiled_per_reader(v) for v in vs[:20])
+    assert all(markup(renderer.html(v)) == markup(renderer.html_compiled_per_reader(v)) for v in vs[:20])
     results: dict[str, list[float]] = {"compiled once": [], "compiled per reader": []}
     for _ in range(a.runs):  # interleaved, against machine noise
         results["compiled once"].append(timed(renderer.html, renderer.text, vs))

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import random
 
-WORDS = ("sparse attention transformer diffusion graph neural network retrieval language model "
-         "contrastive learning reinforcement policy gradient robust optimization kernel causal "
-         "inference protein folding climate forecasting segmentation detection speech vision "
-         "federated privacy quantization distillation benchmark dataset evaluation scaling").split()
+WORDS = [
+    "sparse", "attention", "transformer", "diffusion", "graph", "neural", "network", "retrieval",
+    "language", "model", "contrastive", "learning", "reinforcement", "policy", "gradient",
+    "robust", "optimization", "kernel", "causal", "inference", "protein", "folding", "climate",
+    "forecasting", "segmentation", "detection", "speech", "vision", "federated", "privacy",
+    "quantization", "distillation", "benchmark", "dataset", "evaluation", "scaling"]
 NAMES = ["M{\\\"u}ller, J{\\'e}r{\\^o}me", "Smith, John", "O'Neil, Ann", "van der Berg, Piet",
          "Garc{\\'\\i}a, Mar{\\'\\i}a", "Lovelace, Ada", "Hopper, Grace B.", "{Research Team}"]
 
@@ -51,7 +53,8 @@ def bibtex(n: int, seed: int = 0, broken_every: int = 997) -> str:
 
 def csl_json(n: int, seed: int = 0) -> str:
     rng = random.Random(seed)
-    items = [{"id": f"key{i}", "type": "article-journal", "title": _title(rng).replace("{", "").replace("}", ""),
+    items = [{"id": f"key{i}", "type": "article-journal",
+              "title": _title(rng).replace("{", "").replace("}", ""),
               "abstract": " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 160))),
               "author": [{"family": "Lovelace", "given": "Ada"}, {"literal": "Research Team"}],
               "issued": {"date-parts": [[rng.randint(1990, 2026)]]},

@@ -252,14 +252,14 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
 def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | None) -> None:
     """The reader's digest exactly as it would be emailed."""
     from digest.message import build_message
-    from digest.render import render_digests
+    from digest.render import EMAIL_BUDGET, render_digests
 
     config = _load(ctx)
     reader = _reader(config, user)
     now = datetime.now(UTC)
     try:
         with _store(config) as store:
-            (done,) = render_digests(config, store, [reader], day, now)
+            (done,) = render_digests(config, store, [reader], day, now, budget=EMAIL_BUDGET)
     except DigestError as e:
         raise CliError(getattr(e, "problems", None) or str(e)) from None
     for w in done.digest.warnings:

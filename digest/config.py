@@ -32,6 +32,16 @@ SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$", re.
 SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3,
               "kb": 1000, "mb": 1000**2, "gb": 1000**3}
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+_MAILBOX = re.compile(r"^\s*(.*?)\s*<([^<>]+)>\s*$", re.S)
+
+
+def mailbox(value: str) -> tuple[str, str]:
+    """'Name <addr>' or a bare address → (name, address). Split at the angle brackets, not
+    at commas: an unquoted "Papers, daily <d@example.org>" is still one mailbox."""
+    m = _MAILBOX.match(value)
+    return (m.group(1).strip().strip('"').strip(), m.group(2).strip()) if m else ("", value.strip())
+
+
 FEED_KINDS = ("auto", "feed", "hf-daily-papers", "json-feed")
 SMTP_SECURITY = ("starttls", "ssl", "none")
 
@@ -426,6 +436,9 @@ def parse_config(data: dict, path: Path) -> Config:
             report("[smtp] password", INLINE_LOGIN_ADVICE)
             s = {k: v for k, v in s.items() if k != "password"}
         smtp = SmtpSettings(**_read_table(s, SMTP_SETTINGS, "[smtp]", base, report))
+        if smtp.sender and not EMAIL_RE.match(mailbox(smtp.sender)[1]):
+            report("[smtp] from", f"is {smtp.sender!r}, not an address; write it as "
+                   "'Papers <digest@example.org>' or digest@example.org.")
         if smtp.username and not smtp.password_env:
             report("[smtp] password_env", "is missing although username is set; name the "
                    "environment variable that holds the password, e.g. "

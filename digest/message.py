@@ -14,10 +14,10 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
 from urllib.parse import quote
 
-from digest.config import Config, UserConfig
+from digest.config import Config, UserConfig, mailbox
 from digest.render import DigestView
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
@@ -28,11 +28,14 @@ def clean_header(text: str) -> str:
     return " ".join(_CONTROL.sub(" ", text).replace("=?", "= ?").split())
 
 
-def sender(config: Config) -> str:
-    """The From address: [smtp] from, else a local placeholder for outbox-only setups."""
-    if config.smtp and config.smtp.sender:
-        return config.smtp.sender
-    return f"{clean_header(config.digest.title)} <{DEFAULT_SENDER}>"
+def sender(config: Config) -> Address:
+    """The From address: [smtp] from ('Name <addr>' or a bare address), else a local
+    placeholder for outbox-only setups; named after the digest when it names no one. An
+    Address, so the email package quotes the name: a title "Papers, daily" stays one
+    address, where string formatting would make two."""
+    name, addr = mailbox(clean_header(config.smtp.sender if config.smtp and config.smtp.sender
+                                      else DEFAULT_SENDER))
+    return Address(display_name=name or clean_header(config.digest.title), addr_spec=addr)
 
 
 class _Policy(EmailPolicy):
@@ -58,6 +61,13 @@ def _uris(value: str) -> list[str]:
     return [f"<{u}>" for u in re.findall(r"<([^<>\s]+)>", value)]
 
 
+def quote_phrase(text: str) -> str:
+    """An RFC 5322 phrase: as it is when it is all atoms, else one quoted string."""
+    if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\- ]+", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def unsubscribe_header(https_or_http: str, mailto: str, reader: str) -> str:
     """RFC 2369 List-Unsubscribe: the web link, and a mailto form when configured."""
     uris = [f"<{https_or_http}>"] if https_or_http else []
@@ -77,13 +87,14 @@ def build_message(config: Config, user: UserConfig, view: DigestView, html: str,
                   now: datetime) -> EmailMessage:
     msg = EmailMessage(policy=POLICY)
     from_ = sender(config)
-    domain = parseaddr(from_)[1].rpartition("@")[2] or "localhost"
+    domain = from_.domain or "localhost"
     msg["Subject"] = clean_header(view.subject)
-    msg["From"] = clean_header(from_)
+    msg["From"] = from_
     msg["To"] = Address(display_name=clean_header(user.display_name), addr_spec=clean_header(user.email))
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id(user, view.date, domain)
-    msg["List-Id"] = f"{clean_header(config.digest.title)} <digest.{domain}>"
+    # RFC 2919: the phrase is a quoted string when it holds specials (a comma, a dot...).
+    msg["List-Id"] = f"{quote_phrase(clean_header(config.digest.title))} <digest.{domain}>"
     mailto = config.smtp.unsubscribe_mailto if config.smtp else ""
     if view.unsubscribe_url or mailto:
         msg["List-Unsubscribe"] = unsubscribe_header(view.unsubscribe_url, mailto, user.name)

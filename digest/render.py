@@ -9,12 +9,16 @@ text/plain has no markup to inject into.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
+import css_inline
 import jinja2
 import jinja2.ext
 from mjml import mjml2html
@@ -29,10 +33,14 @@ from digest.store import Store
 BUILTIN_TEMPLATES = next(p for p in (Path(__file__).resolve().parent.parent / "templates",
                                      Path(__file__).resolve().parent / "templates")
                          if (p / "digest.mjml").is_file())
-HTML_TEMPLATE, TEXT_TEMPLATE = "digest.mjml", "digest.txt"
+HTML_TEMPLATE, TEXT_TEMPLATE, STYLESHEET = "digest.mjml", "digest.txt", "digest.css"
 SNIPPET_CHARS = 280
 TITLE_CHARS = 300  # a feed can send a 5,000-character title; the link text stays readable
 MAX_AUTHORS = 3
+SUBJECT_CHARS = 78  # RFC 5322's line length; phones show about 40 of them
+PREHEADER_CHARS = 140
+EMAIL_BUDGET = 90_000  # bytes of HTML in an email; Gmail clips past about 102 KB
+TEXT_WIDTH = 72  # the text part is wrapped here, URLs kept whole
 
 
 @dataclass
@@ -71,6 +79,7 @@ class DigestView:
     why: str
     base_url: str
     warnings: list[str] = field(default_factory=list)
+    more: int = 0  # items left out to keep the email under its size budget (fit_budget)
 
 
 def shorten_authors(authors: list[str], keep: int = MAX_AUTHORS) -> str:
@@ -88,6 +97,42 @@ def cut(text: str, limit: int) -> str:
     head = text[:limit]
     space = head.rfind(" ")
     return (head[:space] if space > limit // 2 else head).rstrip(" ,.;:-") + "…"
+
+
+@functools.lru_cache(maxsize=8192)  # pure; readers share titles and abstracts
+def wrap(text: str, indent: str = "", first: str | None = None) -> str:
+    """Text folded at TEXT_WIDTH with a hanging indent (`first` starts the first line, and is
+    as wide as `indent`). A word too long for a line is broken (a CJK title has no spaces), a
+    URL never: it goes whole on a line of its own, so it stays clickable."""
+    prefix = indent if first is None else first
+    rest = text if "  " not in text and "\n" not in text else " ".join(text.split())
+    if len(prefix) + len(rest) <= TEXT_WIDTH:
+        return prefix + rest if rest else ""
+    lines = [a or b or c for a, b, c in _lines(max(TEXT_WIDTH - len(prefix), 8)).findall(rest)]
+    return prefix + ("\n" + indent).join(lines)
+
+
+@functools.lru_cache(maxsize=16)
+def _lines(width: int) -> re.Pattern:
+    """One line of greedy word wrap, found by the regex engine rather than a Python loop:
+    the most words that fit; else a whole URL; else `width` characters of a long word."""
+    return re.compile(rf"(.{{1,{width}}})(?: +|$)|(https?://\S+|mailto:\S+) *|(\S{{{width}}}) *")
+
+
+_HANGING = re.compile(r" *(?:\d+\. )?")
+
+
+def fold(text: str) -> str:
+    """Every line past TEXT_WIDTH folded under its own indent ("1. Title" continues under
+    the title): one pass over the rendered text, so the template stays plain."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) > TEXT_WIDTH:
+            lead = _HANGING.match(line).end()
+            if " " in line[lead:] or not line.startswith(("http://", "https://", "mailto:"), lead):
+                line = wrap(line[lead:], " " * lead, line[:lead])  # else one URL: left whole
+        out.append(line)
+    return "\n".join(out)
 
 
 def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
@@ -114,22 +159,63 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
     elif h.failing:
         health += f"; {len(h.failing)} feeds failing: " + ", ".join(
             f"{name} (since {_when(since, digest.until)})" for name, since in h.failing)
-    title = config.digest.title
-    top = items[0].title if items else "nothing above your threshold today"
-    subject = " ".join(f"{title} {day}: {cut(top, 120)}".split())
-    n = len(items)
-    preheader = (f"{n} item{'s' * (n != 1)} for you" + (f", led by {cut(items[0].title, 80)}"
-                                                        if items else "") + f". {health}.")
     why = (f"You get this because {user.email} is a reader named {user.name!r} in the digest "
            f"configuration of this server.")
+    titles = [i.title for i in items + trending]
     return DigestView(
-        title=title, reader=user.display_name, date=day, day=digest.day.strftime("%A, %d %B %Y"),
-        subject=subject, preheader=preheader,
+        title=config.digest.title, reader=user.display_name, date=day,
+        day=digest.day.strftime("%A, %d %B %Y"),
+        subject=subject_line(titles), preheader=preheader_line(titles[1:], health),
         sections=[SectionView("For you", items)]
         + ([SectionView("Trending", trending)] if trending else []),
         health=health,
         view_url=links.view(user.name, day), unsubscribe_url=links.unsubscribe(user.name),
         why=why, base_url=links.base, warnings=digest.warnings)
+
+
+def subject_line(titles: list[str]) -> str:
+    """What is new, in at most SUBJECT_CHARS: the top title, then "and N more". The title and
+    date are not repeated: the inbox shows the sender's name and the date already."""
+    if not titles:
+        return "A quiet day: nothing above your threshold"
+    tail = f" — and {len(titles) - 1} more" if len(titles) > 1 else ""
+    return cut(titles[0], SUBJECT_CHARS - 1 - len(tail)) + tail
+
+
+def preheader_line(next_titles: list[str], health: str) -> str:
+    """The inbox's preview line: the titles after the one in the subject, else the health."""
+    if next_titles:
+        return cut(" · ".join(next_titles[:4]), PREHEADER_CHARS)
+    return f"{health}."
+
+
+def fit_budget(view: DigestView, render_html, budget: int) -> tuple[DigestView, str]:
+    """The view and its HTML, with items dropped from the end until the HTML is at most
+    `budget` bytes; a `more` count takes their place. Gmail clips a message past about
+    102 KB and hides the rest behind a link, the footer and its unsubscribe link with it."""
+    html = render_html(view)
+    total = sum(len(s.items) for s in view.sections)
+    if len(html.encode()) <= budget or not total:
+        return view, html
+
+    def keep(k: int) -> DigestView:
+        sections, left = [], k
+        for s in view.sections:
+            if left > 0:
+                sections.append(SectionView(s.title, s.items[:left]))
+            left -= len(s.items)
+        return dataclasses.replace(view, sections=sections, more=view.more + total - k)
+
+    lo, hi, best = 0, total - 1, None  # the most items that fit, by bisection
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        candidate = keep(mid)
+        out = render_html(candidate)
+        if len(out.encode()) <= budget:
+            lo, best = mid + 1, (candidate, out)
+        else:
+            hi = mid - 1
+    return best or (keep(0), render_html(keep(0)))
 
 
 def _when(iso: str, now: datetime) -> str:
@@ -169,29 +255,85 @@ class Renderer:
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
             lstrip_blocks=True, auto_reload=True, keep_trailing_newline=True,
             extensions=[_Compact])
-        self._compiled: tuple[jinja2.Template, jinja2.Template] | None = None
+        self._compiled: jinja2.Template | None = None
+        self._uptodate: list = []
 
     def compiled(self) -> jinja2.Template:
-        """The MJML template compiled to HTML, as a Jinja template: compiled again only when
-        the template file changes (Jinja's loader notices, by modification time)."""
-        mjml_template = self.env.get_template(HTML_TEMPLATE)
-        if self._compiled is None or self._compiled[0] is not mjml_template:
-            source, _, _ = self.env.loader.get_source(self.env, HTML_TEMPLATE)
-            # MRML gets what Jinja would hand it per reader, minus the values: the same
-            # preprocessing, and Jinja comments (compile-time only) removed.
-            mjml_source = _COMMENT.sub("", self.env.preprocess(source, HTML_TEMPLATE))
-            self._compiled = (mjml_template, self.env.from_string(_mjml(mjml_source)))
-        return self._compiled[1]
+        """The MJML template compiled to HTML with digest.css inlined, as a Jinja template:
+        compiled again only when one of its files changes."""
+        if self._compiled is None or not all(check() for check in self._uptodate):
+            self._uptodate = []
+            html = _mjml(self._source(HTML_TEMPLATE))
+            css = self._load(STYLESHEET)
+            self._compiled = self.env.from_string(inline_css(html, css))
+        return self._compiled
+
+    def _load(self, name: str) -> str:
+        source, _, uptodate = self.env.loader.get_source(self.env, name)
+        self._uptodate.append(uptodate or (lambda: True))
+        return source
+
+    def _source(self, name: str) -> str:
+        """What Jinja would hand MRML per reader, minus the values: the same preprocessing,
+        Jinja comments (compile-time only) removed, and includes written out, so that the
+        CSS is inlined into them too."""
+        source = _COMMENT.sub("", self.env.preprocess(self._load(name), name))
+        return _INCLUDE.sub(lambda m: self._source(m.group(1)), source)
 
     def html(self, view: DigestView) -> str:
         return self.compiled().render(v=view)
 
     def html_compiled_per_reader(self, view: DigestView) -> str:
-        """The slow path, kept to check the fast one against: Jinja first, then MJML."""
-        return _mjml(self.env.get_template(HTML_TEMPLATE).render(v=view))
+        """The slow path, kept to check the fast one against: Jinja first, then MJML and
+        the inliner."""
+        html = _mjml(self.env.get_template(HTML_TEMPLATE).render(v=view))
+        return inline_css(html, self.env.loader.get_source(self.env, STYLESHEET)[0])
 
     def text(self, view: DigestView) -> str:
-        return self.env.get_template(TEXT_TEMPLATE).render(v=view)
+        return fold(self.env.get_template(TEXT_TEMPLATE).render(v=view))
+
+
+def markup(html: str) -> list[tuple]:
+    """The document as parse events, entities decoded: what must agree between the two paths,
+    whose serializers may spell a character differently ("'" or "&#39;")."""
+    events: list[tuple] = []
+
+    class Events(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            events.append(("start", tag, sorted(attrs)))
+
+        def handle_endtag(self, tag):
+            events.append(("end", tag))
+
+        def handle_data(self, data):
+            events.append(("text", data))
+
+        def handle_comment(self, data):
+            events.append(("comment", data))
+
+    Events(convert_charrefs=True).feed(html)
+    return events
+
+
+_INCLUDE = re.compile(r"""\{%-?\s*include\s+["']([^"']+)["']\s*-?%\}""")
+_JINJA_TAG = re.compile(r"\{%.*?%\}", re.S)
+_HIDDEN_TAG = re.compile(r"<!--jinja:(\d+)-->")
+
+
+def inline_css(html: str, css: str) -> str:
+    """The stylesheet written into each element's style attribute (css-inline). Jinja's
+    {% %} tags ride through the HTML parser as comments: as text between table rows, the
+    parser would move them out of the table. MJML's own reset <style> stays as it is."""
+    tags: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        tags.append(m.group(0))
+        return f"<!--jinja:{len(tags) - 1}-->"
+
+    inlined = css_inline.CSSInliner(inline_style_tags=False, keep_style_tags=True,
+                                    load_remote_stylesheets=False, extra_css=css
+                                    ).inline(_JINJA_TAG.sub(hide, html))
+    return _HIDDEN_TAG.sub(lambda m: tags[int(m.group(1))], inlined)
 
 
 def _mjml(source: str) -> str:
@@ -210,12 +352,17 @@ class Rendered:
 
 def render_digests(config: Config, store: Store, users: list[UserConfig], day: str | None,
                    now: datetime, renderer: Renderer | None = None,
-                   last_sent: dict[str, datetime] | None = None) -> Iterator[Rendered]:
+                   last_sent: dict[str, datetime] | None = None,
+                   budget: int | None = None) -> Iterator[Rendered]:
     """Compose, then render, each reader's digest: what `render`, the preview and delivery
-    all show."""
+    all show. With a `budget` (an email's), items past it become one "N more" line."""
     renderer = renderer or Renderer(config.digest.templates)
     links = Links(config.digest.base_url, load_secret(config.digest.database),
                   config.web.link_days)
     for d in compose(config, store, users, day, now, last_sent):
         view = digest_view(config, d, links)
-        yield Rendered(d, view, renderer.html(view), renderer.text(view))
+        if budget is None:
+            html = renderer.html(view)
+        else:
+            view, html = fit_budget(view, renderer.html, budget)
+        yield Rendered(d, view, html, renderer.text(view))

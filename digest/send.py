@@ -48,7 +48,7 @@ from digest.ledger import (
 )
 from digest.message import build_message
 from digest.models import iso_utc
-from digest.render import render_digests
+from digest.render import EMAIL_BUDGET, render_digests
 from digest.store import Store
 
 log = logging.getLogger("digest.send")
@@ -211,7 +211,7 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
             for d, group in sorted(by_day.items()):
                 # A digest sent (or perhaps sent) before is recalled as it was composed.
                 for done in render_digests(config, store, group, d if resend else day, now,
-                                           last_sent=store.last_delivered()):
+                                           last_sent=store.last_delivered(), budget=EMAIL_BUDGET):
                     if not dry_run:
                         heartbeat.beat()
                     user = done.digest.user

@@ -7,11 +7,12 @@ reason printed (playwright's own browser download is never used: it would need t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from test_render import NORMAL, NOW, entry, write_project
+from test_render import NORMAL, NOW, entry, rendered, write_project
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # CI sets DIGEST_REQUIRE_BROWSER so that a missing browser fails rather than skips.
@@ -120,3 +121,88 @@ def test_a_person_clicks_the_vote_and_unsubscribe_buttons(project, live_preview,
     assert "Undone" in page.content()
     with project.store() as s:
         assert s.votes("ada") == {}
+
+
+def email_page(browser, html, width=375, scheme="light"):
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    page.set_content(html)
+    return page
+
+
+def test_without_its_style_block_the_email_keeps_its_spacing_and_separators(project, browser):
+    """Gmail's apps (for non-Google accounts) and many webmails drop <style>: the inlined
+    styles must carry the layout, and words must not run together."""
+    _, done = rendered(project, NORMAL)
+    bare = re.sub(r"<style\b.*?</style>", "", done.html, flags=re.S)
+    assert "<style" not in bare and not re.search(r"</(a|span)><(a|span)\b", bare)
+    page = email_page(browser, bare)
+    info = page.evaluate("""() => {
+        const gaps = [];
+        for (const box of document.querySelectorAll('.votes, .foot')) {
+            const kids = Array.from(box.querySelectorAll('a'));
+            for (let i = 1; i < kids.length; i++) {
+                const a = kids[i - 1].getBoundingClientRect(), b = kids[i].getBoundingClientRect();
+                if (Math.abs(a.top - b.top) < 2) gaps.push(b.left - a.right);
+            }
+        }
+        const cs = s => getComputedStyle(document.querySelector(s));
+        return {gaps, text: document.body.innerText, metaPad: cs('td.meta').paddingTop,
+                rule: cs('td.votes').borderBottomWidth, button: cs('a.button').paddingTop,
+                scroll: document.scrollingElement.scrollWidth, width: window.innerWidth};
+    }""")
+    assert info["gaps"] and min(info["gaps"]) >= 3, info["gaps"]
+    text = info["text"]
+    assert "arXiv · cs.LG · 2026-11-22" in text and "Lab notes · 2026-11-22" in text
+    assert re.search(r"More like this\s+👎 Less like this", text)
+    assert re.search(r"View in browser · Unsubscribe", text)
+    assert (info["metaPad"], info["rule"], info["button"]) == ("14px", "1px", "6px")
+    assert info["scroll"] <= info["width"]
+
+
+def _luminance(rgb: str) -> float:
+    r, g, b = (int(x) / 255 for x in re.findall(r"\d+", rgb)[:3])
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_reasons_and_authors_keep_their_colours_in_both_schemes(project, browser, scheme):
+    _, done = rendered(project, NORMAL)
+    assert '<meta name="color-scheme" content="light dark">' in done.html
+    page = email_page(browser, done.html, scheme=scheme)
+    colours = page.evaluate("""() => {
+        const background = el => {
+            for (; el; el = el.parentElement) {
+                const c = getComputedStyle(el).backgroundColor;
+                if (c !== 'rgba(0, 0, 0, 0)' && c !== 'transparent') return c;
+            }
+            return 'rgb(255, 255, 255)';
+        };
+        const out = {};
+        for (const k of ['why', 'authors', 'snippet', 'meta']) {
+            const el = document.querySelector('td.' + k);
+            out[k] = [getComputedStyle(el).color, background(el)];
+        }
+        return out;
+    }""")
+    body = colours["snippet"][0]
+    assert colours["why"][0] != body and colours["authors"][0] != body  # not turned body-coloured
+    for name, (fg, bg) in colours.items():
+        assert _contrast(fg, bg) >= 4.5, (scheme, name, fg, bg)
+    dark_background = _luminance(colours["why"][1]) < 0.05
+    assert dark_background == (scheme == "dark")
+
+
+def test_buttons_and_footer_links_are_big_enough_to_tap_on_a_phone(project, browser):
+    _, done = rendered(project, NORMAL)
+    page = email_page(browser, done.html, width=375)
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('a.button, .foot a')).map(a => {
+        const r = a.getBoundingClientRect(); return [a.innerText, r.width, r.height]; })""")
+    assert len(sizes) == 2 * 4 + 2
+    for label, w, h in sizes:
+        assert w >= 24 and h >= 24, (label, w, h)

@@ -46,7 +46,7 @@ def test_smtp_message_structure_and_exactly_once(project, smtp_server):
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     assert msg["From"] == "Morning papers <digest@example.org>" and msg["To"] == "ada <ada@example.org>"
-    assert msg["Subject"] == "Morning papers 2026-11-22: Sparse attention for long documents"
+    assert msg["Subject"] == "Sparse attention for long documents — and 3 more"
     assert msg["Message-ID"].endswith("@example.org>") and msg["Date"]
     assert msg["List-Id"] == "Morning papers <digest.example.org>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
