@@ -99,16 +99,17 @@ def cut(text: str, limit: int) -> str:
     return (head[:space] if space > limit // 2 else head).rstrip(" ,.;:-") + "…"
 
 
-@functools.lru_cache(maxsize=8192)  # pure; readers share titles and abstracts
+@functools.lru_cache(maxsize=8192)
 def wrap(text: str, indent: str = "", first: str | None = None) -> str:
-    """Text folded at TEXT_WIDTH with a hanging indent (`first` starts the first line, and is
-    as wide as `indent`). A word too long for a line is broken (a CJK title has no spaces), a
-    URL never: it goes whole on a line of its own, so it stays clickable."""
+    """Text folded at TEXT_WIDTH with a hanging indent (`first` starts the first line). A word
+    too long for a line is broken (a CJK title has no spaces), a URL never: it goes whole on a
+    line of its own, so it stays clickable. Cached: readers share titles and abstracts."""
     prefix = indent if first is None else first
     rest = text if "  " not in text and "\n" not in text else " ".join(text.split())
     if len(prefix) + len(rest) <= TEXT_WIDTH:
         return prefix + rest if rest else ""
-    lines = [a or b or c for a, b, c in _lines(max(TEXT_WIDTH - len(prefix), 8)).findall(rest)]
+    width = max(TEXT_WIDTH - max(len(prefix), len(indent)), 8)
+    lines = [a or b or c for a, b, c in _lines(width).findall(rest)]
     return prefix + ("\n" + indent).join(lines)
 
 
@@ -117,22 +118,6 @@ def _lines(width: int) -> re.Pattern:
     """One line of greedy word wrap, found by the regex engine rather than a Python loop:
     the most words that fit; else a whole URL; else `width` characters of a long word."""
     return re.compile(rf"(.{{1,{width}}})(?: +|$)|(https?://\S+|mailto:\S+) *|(\S{{{width}}}) *")
-
-
-_HANGING = re.compile(r" *(?:\d+\. )?")
-
-
-def fold(text: str) -> str:
-    """Every line past TEXT_WIDTH folded under its own indent ("1. Title" continues under
-    the title): one pass over the rendered text, so the template stays plain."""
-    out = []
-    for line in text.split("\n"):
-        if len(line) > TEXT_WIDTH:
-            lead = _HANGING.match(line).end()
-            if " " in line[lead:] or not line.startswith(("http://", "https://", "mailto:"), lead):
-                line = wrap(line[lead:], " " * lead, line[:lead])  # else one URL: left whole
-        out.append(line)
-    return "\n".join(out)
 
 
 def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
@@ -255,6 +240,7 @@ class Renderer:
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
             lstrip_blocks=True, auto_reload=True, keep_trailing_newline=True,
             extensions=[_Compact])
+        self.env.filters["wrap"] = wrap
         self._compiled: jinja2.Template | None = None
         self._uptodate: list = []
 
@@ -290,7 +276,7 @@ class Renderer:
         return inline_css(html, self.env.loader.get_source(self.env, STYLESHEET)[0])
 
     def text(self, view: DigestView) -> str:
-        return fold(self.env.get_template(TEXT_TEMPLATE).render(v=view))
+        return self.env.get_template(TEXT_TEMPLATE).render(v=view)
 
 
 def markup(html: str) -> list[tuple]:
