@@ -6,6 +6,7 @@ always receives the bytes as a stream, plus the response headers for the charset
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -75,9 +76,11 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
                          sanitize_html=False, resolve_relative_uris=False)
     entries: list[Entry] = []
     skipped = empty = 0
+    written: dict[str, str] = {}
     for e in d.entries:
         try:
-            entries.append(_from_feedparser(e, fetched, url))
+            entries.append(_apart(_from_feedparser(e, fetched, url), e.get("id") or e.get("link", ""),
+                                  written))
         except EmptyEntry:
             empty += 1
         except (TypeError, ValueError, AttributeError, KeyError):
@@ -98,6 +101,16 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
         warning = "the feed is valid but has no entries"
     title = " ".join((d.feed.get("title") or "").split())
     return ParsedFeed(entries=entries, title=title, warning=warning)
+
+
+def _apart(entry: Entry, raw_id: str, written: dict[str, str]) -> Entry:
+    """Two items of one feed whose ids normalize alike (http and https, tracking parameters)
+    but are written differently stay two items: the feed itself tells them apart. Across
+    polls the normalized identity holds, so a feed moving to https repeats nothing."""
+    first = written.setdefault(entry.ident, raw_id)
+    if raw_id and first != raw_id:
+        return dataclasses.replace(entry, ident=f"{entry.ident} as:{raw_id}")
+    return entry
 
 
 def _add_empty(warning: str, empty: int) -> str:
@@ -179,6 +192,7 @@ def _parse_json_feed(data, fetched: datetime) -> ParsedFeed:
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise ParseError("the JSON has no 'items' list, so it is no JSON Feed; check the URL.")
     entries, skipped, empty = [], 0, 0
+    written: dict[str, str] = {}
     for item in data["items"]:
         if not isinstance(item, dict):
             skipped += 1
@@ -190,13 +204,13 @@ def _parse_json_feed(data, fetched: datetime) -> ParsedFeed:
         is_html = not item.get("summary") and bool(item.get("content_html"))
         body = item.get("summary") or item.get("content_html") or item.get("content_text") or ""
         try:
-            entries.append(make_entry(
+            entries.append(_apart(make_entry(
                 guid=str(item.get("id") or ""), link=str(item.get("url") or ""),
                 title=str(item.get("title") or ""),
                 summary=str(body), summary_is_html=is_html,
                 authors=[str(a) for a in authors], categories=[str(t) for t in item.get("tags") or []],
                 published=_iso(item.get("date_published") or item.get("date_modified")),
-                fetched=fetched))
+                fetched=fetched), str(item.get("id") or item.get("url") or ""), written))
         except EmptyEntry:
             empty += 1
     if not entries and skipped:

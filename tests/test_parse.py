@@ -260,3 +260,13 @@ def test_an_entry_carries_all_its_keys():
     doi, arx = parse(body).entries
     assert doi.keys == ("doi:10.1145/3292500.3330919", "title:deep learning for the sake of rivers and lakes")
     assert arx.keys == ("arxiv:2604.26932", "title:graph surrogates for flood forecasting at scale")
+
+
+def test_ids_that_normalize_alike_in_one_feed_stay_two_items():
+    body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+      <item><guid>http://blog.example/p?id=7&amp;utm_source=a</guid><description>One.</description></item>
+      <item><guid>http://blog.example/p?id=7&amp;utm_source=b</guid><description>Two.</description></item>
+      <item><guid>http://blog.example/p?id=7&amp;utm_source=a</guid><description>One.</description></item>
+    </channel></rss>"""
+    a, b, again = parse(body).entries
+    assert a.ident != b.ident and again.ident == a.ident  # listed twice is still one item

@@ -440,3 +440,42 @@ def test_https_goes_through_the_checked_dialer_and_verifies_certificates(project
     assert result.status == "error" and "CERTIFICATE_VERIFY_FAILED" in result.error
     project.write(f'[feeds.tls]\nurl = "{tls_server}"\n', private=False)
     assert "non-public address" in run_poll(project, force=True)["tls"].error
+
+
+LEGACY_API = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title type="html">ArXiv Query: id_list=...</title>
+  <id>http://arxiv.org/api/q</id><updated>2026-11-20T00:00:00-05:00</updated>
+  <entry><category term="" scheme="http://arxiv.org/schemas/atom"/></entry>
+  <entry><id>http://arxiv.org/abs/2611.04321v1</id><updated>2026-11-19T18:00:00Z</updated>
+    <title>Scaling Sparse Attention to Million Token Contexts</title>
+    <summary>We scale block-sparse attention.</summary>
+    <link href="http://arxiv.org/abs/2611.04321v1" rel="alternate" type="text/html"/></entry>
+  <entry><category term="" scheme="http://arxiv.org/schemas/atom"/></entry>
+  <entry><category term="" scheme="http://arxiv.org/schemas/atom"/></entry>
+</feed>"""
+DAILY_RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Daily papers mirror</title>
+  <item><title>Scaling sparse attention to million-token contexts</title>
+    <link>https://papers.mirror.example/p/8812</link><guid>https://papers.mirror.example/p/8812</guid></item>
+</channel></rss>"""
+DAY_LOG = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Day log</title>
+  <item><guid>http://log.example.org/2026/11/20#When:9:01:00AM</guid><description>Morning.</description></item>
+  <item><guid>http://log.example.org/2026/11/20#When:6:52:02PM</guid><description>Evening.</description></item>
+</channel></rss>"""
+
+
+def test_polled_feeds_lose_nothing_and_join_every_copy(project, httpserver):
+    for path, body in (("/api", LEGACY_API), ("/daily", DAILY_RSS), ("/log", DAY_LOG)):
+        httpserver.expect_request(path).respond_with_data(body, content_type="application/xml")
+    project.write("".join(f'[feeds.{n}]\nurl = "{httpserver.url_for("/" + n)}"\n'
+                          for n in ("api", "daily", "log")))
+    r = project.run("poll")
+    assert r.exit_code == 0, r.output
+    with project.store() as store:
+        (api_log,) = store.poll_log("api", limit=1)
+        assert "dropped 3 empty entries" in api_log["warning"]
+        assert store.feed_totals() == {"api": 1, "daily": 1, "log": 2}
+        entries = [store.entry(i) for i in store.entry_ids()]
+        assert sorted(len(e["sources"]) for e in entries) == [1, 1, 2]
+        (joined,) = [e for e in entries if len(e["sources"]) == 2]
+        assert sorted(joined["sources"]) == ["api", "daily"] and joined["canonical"] == "arxiv:2611.04321"
+        assert not any(e["title"] == "(untitled)" and not e["summary_text"] for e in entries)
