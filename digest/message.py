@@ -62,9 +62,13 @@ def _uris(value: str) -> list[str]:
 
 
 def quote_phrase(text: str) -> str:
-    """An RFC 5322 phrase: as it is when it is all atoms, else one quoted string."""
+    """An RFC 5322 phrase: as it is when it is all atoms, else one quoted string. Non-ASCII
+    text is RFC 2047-encoded by the email package, which an encoded word inside quotes would
+    break, so there the specials become spaces instead."""
     if re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\- ]+", text):
         return text
+    if not text.isascii():
+        return " ".join(re.sub(r'[()<>\[\]:;@\\,."]', " ", text).split())
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

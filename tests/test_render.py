@@ -370,3 +370,11 @@ def test_a_60_item_digest_stays_under_the_size_budget_with_its_footer(project):
     with project.store() as s, time_machine.travel(NOW, tick=False):
         (full,) = render_digests(config, s, [config.users["ada"]], None, NOW)
     assert sum(len(sec.items) for sec in full.view.sections) == 60 and full.view.more == 0
+
+
+def test_list_id_phrase_is_quoted_or_encoded_as_it_must_be(project):
+    write_project(project, NORMAL)
+    project.path.write_text(project.path.read_text().replace('title = "Morning papers"', 'title = "Статьи, daily"'))
+    msg = _eml(project)
+    assert msg["List-Id"] == "Статьи daily <digest.localhost>"  # an encoded word is never quoted
+    assert msg["From"].addresses[0].display_name == "Статьи, daily"
