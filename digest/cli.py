@@ -534,8 +534,11 @@ def feeds_import(ctx: click.Context, opml_file: str, print_only: bool) -> None:
 @cli.command()
 @click.argument("folder", default=".", metavar="[DIR]", type=click.Path(file_okay=False))
 def init(folder: str) -> None:
-    """Write a commented config.toml to start from (never over an existing one)."""
+    """Write a commented config.toml to start from (never over an existing one), and
+    config.schema.json beside it for editors."""
     from importlib.resources import files
+
+    from digest.schema import schema_json
 
     target = Path(folder) / "config.toml"
     if target.exists():
@@ -543,10 +546,23 @@ def init(folder: str) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((files("digest") / "samples" / "config.toml").read_text())
+        (target.parent / SCHEMA_FILE).write_text(schema_json())
     except OSError as e:
         raise CliError(f"cannot write {target} ({e.strerror}); choose another folder.") from None
-    click.echo(f"Wrote {target}. Next: edit the readers and feeds, then "
-               f"`digest --config {target} check`.")
+    click.echo(f"Wrote {target} and {SCHEMA_FILE} (for your editor). Next: edit the readers and "
+               f"feeds, then `digest --config {target} check`.")
+
+
+SCHEMA_FILE = "config.schema.json"  # named on the first line of the config init writes
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of config.toml, for editors that complete and check TOML (Taplo,
+    Even Better TOML): save it and name it on the config's first line, `#:schema ./FILE`."""
+    from digest.schema import schema_json
+
+    click.echo(schema_json(), nl=False)
 
 
 @cli.command()

@@ -63,7 +63,7 @@ class Setting:
 
 
 DIGEST_SETTINGS = (
-    Setting("title", "str", "Daily digest", "Shown in the email subject and header."),
+    Setting("title", "str", "Daily digest", "The sender's name of every email and its header."),
     Setting("database", "path", "digest.db", "SQLite file, relative to the config file."),
     Setting("timezone", "timezone", "UTC", "Default IANA time zone for readers."),
     Setting("send_time", "time", "07:00", "Default local send time for readers (HH:MM)."),
