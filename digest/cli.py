@@ -449,6 +449,45 @@ def _reader(config: Config, name: str):
     return config.users[name]
 
 
+@cli.command()
+@click.argument("query", nargs=-1)
+@click.option("--reader", metavar="NAME", help="Only entries of this reader's feeds, and their digests.")
+@click.option("--author", default="", metavar="NAME", help="Only entries with this author.")
+@click.option("--since", metavar="DURATION", help="Only entries published this recently (e.g. 30d).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {id, title, link, authors, published, sources, digests}.")
+@click.pass_context
+def search(ctx: click.Context, query: tuple[str, ...], reader: str | None, author: str,
+           since: str | None, limit: int, as_json: bool) -> None:
+    """Search every stored entry (title, authors, abstract), best first: words and
+    "quoted phrases" must all match; each hit names the digests that held it."""
+    from digest.search import search as find
+
+    config = _load(ctx)
+    user = _reader(config, reader) if reader else None
+    after = None
+    if since:
+        m = DURATION_RE.match(since)
+        if not m:
+            raise CliError(f"--since {since!r} is not a duration; write e.g. 30d or 12w.")
+        after = datetime.now(UTC) - timedelta(seconds=float(m.group(1)) * DURATION_UNITS[m.group(2)])
+    try:
+        with _store(config) as store:
+            hits = find(config, store, " ".join(query), reader=user, author=author, since=after,
+                        limit=limit)
+    except DigestError as e:
+        raise CliError(str(e)) from None
+    if as_json:
+        click.echo(json.dumps([h.as_json() for h in hits], ensure_ascii=False, indent=1))
+        return
+    table = Table("title", "authors", "published", "in digests")
+    for h in hits:
+        table.add_row(h.title, ", ".join(h.authors[:3]), h.published[:10],
+                      ", ".join(f"{r} {d}" for r, d in h.digests[:3]) or "–")
+    _out().print(table if hits else "No stored entry matches.")
+
+
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def feeds(ctx: click.Context) -> None:

@@ -16,6 +16,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,6 +45,8 @@ def mailbox(value: str) -> tuple[str, str]:
 
 FEED_KINDS = ("auto", "feed", "hf-daily-papers", "json-feed")
 SMTP_SECURITY = ("starttls", "ssl", "none")
+CADENCES = ("daily", "weekly")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,13 @@ USER_SETTINGS = (
     Setting("exclude", "list", (), "Phrases that demote an item."),
     Setting("categories", "list", (), "Categories (e.g. cs.LG) that boost an item."),
     Setting("interests", "weights", {}, "Phrase = weight table, e.g. \"style transfer\" = 2."),
+    Setting("send_days", "list", (),
+            'Weekdays this reader gets a digest, e.g. ["mon", "wed", "fri"]; default every day. '
+            "Each digest holds everything since the one before, so nothing falls between."),
+    Setting("cadence", "choice", "daily",
+            "daily, or weekly: one digest a week, on Monday (or on the first of send_days).",
+            choices=CADENCES),
+    Setting("skip_weekends", "bool", False, "No digest on Saturday or Sunday."),
     Setting("popularity", "float", None, "Override of [ranking] popularity for this reader.",
             minimum=0),
     Setting("half_life", "duration", "", "Override of [ranking] half_life for this reader."),
@@ -292,12 +302,23 @@ class UserConfig:
     exclude: tuple[str, ...]
     categories: tuple[str, ...]
     interests: dict[str, float] = field(default_factory=dict)
+    send_days: tuple[str, ...] = WEEKDAYS  # resolved from send_days, cadence, skip_weekends
+    cadence: str = "daily"
+    skip_weekends: bool = False
     popularity: float = 0.1  # resolved: the reader's override or [ranking] popularity
     half_life: int = 7 * 86400
 
     @property
     def has_profile(self) -> bool:
         return bool(self.interests or self.papers or self.authors or self.categories)
+
+    def sends_on(self, day: date) -> bool:
+        return WEEKDAYS[day.weekday()] in self.send_days
+
+    def previous_send_day(self, day: date) -> date:
+        """The latest send day before `day` (the start of its digest's window)."""
+        back = next(k for k in range(1, 8) if self.sends_on(day - timedelta(days=k)))
+        return day - timedelta(days=back)
 
 
 @dataclass(frozen=True)
@@ -471,6 +492,7 @@ def parse_config(data: dict, path: Path) -> Config:
         v["papers"] = v["papers"] or None
         v["popularity"] = ranking.popularity if v["popularity"] is None else v["popularity"]
         v["half_life"] = v["half_life"] or ranking.half_life
+        v["send_days"] = _send_days(v, label, report)
         for feed_name in v["feeds"]:
             if feed_name not in feeds:
                 report(f"{label} feeds", f"names {feed_name!r}, which is not a feed"
@@ -487,6 +509,24 @@ def parse_config(data: dict, path: Path) -> Config:
         warnings.append(problem)
     return Config(path=path, digest=digest, ranking=ranking, smtp=smtp, feeds=feeds, users=users,
                   web=web, warnings=tuple(warnings))
+
+
+def _send_days(v: dict, label: str, report) -> tuple[str, ...]:
+    """send_days, cadence and skip_weekends as the weekdays a reader gets a digest on."""
+    days = [d.strip().lower()[:3] for d in v["send_days"]]
+    for d, raw in zip(days, v["send_days"], strict=True):
+        if d not in WEEKDAYS:
+            report(f"{label} send_days", f"names {raw!r}, which is not a weekday; write them "
+                   'as "mon", "tue", … "sun".')
+    days = [d for d in days if d in WEEKDAYS] or list(WEEKDAYS)
+    if v["cadence"] == "weekly":
+        days = days[:1] if v["send_days"] else ["mon"]
+    if v["skip_weekends"]:
+        days = [d for d in days if d not in ("sat", "sun")]
+        if not days:
+            report(f"{label} skip_weekends", "leaves no day to send on (send_days are all at "
+                   "the weekend); drop one of the two.")
+    return tuple(d for d in WEEKDAYS if d in days) or WEEKDAYS
 
 
 INLINE_LOGIN_ADVICE = (

@@ -43,6 +43,7 @@ from digest.links import VOTES, Links, load_secret
 from digest.models import iso_utc
 from digest.rank import parse_day
 from digest.render import BUILTIN_TEMPLATES, Renderer, render_digests
+from digest.search import search as find
 from digest.store import Store
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
@@ -158,7 +159,8 @@ class Preview:
             today = now.astimezone(ZoneInfo(u.timezone)).date()
             days = [(today - timedelta(days=k)).isoformat() for k in range(INDEX_DAYS)]
             readers.append((u, days))
-        return self.page("index.html", title=cfg.digest.title, readers=readers)
+        return self.page("index.html", title=cfg.digest.title, readers=readers,
+                         reader_names=list(cfg.users))
 
     def digest(self, request: Request, form: dict[str, str]) -> Response:
         lo = self.loaded()
@@ -249,7 +251,26 @@ class Preview:
         cfg = lo.config
         with Store(cfg.digest.database) as store:
             rows = store.deliveries(limit=500)
-        return self.page("archive.html", title="Delivered digests", rows=rows)
+        return self.page("archive.html", title="Delivered digests", rows=rows,
+                         reader_names=list(cfg.users))
+
+    def search(self, request: Request, form: dict[str, str]) -> Response:
+        lo = self.loaded()
+        if denied := self.private(request, lo):
+            return denied
+        cfg = lo.config
+        text = request.query_params.get("q", "")[:500]
+        name = request.query_params.get("reader", "")
+        reader = cfg.users.get(name)
+        hits, problem = [], ""
+        if text:
+            try:
+                with Store(cfg.digest.database) as store:
+                    hits = find(cfg, store, text, reader=reader, limit=50)
+            except DigestError as e:
+                problem = str(e)
+        return self.page("search.html", title="Search", q=text, reader=reader.name if reader
+                         else "", reader_names=list(cfg.users), hits=hits, problem=problem)
 
     def health(self, request: Request, form: dict[str, str]) -> Response:
         lo = self.loaded()
@@ -312,7 +333,7 @@ def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlett
     preview = Preview(config_path, now)
     e = preview.endpoint
     routes = [Route("/", e(preview.index)), Route("/health", e(preview.health)),
-              Route("/archive", e(preview.archive)),
+              Route("/archive", e(preview.archive)), Route("/search", e(preview.search)),
               Route("/digest/{reader}/{day}", e(preview.digest)),
               Route("/feedback/{reader}/{entry}/{vote}", e(preview.feedback),
                     methods=["GET", "POST"]),

@@ -72,6 +72,8 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
     for u in config.users.values():
         today = now.astimezone(ZoneInfo(u.timezone)).date()
         for day in (today - timedelta(days=1), today):
+            if not u.sends_on(day):  # send_days, cadence, skip_weekends
+                continue
             at = send_instant(u, day)
             if at > now:
                 continue

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest.compose import local_day
@@ -188,6 +188,9 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
         attempts[u.name, d] = row.attempts if row else 0
         if u.name in unsubscribed:
             results.append(SendResult(u.name, d, "skipped", detail="unsubscribed"))
+        elif not resend and not u.sends_on(date.fromisoformat(d)):
+            results.append(SendResult(u.name, d, "skipped", detail="not one of their send days: "
+                                      + ", ".join(u.send_days)))
         elif row and not resend and row.state in SETTLED:
             results.append(_settled(row))
         elif row and row.held(_clock()) and row.owner != owner:

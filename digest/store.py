@@ -201,6 +201,30 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_state ON deliveries(state);
     CREATE INDEX deliveries_owner ON deliveries(owner) WHERE owner != '';
     """,
+    # 8: archive search (search.py) over authors too, and stemmed ("transfers" finds
+    # "transfer"). The index is rebuilt lazily: the watermark goes back to 0.
+    """
+    DROP TRIGGER entries_ad;
+    DROP TRIGGER entries_au;
+    DROP TABLE entries_fts;
+    CREATE VIRTUAL TABLE entries_fts USING fts5(
+        title, authors, summary_text, content='entries', content_rowid='seq',
+        tokenize='porter unicode61 remove_diacritics 2'
+    );
+    UPDATE fts_state SET indexed_upto = 0;
+    CREATE TRIGGER entries_ad AFTER DELETE ON entries
+    WHEN old.seq <= (SELECT indexed_upto FROM fts_state) BEGIN
+        INSERT INTO entries_fts(entries_fts, rowid, title, authors, summary_text)
+        VALUES ('delete', old.seq, old.title, old.authors, old.summary_text);
+    END;
+    CREATE TRIGGER entries_au AFTER UPDATE OF title, authors, summary_text ON entries
+    WHEN old.seq <= (SELECT indexed_upto FROM fts_state) BEGIN
+        INSERT INTO entries_fts(entries_fts, rowid, title, authors, summary_text)
+        VALUES ('delete', old.seq, old.title, old.authors, old.summary_text);
+        INSERT INTO entries_fts(rowid, title, authors, summary_text)
+        VALUES (new.seq, new.title, new.authors, new.summary_text);
+    END;
+    """,
 ]
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
@@ -418,17 +442,46 @@ class Store:
             if top <= upto:
                 return 0
             cur = self.db.execute(
-                "INSERT INTO entries_fts(rowid, title, summary_text) SELECT seq, title,"
-                " summary_text FROM entries WHERE seq > ? AND seq <= ?", [upto, top])
+                "INSERT INTO entries_fts(rowid, title, authors, summary_text) SELECT seq, title,"
+                " authors, summary_text FROM entries WHERE seq > ? AND seq <= ?", [upto, top])
             self.db.execute("UPDATE fts_state SET indexed_upto = ?", [top])
         return cur.rowcount
 
-    def search(self, query: str, limit: int = 20) -> list[str]:
-        """Entry ids matching an FTS5 query, best first."""
+    def search(self, query: str, limit: int = 20, feeds: list[str] | None = None,
+               since: datetime | None = None) -> list[str]:
+        """Entry ids matching an FTS5 query, best first by BM25 (a title match counts most,
+        then the authors, then the text); only entries some of `feeds` carried, published
+        from `since` on."""
         self.index_search()
+        where, params = ["entries_fts MATCH ?"], [query]
+        if feeds is not None:
+            where.append(f"EXISTS (SELECT 1 FROM sightings s WHERE s.entry_id = entries.id AND "
+                         f"s.feed IN ({','.join('?' * len(feeds))}))")
+            params += feeds
+        if since is not None:
+            where.append("entries.published >= ?")
+            params.append(iso_utc(since))
         return [r[0] for r in self.db.execute(
             "SELECT entries.id FROM entries_fts JOIN entries ON entries.seq = entries_fts.rowid"
-            " WHERE entries_fts MATCH ? ORDER BY rank LIMIT ?", [query, limit])]
+            f" WHERE {' AND '.join(where)} ORDER BY bm25(entries_fts, 10.0, 5.0, 1.0) LIMIT ?",
+            [*params, limit])]
+
+    def digests_holding(self, entry_ids: list[str], reader: str | None = None
+                        ) -> dict[str, list[tuple[str, str]]]:
+        """For each entry, the (reader, day) of the delivered digests that held it."""
+        out: dict[str, list[tuple[str, str]]] = {i: [] for i in entry_ids}
+        if not entry_ids:
+            return out
+        sql = ("SELECT reader, day, content FROM deliveries WHERE state IN ('sent', "
+               "'unconfirmed') AND content != ''" + (" AND reader = ?" if reader else "") +
+               " AND (" + " OR ".join("instr(content, ?) > 0" for _ in entry_ids) + ")"
+               " ORDER BY day DESC, reader")
+        for who, day, content in self.db.execute(
+                sql, ([reader] if reader else []) + [json.dumps(i) for i in entry_ids]):
+            for i in entry_ids:
+                if json.dumps(i) in content and (who, day) not in out[i]:
+                    out[i].append((who, day))
+        return out
 
     def entries_for_ranking(self, since: datetime | None = None,
                             ids: list[str] | None = None) -> list[dict]:

@@ -138,3 +138,83 @@ def test_stopping_ends_a_retry_wait_and_the_next_start_sends(project, smtp_serve
     with project.store() as s:
         assert s.delivery("ada", "2026-11-22").state == "sent"
     assert len(smtp_server.messages) == 1
+
+
+@pytest.mark.parametrize(("extra", "weekdays"), [
+    ('send_days = ["sun", "wed"]', {6, 2}),
+    ('cadence = "weekly"', {0}),
+    ('skip_weekends = true', {0, 1, 2, 3, 4}),
+])
+def test_a_readers_cadence_sends_on_their_days_only_across_dst(project, extra, weekdays):
+    """Europe/Berlin springs forward on Sunday 28 March 2027 (02:30 does not exist that day):
+    ticks every 10 minutes for ten days send exactly on the reader's weekdays, once each."""
+    config = reader_config(project, "Europe/Berlin", "02:30")
+    project.path.write_text(project.path.read_text().replace(
+        '[users.ada.interests]', extra + '\n[users.ada.interests]'))
+    config = project.config()
+    zone = ZoneInfo("Europe/Berlin")
+    start = datetime(2027, 3, 24, 0, 0, tzinfo=zone).astimezone(UTC)
+    fired: dict[str, list[datetime]] = {}
+    with project.store() as s:
+        now = start
+        while now < start + timedelta(days=10):
+            due, missed = due_digests(config, s, now)
+            for m in missed:
+                assert s.record_delivery(m.user.name, m.day, "skipped", now)
+            for d in due:
+                fired.setdefault(d.day, []).append(now)
+                assert s.claim_deliveries([(d.user.name, d.day)], "me", now)
+                assert s.advance(d.user.name, d.day, "me", "sent", now)
+            now += timedelta(minutes=10)
+    days = [start.astimezone(zone).date() + timedelta(days=k) for k in range(10)]
+    assert sorted(fired) == [d.isoformat() for d in days if d.weekday() in weekdays]
+    assert all(len(v) == 1 for v in fired.values())
+    if "2027-03-28" in fired:  # the gap: 02:30 fires at 03:30 summer time
+        assert fired["2027-03-28"][0].astimezone(zone).strftime("%H:%M") in ("03:30", "03:40")
+
+
+def test_send_on_a_day_that_is_no_send_day_says_so_and_sends_nothing(project):
+    write_project(project, NORMAL)
+    project.path.write_text(project.path.read_text().replace(
+        '[users.ada.interests]', 'send_days = ["mon", "wed", "fri"]\n[users.ada.interests]'))
+    with time_machine.travel(NOW, tick=False):
+        r = project.run("send", "--date", "2026-11-24")  # a Tuesday
+    assert r.exit_code == 0, r.output
+    assert "ada 2026-11-24: skipped, 0 items (not one of their send days: mon, wed, fri)" in r.output
+    assert not (project.root / "outbox").exists() or not list((project.root / "outbox").rglob("*.eml"))
+    with project.store() as s:
+        assert s.delivery("ada", "2026-11-24") is None  # nothing recorded: the day was never due
+
+
+def test_a_weekly_readers_first_digest_holds_the_whole_week(project):
+    from test_render import entry
+
+    week_old = NOW - timedelta(days=5)
+    write_project(project, [*NORMAL, ("arxiv", entry("early", "Style transfer on Tuesday",
+                                                     "Early in the week.", published=week_old))])
+    with project.store() as s:  # it was fetched early in the week too
+        s.db.execute("UPDATE entries SET fetched = ? WHERE title = 'Style transfer on Tuesday'",
+                     [week_old.isoformat()])
+        s.db.execute("UPDATE sightings SET first_seen = ? WHERE entry_id = (SELECT id FROM entries "
+                     "WHERE title = 'Style transfer on Tuesday')", [week_old.isoformat()])
+        s.db.conn.commit()
+    project.path.write_text(project.path.read_text().replace(
+        '[users.ada.interests]', 'cadence = "weekly"\n[users.ada.interests]'))
+    monday = "2026-11-23"
+    with time_machine.travel(NOW + timedelta(days=1), tick=False):
+        weekly = project.run("rank", "ada", "--date", monday, "--json")
+    assert weekly.exit_code == 0, weekly.output
+    assert "Style transfer on Tuesday" in weekly.stdout
+    project.path.write_text(project.path.read_text().replace('cadence = "weekly"\n', ""))
+    with time_machine.travel(NOW + timedelta(days=1), tick=False):
+        daily = project.run("rank", "ada", "--date", monday, "--json")
+    assert "Style transfer on Tuesday" not in daily.stdout  # a daily reader's window is a day
+
+
+def test_send_days_that_are_no_weekdays_are_a_config_error(project):
+    write_project(project, NORMAL)
+    project.path.write_text(project.path.read_text().replace(
+        '[users.ada.interests]', 'send_days = ["mon", "funday"]\n[users.ada.interests]'))
+    r = project.run("check")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "[users.ada] send_days names 'funday', which is not a weekday" in r.output

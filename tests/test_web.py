@@ -13,7 +13,7 @@ from test_render import NORMAL, NOW, write_project
 
 from digest.links import Links
 
-PRIVATE = ["/", "/archive", "/health", "/digest/ada/2026-11-22"]
+PRIVATE = ["/", "/archive", "/health", "/search?q=style", "/digest/ada/2026-11-22"]
 
 
 def web(project, body: str) -> None:

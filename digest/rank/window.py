@@ -25,12 +25,18 @@ def parse_day(day: str, label: str = "--date") -> date:
 
 def digest_window(config: Config, user: UserConfig, day: str | None, now: datetime,
                   last_sent: datetime | None = None) -> tuple[datetime | None, datetime]:
-    """(since, until] for the reader's digest of local date `day` (default: up to now)."""
-    if day:
-        until = datetime.combine(parse_day(day), user.send_time,
-                                 tzinfo=ZoneInfo(user.timezone)).astimezone(UTC)
-    else:
-        until = now
-    since = last_sent if last_sent and last_sent <= until else (
-        until - timedelta(seconds=config.ranking.lookback))
-    return since, until
+    """(since, until] for the reader's digest of local date `day` (default: up to now): from
+    where their previous digest ended. With no previous one, `lookback` back, or back to the
+    send time of their previous send day when that is further (a weekly reader's first
+    digest holds the week)."""
+    zone = ZoneInfo(user.timezone)
+    local = parse_day(day) if day else now.astimezone(zone).date()
+    until = datetime.combine(local, user.send_time, tzinfo=zone).astimezone(UTC) if day else now
+    if last_sent and last_sent <= until:
+        return last_sent, until
+    since = until - timedelta(seconds=config.ranking.lookback)
+    if len(user.send_days) == 7:
+        return since, until
+    previous = datetime.combine(user.previous_send_day(local), user.send_time,
+                                tzinfo=zone).astimezone(UTC)
+    return min(since, previous), until
