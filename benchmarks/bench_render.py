@@ -64,6 +64,7 @@ def views(n: int) -> list[DigestView]:
             sections=[SectionView("For you", items), SectionView("Trending", items[:1])],
             health="7 feeds, 412 new entries",
             view_url=links.view(reader, "2026-11-22"), unsubscribe_url=links.unsubscribe(reader),
+            feed_url=links.feed(reader),
             why="You get this because you are a reader on this server.",
             base_url=links.base))
     return out

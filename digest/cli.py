@@ -244,8 +244,9 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
 @click.argument("user")
 @click.option("--date", "day", metavar="YYYY-MM-DD",
               help="The digest of this local date (default: today, up to now).")
-@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="html",
-              show_default=True, help="HTML body, text/plain twin, or the whole email (RFC 5322).")
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml", "atom"]), default="html",
+              show_default=True, help="HTML body, text/plain twin, the whole email (RFC 5322), "
+              "or the reader's last 30 delivered digests as an Atom feed.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write to FILE instead of stdout.")
 @click.pass_context
@@ -257,6 +258,11 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
     config = _load(ctx)
     reader = _reader(config, user)
     now = datetime.now(UTC)
+    if fmt == "atom":
+        if day:
+            raise CliError("--date and --format atom do not go together: the feed holds every "
+                           "delivered digest; drop --date.")
+        return _write(_atom(config, reader, now), out, f"the Atom feed of {reader.name}")
     try:
         with _store(config) as store:
             (done,) = render_digests(config, store, [reader], day, now, budget=EMAIL_BUDGET)
@@ -268,6 +274,24 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
         data = bytes(build_message(config, reader, done.view, done.html, done.text, now))
     else:
         data = (done.html if fmt == "html" else done.text).encode()
+    _write(data, out, f"the {fmt} digest of {user} for {done.view.date}")
+
+
+def _atom(config: Config, reader, now: datetime) -> bytes:
+    from digest.atom import digest_feed
+    from digest.links import Links, load_secret
+
+    try:
+        links = Links(config.digest.base_url, load_secret(config.digest.database),
+                      config.web.link_days)
+        with _store(config) as store:
+            return digest_feed(config, store, reader, links, now).body
+    except DigestError as e:
+        raise CliError(getattr(e, "problems", None) or str(e)) from None
+
+
+def _write(data: bytes, out: str | None, what: str) -> None:
+    """To stdout, or to the file --out names."""
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -276,7 +300,7 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
         Path(out).write_bytes(data)
     except OSError as e:
         raise CliError(f"cannot write {out} ({e.strerror}); choose another --out.") from None
-    click.echo(f"Wrote the {fmt} digest of {user} for {done.view.date} to {out}.", err=True)
+    click.echo(f"Wrote {what} to {out}.", err=True)
 
 
 @cli.command()

@@ -77,6 +77,10 @@ class Links:
     def resubscribe(self, reader: str) -> str:
         return f"{self.base}/resubscribe/{_q(reader)}?s={self.sign('resubscribe', reader)}"
 
+    def feed(self, reader: str) -> str:
+        """The reader's digests as an Atom feed (atom.py)."""
+        return f"{self.base}/feed/{_q(reader)}.atom?s={self.sign('feed', reader)}"
+
     def view(self, reader: str, day: str) -> str:
         """The digest in a browser. With link_days, the link carries its last day (signed),
         counted from the digest's own date, so the same digest always gets the same link."""

@@ -21,6 +21,7 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest import access
+from digest.atom import digest_feed
 from digest.config import Config, load_config
 from digest.errors import DigestError
 from digest.ledger import lost_report
@@ -159,8 +161,9 @@ class Preview:
             today = now.astimezone(ZoneInfo(u.timezone)).date()
             days = [(today - timedelta(days=k)).isoformat() for k in range(INDEX_DAYS)]
             readers.append((u, days))
+        feeds = {u: lo.links.feed(u).removeprefix(lo.links.base) for u in cfg.users}
         return self.page("index.html", title=cfg.digest.title, readers=readers,
-                         reader_names=list(cfg.users))
+                         reader_names=list(cfg.users), feeds=feeds)
 
     def digest(self, request: Request, form: dict[str, str]) -> Response:
         lo = self.loaded()
@@ -191,6 +194,25 @@ class Preview:
         if fmt == "text":
             return PlainTextResponse(done.text)
         return HTMLResponse(done.html)
+
+    def feed(self, request: Request, form: dict[str, str]) -> Response:
+        """A reader's digests as Atom, at the signed URL their emails show. A feed reader polls
+        it: an unchanged feed answers 304 to If-None-Match or If-Modified-Since."""
+        lo = self.loaded()
+        name = request.path_params["name"]
+        reader = name.removesuffix(".atom")
+        user = lo.config.users.get(reader)
+        if (user is None or not name.endswith(".atom")
+                or not lo.links.verify(request.query_params.get("s", ""), "feed", reader)):
+            return self.page("message.html", 404, title="Not found", message="This link is not valid.")
+        with Store(lo.config.digest.database) as store:
+            feed = digest_feed(lo.config, store, user, lo.links, self.now(), lo.renderer)
+        headers = {"ETag": feed.etag, "Cache-Control": "private, max-age=300"}
+        if feed.updated:
+            headers["Last-Modified"] = format_datetime(feed.updated.astimezone(UTC), usegmt=True)
+        if _not_modified(request, feed.etag, feed.updated):
+            return Response(status_code=304, headers=headers)
+        return Response(feed.body, media_type="application/atom+xml; charset=utf-8", headers=headers)
 
     def feedback(self, request: Request, form: dict[str, str]) -> Response:
         """👍/👎 from an email. Mail scanners fetch every link in a message, so GET and HEAD
@@ -298,6 +320,21 @@ class Preview:
                          lost=lost)
 
 
+def _not_modified(request: Request, etag: str, updated: datetime | None) -> bool:
+    """RFC 9110: If-None-Match decides when present; else If-Modified-Since."""
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        return match.strip() == "*" or etag in (t.strip().removeprefix("W/") for t in match.split(","))
+    since = request.headers.get("if-modified-since")
+    if not since or updated is None:
+        return False
+    try:
+        when = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    return when.tzinfo is not None and updated.replace(microsecond=0) <= when
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
@@ -335,6 +372,7 @@ def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlett
     routes = [Route("/", e(preview.index)), Route("/health", e(preview.health)),
               Route("/archive", e(preview.archive)), Route("/search", e(preview.search)),
               Route("/digest/{reader}/{day}", e(preview.digest)),
+              Route("/feed/{name}", e(preview.feed)),
               Route("/feedback/{reader}/{entry}/{vote}", e(preview.feedback),
                     methods=["GET", "POST"]),
               Route("/unsubscribe/{reader}", e(preview.unsubscribe), methods=["GET", "POST"]),

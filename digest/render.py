@@ -76,6 +76,7 @@ class DigestView:
     health: str  # "7 feeds, 412 new entries; 1 feed failing since Tuesday: arxiv"
     view_url: str
     unsubscribe_url: str
+    feed_url: str  # the reader's digests as an Atom feed
     why: str
     base_url: str
     warnings: list[str] = field(default_factory=list)
@@ -155,6 +156,7 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
         + ([SectionView("Trending", trending)] if trending else []),
         health=health,
         view_url=links.view(user.name, day), unsubscribe_url=links.unsubscribe(user.name),
+        feed_url=links.feed(user.name),
         why=why, base_url=links.base, warnings=digest.warnings)
 
 

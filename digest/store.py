@@ -537,6 +537,13 @@ class Store:
                                 + "ORDER BY day DESC, reader LIMIT ?",
                                 ([reader] if reader else []) + [limit])
 
+    def delivered(self, reader: str, limit: int = 30) -> list[tuple[str, str]]:
+        """(day, when) of the reader's emailed digests, newest first."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT day, updated_at FROM deliveries WHERE reader = ? AND channel = 'email' AND "
+            "state IN ('sent', 'unconfirmed') AND content != '' ORDER BY day DESC LIMIT ?",
+            [reader, limit])]
+
     def deliveries_in(self, states: tuple[str, ...], day: str | None = None) -> list[Delivery]:
         """Every row in these states (of `day`, or of any date), however old: a capped
         recent-first scan could miss one."""
