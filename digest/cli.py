@@ -105,6 +105,15 @@ def check(ctx: click.Context) -> None:
             titles, problems = _library(config, u.papers)
             warnings += problems
             out.print(f"Library of {u.name}: {titles} papers from {u.papers.name}")
+        if u.notify or u.notify_env:
+            from importlib.util import find_spec
+
+            from digest.notify import problems
+
+            warnings += problems(u)
+            if find_spec("apprise") is None:
+                warnings.append(f"[users.{u.name}] has notify channels, but Apprise is not "
+                                "installed; pip install 'digest[notify]'.")
         if not u.has_profile:
             warnings.append(f"[users.{u.name}] has no interests, papers, authors or categories, "
                             "so their digest is the most popular recent items; add interests "
@@ -328,6 +337,10 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
         with _store(config) as store:
             results = send_digests(config, store, readers, day, now, backend, dry_run=dry_run,
                                    resend=resend)
+            if not dry_run and not resend and any(u.notify or u.notify_env for u in readers):
+                from digest.notify import notify_digests
+
+                results += notify_digests(config, store, readers, day, now)
     except DigestError as e:
         raise CliError(getattr(e, "problems", None) or str(e)) from None
     where = (f"SMTP {config.smtp.host}" if config.smtp else f"the outbox {config.digest.outbox}")
@@ -337,7 +350,10 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
              "unconfirmed": "UNCONFIRMED"}
     for r in results:
         detail = f" ({r.detail})" if r.detail and r.state != "already" else ""
-        click.echo(f"{r.reader} {r.day}: {words[r.state]}, {r.items} items{detail}")
+        sent = (f"sent to {r.detail}" if r.state == "sent" and r.detail.startswith("notify:")
+                else words[r.state])
+        click.echo(f"{r.reader} {r.day}: {sent}, {r.items} items"
+                   f"{'' if sent != words[r.state] else detail}")
     if resend and not results:
         click.echo("Nothing to resend: no digest" + (f" of {day}" if day else "")
                    + " is unconfirmed.")

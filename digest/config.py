@@ -180,7 +180,8 @@ FEED_SETTINGS = (
 )
 
 USER_SETTINGS = (
-    Setting("email", "email", "", "Where the digest goes.", required=True),
+    Setting("email", "email", "", "Where the digest goes; may be left out when notify or "
+            "notify_env is set."),
     Setting("name", "str", "", "How the reader is greeted; default: the table name. Only a "
             "label: the table name is the reader's identity in the ledger and in links.",
             attr="display_name"),
@@ -193,6 +194,12 @@ USER_SETTINGS = (
     Setting("exclude", "list", (), "Phrases that demote an item."),
     Setting("categories", "list", (), "Categories (e.g. cs.LG) that boost an item."),
     Setting("interests", "weights", {}, "Phrase = weight table, e.g. \"style transfer\" = 2."),
+    Setting("notify", "list", (),
+            "Apprise URLs the digest also goes to as a chat message (slack://, tgram://, "
+            "matrix://, ntfys://, json://…; needs the notify extra). A URL holding a token "
+            "belongs in notify_env instead."),
+    Setting("notify_env", "list", (),
+            "Names of environment variables that each hold one Apprise URL: where tokens go."),
     Setting("send_days", "list", (),
             'Weekdays this reader gets a digest, e.g. ["mon", "wed", "fri"]; default every day. '
             "Each digest holds everything since the one before, so nothing falls between."),
@@ -302,6 +309,8 @@ class UserConfig:
     exclude: tuple[str, ...]
     categories: tuple[str, ...]
     interests: dict[str, float] = field(default_factory=dict)
+    notify: tuple[str, ...] = ()
+    notify_env: tuple[str, ...] = ()
     send_days: tuple[str, ...] = WEEKDAYS  # resolved from send_days, cadence, skip_weekends
     cadence: str = "daily"
     skip_weekends: bool = False
@@ -493,6 +502,13 @@ def parse_config(data: dict, path: Path) -> Config:
         v["popularity"] = ranking.popularity if v["popularity"] is None else v["popularity"]
         v["half_life"] = v["half_life"] or ranking.half_life
         v["send_days"] = _send_days(v, label, report)
+        if not ("email" in table or v["notify"] or v["notify_env"]):
+            report(label, "is missing 'email' (where the digest goes); add email = "
+                   '"name@example.org", or notify channels instead.')
+        for env in v["notify_env"]:
+            if not ENV_RE.match(env):
+                report(f"{label} notify_env", f"names {env!r}, not an environment variable; "
+                       "name the variable (e.g. SLACK_URL), not its value.")
         for feed_name in v["feeds"]:
             if feed_name not in feeds:
                 report(f"{label} feeds", f"names {feed_name!r}, which is not a feed"

@@ -305,6 +305,7 @@ class Preview:
             totals = store.feed_totals()
             readers = store.reader_states()
             lost = [lost_report(r) for r in store.lost_deliveries(self.now())]
+            channels = [r for r in store.deliveries_in(("failed",)) if r.channel != "email"]
         failing = [(name, r["failing_since"], r["last_error"]) for name, r in readers.items()
                    if r["failing_since"] and name in cfg.users]
         rows = []
@@ -317,7 +318,7 @@ class Preview:
                          "last_error": s.last_error, "next_poll": s.next_poll_at,
                          "location": feed.location})
         return self.page("health.html", title=cfg.digest.title, rows=rows, failing=failing,
-                         lost=lost)
+                         lost=lost, channels=channels)
 
 
 def _not_modified(request: Request, etag: str, updated: datetime | None) -> bool:

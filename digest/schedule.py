@@ -70,6 +70,8 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
     grace = timedelta(seconds=config.digest.catch_up)
     due, missed = [], []
     for u in config.users.values():
+        if not u.email:  # chat channels only: due_days and notify.py
+            continue
         today = now.astimezone(ZoneInfo(u.timezone)).date()
         for day in (today - timedelta(days=1), today):
             if not u.sends_on(day):  # send_days, cadence, skip_weekends
@@ -86,6 +88,34 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
             elif row is None or row.state == PENDING or row.retry_at <= iso_utc(now):
                 due.append(Due(u, day.isoformat(), now - at))
     return due, missed
+
+
+def due_days(config: Config, now: datetime) -> list[tuple[UserConfig, str]]:
+    """(reader, local date) whose send instant has passed within catch_up, on their send
+    days: what a chat channel is due for (the ledger says which it has had)."""
+    grace = timedelta(seconds=config.digest.catch_up)
+    out = []
+    for u in config.users.values():
+        today = now.astimezone(ZoneInfo(u.timezone)).date()
+        for day in (today - timedelta(days=1), today):
+            at = send_instant(u, day)
+            if u.sends_on(day) and at <= now <= at + grace:
+                out.append((u, day.isoformat()))
+    return out
+
+
+def _notify(config: Config, store: Store, now: datetime, due: list[tuple[UserConfig, str]],
+            sleep) -> None:
+    wanted = [(u, d) for u, d in due if u.notify or u.notify_env]
+    if not wanted:
+        return
+    from digest.notify import notify_digests
+
+    for u, d in wanted:
+        for r in notify_digests(config, store, [u], d, now, sleep=sleep, retry_now=False):
+            level = logging.ERROR if r.state == "failed" else logging.INFO
+            log.log(level, "notify %s %s: %s, %d items (%s)", r.reader, r.day, r.state,
+                    r.items, r.detail)
 
 
 class Stopping(Exception):
@@ -126,6 +156,7 @@ def send_tick(config: Config, now: datetime | None = None,
                     level = logging.ERROR if r.state in ("failed", "unconfirmed") else logging.INFO
                     log.log(level, "send %s %s: %s, %d items%s", r.reader, r.day, r.state,
                             r.items, f" ({r.detail})" if r.detail else "")
+            _notify(config, store, now, due_days(config, now), _wait_unless(stop))
         except Stopping:
             log.info("send: stopped during a retry wait; the digest stays pending and is sent "
                      "at the next start")

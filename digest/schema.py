@@ -71,6 +71,9 @@ def config_schema() -> dict:
         table = _table(settings, SECTION_TITLES[section])
         if section == "feeds":  # exactly one of url and path
             table["oneOf"] = [{"required": ["url"]}, {"required": ["path"]}]
+        if section == "users":  # an address, or chat channels instead
+            table["anyOf"] = [{"required": ["email"]}, {"required": ["notify"]},
+                              {"required": ["notify_env"]}]
         if section in ("feeds", "users"):
             props[section] = {"type": "object", "description": f"One {SECTION_TITLES[section]} "
                               "table per name.", "additionalProperties": table}

@@ -180,7 +180,7 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
         wanted = [(u, r.day) for r in store.deliveries_in((UNCONFIRMED,), day)
                   for u in users if u.name == r.reader]
     else:
-        wanted = [(u, local_day(u, day, now).isoformat()) for u in users]
+        wanted = [(u, local_day(u, day, now).isoformat()) for u in users if u.email]
     candidates: list[tuple[UserConfig, str]] = []
     attempts: dict[tuple[str, str], int] = {}
     for u, d in wanted:

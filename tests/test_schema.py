@@ -49,7 +49,7 @@ BASE = ('[digest]\ntitle = "x"\n[feeds.a]\nurl = "https://example.org/feed"\n'
 @pytest.mark.parametrize("extra, words", [
     ('[web]\nport = "8750"\n', "'8750' is not of type 'integer'"),
     ('[web]\nprot = 8750\n', "'prot' was unexpected"),
-    ('[users.bob]\nname = "Bob"\n', "'email' is a required property"),
+    ('[users.bob]\nname = "Bob"\n', "is not valid under any of the given schemas"),
     ('[feeds.b]\nurl = "https://example.org/b"\npath = "b.xml"\n', "valid under each of"),
     ('[ranking]\nhalf_life = "soon"\n', "'soon' is not valid under any"),
     ('[users.cy]\nemail = "cy@example.org"\ninterests = 3\n', "3 is not valid under any"),
