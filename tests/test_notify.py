@@ -138,3 +138,17 @@ def test_a_failing_channel_shows_on_the_health_page(project, httpserver, monkeyp
     base = live_preview(project, now=lambda: NOW)
     page = httpx.get(base + "/health").text
     assert "Chat channels failing" in page and "notify:json:" in page and "error=503" in page
+
+
+def test_one_failing_channel_never_holds_up_another(project, httpserver, monkeypatch):
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setattr("digest.notify.RETRY_WAIT", 0.0)
+    httpserver.expect_request("/down", method="POST").respond_with_data("no", status=500)
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    notify_project(project, httpserver)
+    project.path.write_text(project.path.read_text().replace(
+        "notify = [", f'notify = ["json://127.0.0.1:{httpserver.port}/down", '))
+    r = send(project)
+    assert r.exit_code == 1 and "sent to notify:json:" in r.output and "FAILED" in r.output
+    assert len(posts(httpserver)) == 1  # the working channel got it, once
+    assert len([1 for req, _ in httpserver.log if req.path == "/down"]) == 3
