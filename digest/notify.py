@@ -64,32 +64,33 @@ def problems(user: UserConfig) -> list[str]:
 
 
 def markdown(view: DigestView, limit: int) -> str:
-    """The digest as Markdown in at most `limit` characters; items that do not fit become
-    "N more in the browser"."""
+    """The digest as Markdown in at most `limit` characters: items in order while they fit,
+    then "N more in the browser" with the link, then the footer line."""
     foot = (f"{view.health}. [View in browser]({_url(view.view_url)}) · "
             f"[Unsubscribe]({_url(view.unsubscribe_url)})")
     blocks = []
     for section in view.sections:
-        for it in section.items:
+        for n, it in enumerate(section.items):
             title = f"[{_md(it.title)}]({_url(it.link)})" if it.link else _md(it.title)
-            block = f"{it.number}. {title}" + (f"\n   Why: {_md(it.why)}" if it.why else "")
-            blocks.append((section.title, block))
+            blocks.append((f"**{_md(section.title)}**\n" if n == 0 else "")
+                          + f"{it.number}. {title}" + (f"\n   Why: {_md(it.why)}" if it.why else ""))
     if not blocks:
-        blocks_text = "Nothing new scored above your threshold today: a quiet day."
-        return f"{blocks_text}\n\n{foot}"[:limit]
-    kept, used, heading = [], len(foot) + 2, None
-    for i, (section, block) in enumerate(blocks):
-        head = f"**{_md(section)}**\n" if section != heading else ""
-        more = len(blocks) - i - 1
-        tail = len(f"\n\n{more} more in the browser: {view.view_url}") if more else 0
-        if used + len(head) + len(block) + 2 + tail > limit and kept:
-            kept.append(f"\n{len(blocks) - i} more in the browser: [{_url(view.view_url)}]"
-                        f"({_url(view.view_url)})")
+        return f"Nothing new scored above your threshold today: a quiet day.\n\n{foot}"[:limit]
+
+    def more(n: int) -> str:
+        return f"{n} more in the browser: [{_url(view.view_url)}]({_url(view.view_url)})"
+
+    kept, used = [], len(foot) + 2
+    for i, block in enumerate(blocks):
+        left = len(blocks) - i - 1
+        reserve = len(more(left)) + 2 if left else 0
+        if kept and used + len(block) + 2 + reserve > limit:
+            kept.append(more(len(blocks) - i))
             break
-        kept.append(head + block)
-        used += len(head) + len(block) + 2
-        heading = section
-    return "\n\n".join(kept) + f"\n\n{foot}"
+        kept.append(block)
+        used += len(block) + 2
+    out = "\n\n".join([*kept, foot])
+    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 def _md(text: str) -> str:

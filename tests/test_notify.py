@@ -152,3 +152,18 @@ def test_one_failing_channel_never_holds_up_another(project, httpserver, monkeyp
     assert r.exit_code == 1 and "sent to notify:json:" in r.output and "FAILED" in r.output
     assert len(posts(httpserver)) == 1  # the working channel got it, once
     assert len([1 for req, _ in httpserver.log if req.path == "/down"]) == 3
+
+
+@pytest.mark.parametrize("limit", [400, 700, 1000, 1500, 4096])
+def test_every_cut_fits_and_counts_what_it_left_out(project, limit):
+    import re
+
+    from test_render import LONG, rendered
+
+    _, done = rendered(project, LONG)
+    total = sum(len(s.items) for s in done.view.sections)
+    text = markdown(done.view, limit)
+    assert len(text) <= limit
+    shown = len(re.findall(r"^\d+\. ", text, re.M))
+    more = re.search(r"^(\d+) more in the browser", text, re.M)
+    assert shown + (int(more.group(1)) if more else 0) == total, text
