@@ -319,8 +319,8 @@ def inline_css(html: str, css: str) -> str:
         return f"<!--jinja:{len(tags) - 1}-->"
 
     inlined = css_inline.CSSInliner(inline_style_tags=False, keep_style_tags=True,
-                                    load_remote_stylesheets=False, extra_css=css
-                                    ).inline(_JINJA_TAG.sub(hide, html))
+                                    load_remote_stylesheets=False, extra_css=css,
+                                    minify_css=True).inline(_JINJA_TAG.sub(hide, html))
     return _HIDDEN_TAG.sub(lambda m: tags[int(m.group(1))], inlined)
 
 
