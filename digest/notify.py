@@ -57,10 +57,27 @@ def problems(user: UserConfig) -> list[str]:
     unset = [f"[users.{user.name}] notify_env names {env}, which is not set in this "
              "environment; set it to the channel's Apprise URL." for env in user.notify_env
              if not os.environ.get(env, "").strip()]
-    return unset + [f"[users.{user.name}] notify has a {u.partition('://')[0]}:// URL that looks like "
-            "it holds a token; put the URL in an environment variable and name that in "
-            "notify_env, so the secret leaves the file." for u in user.notify
-            if _TOKEN.search(u.partition("://")[2])]
+    tokens = [f"[users.{user.name}] notify has a {u.partition('://')[0]}:// URL that looks "
+              "like it holds a token; put the URL in an environment variable and name that in "
+              "notify_env, so the secret leaves the file." for u in user.notify
+              if _TOKEN.search(u.partition("://")[2])]
+    return unset + _unknown(user) + tokens
+
+
+def _unknown(user: UserConfig) -> list[str]:
+    """Channels whose URL Apprise cannot read (when it is installed)."""
+    try:
+        import apprise
+    except ImportError:
+        return []
+    out = []
+    for ch in channels(user):
+        if ch.url and apprise.Apprise.instantiate(ch.url) is None:
+            where = "notify" if ch.source == "notify" else f"notify_env {ch.source}"
+            out.append(f"[users.{user.name}] {where} has a {ch.url.partition('://')[0] or '?'}"
+                       ":// URL that Apprise cannot read; check it against Apprise's list of "
+                       "services.")
+    return out
 
 
 def markdown(view: DigestView, limit: int) -> str:

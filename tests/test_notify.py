@@ -167,3 +167,11 @@ def test_every_cut_fits_and_counts_what_it_left_out(project, limit):
     shown = len(re.findall(r"^\d+\. ", text, re.M))
     more = re.search(r"^(\d+) more in the browser", text, re.M)
     assert shown + (int(more.group(1)) if more else 0) == total, text
+
+
+def test_check_names_a_url_apprise_cannot_read(project):
+    write_project(project, NORMAL)
+    project.path.write_text(project.path.read_text().replace(
+        '[users.ada.interests]', 'notify = ["nosuchservice://somewhere"]\n[users.ada.interests]'))
+    r = project.run("check")
+    assert "notify has a nosuchservice:// URL that Apprise cannot read" in r.output
