@@ -192,7 +192,7 @@ def _deliver(store: Store, owner: str, user: UserConfig, d: str, ch: Channel, vi
             continue
         break
     store.advance(user.name, d, owner, FAILED, _clock(), channel=ch.name,
-                  detail=f"{detail}; gave up after {attempt} attempts",
+                  detail=f"{detail}; gave up after {attempt} attempt{'s' * (attempt != 1)}",
                   retry_at=iso_utc(_clock() + RETRY_FAILED))
     return SendResult(user.name, d, "failed", items, f"{ch.name}: {detail}")
 

@@ -105,7 +105,7 @@ def wrap(text: str, indent: str = "", first: str | None = None) -> str:
     """Text folded at TEXT_WIDTH with a hanging indent (`first` starts the first line). A word
     too long for a line is broken (a CJK title has no spaces), a URL never: it goes whole on a
     line of its own, so it stays clickable. Cached: readers share titles and abstracts."""
-    prefix = indent if first is None else first
+    prefix, text = indent if first is None else first, str(text)
     rest = text if "  " not in text and "\n" not in text else " ".join(text.split())
     if len(prefix) + len(rest) <= TEXT_WIDTH:
         return prefix + rest if rest else ""
