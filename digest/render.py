@@ -145,8 +145,8 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
     elif h.failing:
         health += f"; {len(h.failing)} feeds failing: " + ", ".join(
             f"{name} (since {_when(since, digest.until)})" for name, since in h.failing)
-    why = (f"You get this because {user.email} is a reader named {user.name!r} in the digest "
-           f"configuration of this server.")
+    why = (f"You get this because {user.email or 'you'} {'is' if user.email else 'are'} a "
+           f"reader named {user.name!r} in the digest configuration of this server.")
     titles = [i.title for i in items + trending]
     return DigestView(
         title=config.digest.title, reader=user.display_name, date=day,
