@@ -30,6 +30,7 @@ from digest.config import Config, UserConfig
 from digest.deliver import Aborted, DeliveryError, Outbox, Outgoing, Smtp, Unconfirmed
 from digest.errors import DigestError
 from digest.ledger import (
+    EMAIL,
     FAILED,
     HEARTBEAT,
     PENDING,
@@ -145,7 +146,10 @@ def settle_orphans(store: Store, backend: Outbox | Smtp, now: datetime) -> list[
         if not row.orphaned(now):
             continue  # a live run is sending it right now
         who = owner_pid(row.owner)
-        if isinstance(backend, Outbox):
+        if row.channel != EMAIL:  # a chat service keeps no outbox to look in
+            state, detail = UNCONFIRMED, (f"the run ({who}) stopped while handing it to "
+                                          f"{row.channel}, so it may have arrived")
+        elif isinstance(backend, Outbox):
             done = backend.delivered(row.reader, row.day)
             state, detail = ((SENT, f"the run ({who}) stopped after writing the outbox file")
                              if done else

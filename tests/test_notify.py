@@ -175,3 +175,23 @@ def test_check_names_a_url_apprise_cannot_read(project):
         '[users.ada.interests]', 'notify = ["nosuchservice://somewhere"]\n[users.ada.interests]'))
     r = project.run("check")
     assert "notify has a nosuchservice:// URL that Apprise cannot read" in r.output
+
+
+def test_a_chat_message_cut_off_by_a_dead_run_is_unconfirmed_never_sent_twice(project, httpserver, monkeypatch):
+    """A run that died after marking the channel 'sending' may have delivered it: the next run
+    says so (unconfirmed) and does not post again."""
+    from digest.notify import channels
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    config = notify_project(project, httpserver)
+    (channel,) = channels(config.users["ada"])
+    gone = NOW - timedelta(hours=1)
+    with project.store() as s:
+        assert s.claim_deliveries([("ada", "2026-11-22")], "elsewhere:1:dead", gone, channel=channel.name)
+        assert s.advance("ada", "2026-11-22", "elsewhere:1:dead", "sending", gone, channel=channel.name)
+    send(project)
+    assert posts(httpserver) == []
+    with project.store() as s:
+        row = s.delivery("ada", "2026-11-22", channel.name)
+        assert row.state == "unconfirmed" and "may have arrived" in row.detail
