@@ -119,9 +119,12 @@ def _url(url: str) -> str:
 
 
 def push(channel: Channel, title: str, view: DigestView) -> tuple[bool, str]:
-    """One attempt: (delivered, what went wrong)."""
-    import apprise
-
+    """One attempt: (delivered, what went wrong). Never raises: one channel's trouble must not
+    stop the other channels or readers."""
+    try:
+        import apprise
+    except ImportError:
+        return False, "Apprise is not installed; pip install 'digest[notify]'"
     if not channel.url:
         return False, f"the environment variable {channel.source} is not set"
     server = apprise.Apprise.instantiate(channel.url)
@@ -129,8 +132,11 @@ def push(channel: Channel, title: str, view: DigestView) -> tuple[bool, str]:
         return False, f"Apprise does not understand the {channel.url.partition('://')[0]}:// URL"
     body = markdown(view, min(server.body_maxlen or MAX_BODY, MAX_BODY))
     with apprise.LogCapture(level=apprise.logging.WARNING, fmt="%(message)s") as log:
-        ok = server.notify(body=body, title=title[: server.title_maxlen or 250],
-                           body_format=apprise.NotifyFormat.MARKDOWN)
+        try:
+            ok = server.notify(body=body, title=title[: server.title_maxlen or 250],
+                               body_format=apprise.NotifyFormat.MARKDOWN)
+        except Exception as e:  # noqa: BLE001 - a service plugin's bug is that channel's failure
+            return False, f"Apprise failed ({type(e).__name__}: {e})"[:300]
     lines = [line.strip() for line in log.getvalue().splitlines() if line.strip()]
     return bool(ok), (lines[-1] if lines else "the service did not accept the message")[:300]
 
@@ -186,7 +192,7 @@ def _deliver(store: Store, owner: str, user: UserConfig, d: str, ch: Channel, vi
         if ok:
             store.advance(user.name, d, owner, SENT, _clock(), channel=ch.name, detail="")
             return SendResult(user.name, d, "sent", items, ch.name)
-        if attempt < retries and ch.url:
+        if attempt < retries and ch.url and not detail.startswith("Apprise is not installed"):
             store.advance(user.name, d, owner, PENDING, _clock(), channel=ch.name, detail=detail)
             sleep(wait * 2 ** (attempt - 1))
             continue

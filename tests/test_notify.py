@@ -195,3 +195,16 @@ def test_a_chat_message_cut_off_by_a_dead_run_is_unconfirmed_never_sent_twice(pr
     with project.store() as s:
         row = s.delivery("ada", "2026-11-22", channel.name)
         assert row.state == "unconfirmed" and "may have arrived" in row.detail
+
+
+def test_without_apprise_a_channel_fails_in_one_sentence_and_email_goes_out(project, httpserver, monkeypatch):
+    import sys
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    monkeypatch.setitem(sys.modules, "apprise", None)  # as if the notify extra were not installed
+    notify_project(project, httpserver)
+    r = send(project)
+    assert "Traceback" not in r.output and r.exit_code == 1
+    assert "sent to the outbox" in r.output
+    assert "Apprise is not installed; pip install 'digest[notify]'" in r.output
+    assert "Apprise is not installed" in project.run("check").output
