@@ -506,12 +506,7 @@ def search(ctx: click.Context, query: tuple[str, ...], reader: str | None, autho
 
     config = _load(ctx)
     user = _reader(config, reader) if reader else None
-    after = None
-    if since:
-        m = DURATION_RE.match(since)
-        if not m:
-            raise CliError(f"--since {since!r} is not a duration; write e.g. 30d or 12w.")
-        after = datetime.now(UTC) - timedelta(seconds=float(m.group(1)) * DURATION_UNITS[m.group(2)])
+    after = datetime.now(UTC) - _duration_option("--since", since) if since else None
     try:
         with _store(config) as store:
             hits = find(config, store, " ".join(query), reader=user, author=author, since=after,
@@ -650,14 +645,19 @@ def schema() -> None:
 @click.pass_context
 def prune(ctx: click.Context, older_than: str) -> None:
     """Delete old entry content. Identities are kept, so old items never come back as new."""
-    m = DURATION_RE.match(older_than)
-    if not m:
-        raise CliError(f"--older-than {older_than!r} is not a duration; write e.g. 90d or 12w.")
-    seconds = float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    cutoff = datetime.now(UTC) - _duration_option("--older-than", older_than)
     config = _load(ctx)
     with _store(config) as store:
-        removed = store.prune(datetime.now(UTC) - timedelta(seconds=seconds))
+        removed = store.prune(cutoff)
     click.echo(f"Pruned {removed} entries older than {older_than}.")
+
+
+def _duration_option(option: str, value: str) -> timedelta:
+    """A command-line duration (30d, 12w, 6h)."""
+    m = DURATION_RE.match(value)
+    if not m:
+        raise CliError(f"{option} {value!r} is not a duration; write e.g. 90d or 12w.")
+    return timedelta(seconds=float(m.group(1)) * DURATION_UNITS[m.group(2)])
 
 
 def _duration(seconds: int) -> str:

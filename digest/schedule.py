@@ -72,13 +72,7 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
     for u in config.users.values():
         if not u.email:  # chat channels only: due_days and notify.py
             continue
-        today = now.astimezone(ZoneInfo(u.timezone)).date()
-        for day in (today - timedelta(days=1), today):
-            if not u.sends_on(day):  # send_days, cadence, skip_weekends
-                continue
-            at = send_instant(u, day)
-            if at > now:
-                continue
+        for day, at in _passed(u, now):
             row = store.delivery(u.name, day.isoformat())
             if row and (row.state not in (PENDING, FAILED) or row.held(now)):
                 continue
@@ -94,14 +88,16 @@ def due_days(config: Config, now: datetime) -> list[tuple[UserConfig, str]]:
     """(reader, local date) whose send instant has passed within catch_up, on their send
     days: what a chat channel is due for (the ledger says which it has had)."""
     grace = timedelta(seconds=config.digest.catch_up)
-    out = []
-    for u in config.users.values():
-        today = now.astimezone(ZoneInfo(u.timezone)).date()
-        for day in (today - timedelta(days=1), today):
-            at = send_instant(u, day)
-            if u.sends_on(day) and at <= now <= at + grace:
-                out.append((u, day.isoformat()))
-    return out
+    return [(u, day.isoformat()) for u in config.users.values() for day, at in _passed(u, now)
+            if now <= at + grace]
+
+
+def _passed(user: UserConfig, now: datetime) -> list[tuple[date, datetime]]:
+    """(local date, send instant) of the reader's yesterday and today that are send days
+    (send_days, cadence, skip_weekends) and whose send instant has passed."""
+    today = now.astimezone(ZoneInfo(user.timezone)).date()
+    return [(day, at) for day in (today - timedelta(days=1), today)
+            if user.sends_on(day) and (at := send_instant(user, day)) <= now]
 
 
 def _notify(config: Config, store: Store, now: datetime, due: list[tuple[UserConfig, str]],
