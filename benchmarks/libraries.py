@@ -1,7 +1,7 @@
 """Generated reference-manager exports at real size, with the oddities real ones carry: Zotero's
 and JabRef's @comment blocks, @string macros, LaTeX accents and nested braces, quoted fields,
-missing trailing commas, a CRLF file, and a broken entry now and then. Written by the benchmark
-from a seeded generator: no real library is copied."""
+missing trailing commas, and a broken entry now and then (tests make a CRLF copy). Written
+by the benchmark from a seeded generator: no real library is copied."""
 
 from __future__ import annotations
 
