@@ -92,3 +92,10 @@ def test_the_email_footer_and_the_preview_index_show_the_feed(project, monkeypat
     base = live_preview(project, now=lambda: later)
     index = httpx.get(base + "/").text
     assert re.search(r'class="feed-link" href="/feed/ada\.atom\?s=[0-9a-f]{32}"', index)
+
+
+def test_a_feed_holds_every_date_so_date_is_refused(project):
+    write_project(project, NORMAL)
+    r = project.run("render", "ada", "--format", "atom", "--date", "2026-11-22")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "--date and --format atom do not go together" in r.output

@@ -208,3 +208,28 @@ def test_without_apprise_a_channel_fails_in_one_sentence_and_email_goes_out(proj
     assert "sent to the outbox" in r.output
     assert "Apprise is not installed; pip install 'digest[notify]'" in r.output
     assert "Apprise is not installed" in project.run("check").output
+
+
+def test_two_processes_at_once_post_once(project, httpserver, monkeypatch):
+    """Two `digest send` processes started together against a slow chat server: the ledger
+    claim gives the channel to one of them."""
+    import subprocess
+    import sys
+    import time
+
+    from werkzeug import Response
+
+    def slow(request):
+        time.sleep(0.5)  # both runs are inside the send when the first post lands
+        return Response("ok")
+
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(slow)
+    notify_project(project, httpserver)
+    cmd = [sys.executable, "-m", "digest", "--config", str(project.path), "send", "--date", "2026-11-22"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all("Traceback" not in o for o in outs), outs
+    assert len(posts(httpserver)) == 1, outs
+    assert sum("sent to notify:json:" in o for o in outs) == 1, outs

@@ -210,10 +210,14 @@ def test_a_weekly_readers_first_digest_holds_the_whole_week(project):
     assert "Style transfer on Tuesday" not in daily.stdout  # a daily reader's window is a day
 
 
-def test_send_days_that_are_no_weekdays_are_a_config_error(project):
+@pytest.mark.parametrize(("extra", "words"), [
+    ('send_days = ["mon", "funday"]', "[users.ada] send_days names 'funday', which is not a weekday"),
+    ('send_days = ["sat", "sun"]\nskip_weekends = true', "[users.ada] skip_weekends leaves no day to send on"),
+])
+def test_send_days_that_are_no_weekdays_are_a_config_error(project, extra, words):
     write_project(project, NORMAL)
     project.path.write_text(project.path.read_text().replace(
-        '[users.ada.interests]', 'send_days = ["mon", "funday"]\n[users.ada.interests]'))
+        '[users.ada.interests]', extra + '\n[users.ada.interests]'))
     r = project.run("check")
     assert r.exit_code == 1 and "Traceback" not in r.output
-    assert "[users.ada] send_days names 'funday', which is not a weekday" in r.output
+    assert words in r.output

@@ -72,3 +72,8 @@ def test_a_config_the_loader_accepts_passes_the_schema(tmp_path):
     path.write_text(text)
     load_config(path)
     assert problems(text) == []
+
+
+def test_the_schema_command_prints_the_schema(project):
+    r = project.run("schema")
+    assert r.exit_code == 0 and json.loads(r.stdout) == config_schema()

@@ -89,5 +89,21 @@ def test_the_preview_search_box_finds_and_links(project, live_preview):
     page = httpx.get(base + "/search", params={"q": '"style transfer"'})
     assert page.status_code == 200
     assert "Fast style transfer for video" in page.text and 'href="https://papers.example.org/st"' in page.text
+    mine = httpx.get(base + "/search", params={"q": '"style transfer"', "reader": "ada"})
+    assert "in ada's feeds" in mine.text and "Fast style transfer for video" in mine.text
     empty = httpx.get(base + "/search", params={"q": "?!"})
     assert empty.status_code == 200 and "no words to look for" in empty.text
+
+
+def test_an_upgraded_database_indexes_its_old_entries_with_authors(project):
+    """Migration 8 rebuilds the index over a database that already holds indexed entries."""
+    write_project(project, NORMAL)
+    with project.store() as s:
+        s.index_search()
+        s.db.execute("PRAGMA user_version = 7")  # as a database from before the migration
+    with project.store() as s:
+        assert s.schema_version == 8
+    assert [h["title"] for h in search(project, "--author", "Alan Turing")] == ["Sparse attention for long documents"]
+    with project.store() as s:
+        assert s.prune(NOW + timedelta(days=1000)) == 4  # the delete trigger on the new index
+    assert search(project, "--author", "Alan Turing") == []
