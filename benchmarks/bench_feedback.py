@@ -45,7 +45,7 @@ def simulate(tmp: Path, dev, hidden: dict, votes: bool, tuning: Tuning) -> dict:
         jobs = []
         for key, name in project.names.items():
             rows = [i for i, e in enumerate(entries)
-                    if e["link"] not in gone[name] and e["title"] not in own[name]]
+                    if e.link not in gone[name] and e.title not in own[name]]
             jobs.append((config.users[key], np.asarray(rows, dtype=np.int64)))
         picked = ranker.rank_many(jobs, selection=Selection(DIGEST, -1e9, 0))
         for user, items in picked:

@@ -179,6 +179,6 @@ class Project:
         """{reader: {candidate id: score}}, as `digest rank NAME --all --json` gives them."""
         ranker = self.ranker(tuning)
         matrix = ranker.score_matrix([self.config.users[u] for u in self.names])
-        ids = [e["link"][len(LINK):] for e in ranker.entries]
+        ids = [e.link[len(LINK):] for e in ranker.entries]
         return {self.names[u]: dict(zip(ids, [round(x, 6) for x in row.tolist()], strict=True))
                 for u, row in zip(self.names, matrix, strict=True)}

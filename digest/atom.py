@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from digest.config import Config, UserConfig
+from digest.daily import render_digests
 from digest.links import Links
-from digest.render import Renderer, render_digests
+from digest.render import Renderer
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -41,7 +42,7 @@ def digest_feed(config: Config, store: Store, user: UserConfig, links: Links, no
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     _text(author, "name", config.digest.title)
     for day, at in delivered:
-        (done,) = render_digests(config, store, [user], day, now, renderer)
+        (done,) = render_digests(config, store, [user], date.fromisoformat(day), now, renderer)
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         _text(entry, "title", done.view.subject)
         _text(entry, "id", f"{links.base}/digest/{user.name}/{day}")  # stable: no signature

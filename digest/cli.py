@@ -7,7 +7,7 @@ import difflib
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -16,18 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from digest import __version__
-from digest.config import (
-    DURATION_RE,
-    DURATION_UNITS,
-    Config,
-    base_url_problem,
-    exposed_files,
-    load_config,
-)
-from digest.errors import ConfigError, DigestError
-from digest.ledger import lost_report
-from digest.library import load_library
+from digest.config import base_url_problem, load_config
+from digest.dates import parse_day
+from digest.errors import DigestError
+from digest.settings import Config
 from digest.store import Store
+from digest.values import DURATION_RE, DURATION_UNITS
 
 
 class CliError(click.ClickException):
@@ -42,18 +36,23 @@ class CliError(click.ClickException):
             click.echo(f"Error: {p}", err=True)
 
 
+class Commands(click.Group):
+    """The one place a library error becomes a command-line one: its sentences, exit 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DigestError as e:
+            raise CliError(e.problems) from None
+
+
 def _load(ctx: click.Context) -> Config:
-    try:
-        return load_config(ctx.obj["config_path"])
-    except ConfigError as e:
-        raise CliError(e.problems) from None
+    return load_config(ctx.obj["config_path"])
 
 
-def _store(config: Config) -> Store:
-    try:
-        return Store(config.digest.database)
-    except DigestError as e:
-        raise CliError(str(e)) from None
+def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    """--date, parsed once here: everything inward takes a date."""
+    return parse_day(value, where="--date") if value else None
 
 
 def _out() -> Console:
@@ -62,7 +61,7 @@ def _out() -> Console:
     return Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 160)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", metavar="PATH", envvar="DIGEST_CONFIG",
               default="config.toml", show_default=True,
               help="Config file (or set DIGEST_CONFIG).")
@@ -78,7 +77,10 @@ def cli(ctx: click.Context, config_path: str) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the config; list feeds and readers. Exit 1 on any error. No network."""
+    from digest.checks import check as check_config
+
     config = _load(ctx)
+    report = check_config(config)
     out = _out()
     out.print(f"{config.path}: OK")
     feeds = Table("feed", "source", "kind", "every", title=f"{len(config.feeds)} feeds",
@@ -98,67 +100,11 @@ def check(ctx: click.Context) -> None:
     smtp = config.smtp
     out.print(f"Delivery: SMTP {smtp.host}:{smtp.port} ({smtp.security})" if smtp
               else "Delivery: outbox folder (no [smtp] section)")
-    out.print(f"Ranking: {_ranking_mode(config)}")
-    warnings = list(config.warnings)
-    for u in config.users.values():
-        if u.papers:
-            titles, problems = _library(config, u.papers)
-            warnings += problems
-            out.print(f"Library of {u.name}: {titles} papers from {u.papers.name}")
-        if u.notify or u.notify_env:
-            from importlib.util import find_spec
-
-            from digest.notify import problems
-
-            warnings += problems(u)
-            if find_spec("apprise") is None:
-                warnings.append(f"[users.{u.name}] has notify channels, but Apprise is not "
-                                "installed; pip install 'digest[notify]'.")
-        if not u.has_profile:
-            warnings.append(f"[users.{u.name}] has no interests, papers, authors or categories, "
-                            "so their digest is the most popular recent items; add interests "
-                            "or a papers library to personalize it.")
-    warnings += exposed_files(config)
-    if config.digest.database.exists():  # delivery trouble the operator must hear about
-        with _store(config) as store:
-            for name, r in store.reader_states().items():
-                if r["failing_since"] and name in config.users:
-                    warnings.append(f"reader {name} is failing since {r['failing_since']}: "
-                                    f"{r['last_error']}")
-            warnings += [lost_report(d) for d in store.lost_deliveries(datetime.now(UTC))]
-    for w in warnings:
+    out.print(f"Ranking: {report.ranking}")
+    for reader, papers, file in report.libraries:
+        out.print(f"Library of {reader}: {papers} papers from {file}")
+    for w in report.warnings:
         click.echo(f"Warning: {w}", err=True)
-
-
-def _library(config: Config, path: Path) -> tuple[int, list[str]]:
-    """Papers and warnings of a library: from the ranking's cache when the file is unchanged
-    (a 20,000-paper export is parsed once), else parsed; cached only where a database
-    already exists, so checking a fresh config writes nothing."""
-    try:
-        if config.digest.database.exists():
-            from digest.rank.seeds import library_seeds
-
-            with _store(config) as store:
-                seeds = library_seeds(store, path)
-            return len(seeds.titles), seeds.warnings
-        lib = load_library(path)
-        return len(lib.papers), lib.warnings
-    except ConfigError as e:
-        raise CliError(e.problems) from None
-
-
-def _ranking_mode(config: Config) -> str:
-    from digest import semantic
-
-    try:
-        on = semantic.resolve_mode(config.ranking.semantic_mode)
-    except ConfigError as e:
-        raise CliError(e.problems) from None
-    if on:
-        return f"lexical (TF-IDF) + semantic ({semantic.MODEL} embeddings)"
-    why = ("semantic_mode = off" if config.ranking.semantic_mode == "off"
-           else "install digest[semantic] for embeddings")
-    return f"lexical (TF-IDF); {why}"
 
 
 @cli.command()
@@ -176,7 +122,7 @@ def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
         raise CliError([f"there is no feed named {n!r} in {config.path.name}; `digest check` "
                         "lists the feeds." for n in unknown])
     out = _out()
-    with _store(config) as store:
+    with Store(config.digest.database) as store:
         if sys.stderr.isatty():
             with Progress(TextColumn("polling"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -202,41 +148,26 @@ def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
 
 @cli.command()
 @click.argument("user")
-@click.option("--date", "day", metavar="YYYY-MM-DD", help="The digest of this local date.")
+@click.option("--date", "day", metavar="YYYY-MM-DD", callback=_day,
+              help="The digest of this local date.")
 @click.option("--all", "everything", is_flag=True,
               help="Rank every stored entry of the reader's feeds, no window, floor or limit.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of {id, title, link, score, reasons, sources, ...}.")
 @click.pass_context
-def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit: int | None,
+def rank(ctx: click.Context, user: str, day: date | None, everything: bool, limit: int | None,
          as_json: bool) -> None:
     """The reader's ranked entries with scores and reasons. Without --all: what their digest
     would hold (new entries in the window, above the score floor, near-duplicates collapsed)."""
-    from digest import semantic
-    from digest.rank import Selection, build_ranker, digest_window
+    from digest.compose import ranking
 
     config = _load(ctx)
     if day and everything:
         raise CliError("--date and --all do not go together; pick one.")
     reader = _reader(config, user)
-    now = datetime.now(UTC)
-    try:
-        use_semantic = semantic.resolve_mode(config.ranking.semantic_mode)
-        with _store(config) as store:
-            last = store.last_delivered().get(reader.name)
-            since, until = ((None, None) if everything
-                            else digest_window(config, reader, day, now, last))
-            ranker = build_ranker(config, store, now, since, use_semantic)
-            rows = ranker.rows_for(reader, since, until)
-            if everything:
-                ranked = ranker.rank(reader, rows, limit=limit)
-            else:
-                ranked = ranker.digest(reader, rows, Selection(
-                    limit or reader.max_items, config.ranking.min_score, config.ranking.trending))
-            warnings = [w for ws in ranker.library_warnings.values() for w in ws]
-    except DigestError as e:
-        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    with Store(config.digest.database) as store:
+        ranked, warnings = ranking(config, store, reader, day, datetime.now(UTC), everything, limit)
     for w in warnings:
         click.echo(f"Warning: {w}", err=True)
     if as_json:
@@ -251,7 +182,7 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
 
 @cli.command()
 @click.argument("user")
-@click.option("--date", "day", metavar="YYYY-MM-DD",
+@click.option("--date", "day", metavar="YYYY-MM-DD", callback=_day,
               help="The digest of this local date (default: today, up to now).")
 @click.option("--format", "fmt", type=click.Choice(["html", "text", "eml", "atom"]), default="html",
               show_default=True, help="HTML body, text/plain twin, the whole email (RFC 5322), "
@@ -259,10 +190,11 @@ def rank(ctx: click.Context, user: str, day: str | None, everything: bool, limit
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write to FILE instead of stdout.")
 @click.pass_context
-def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | None) -> None:
+def render(ctx: click.Context, user: str, day: date | None, fmt: str, out: str | None) -> None:
     """The reader's digest exactly as it would be emailed."""
+    from digest.daily import render_digests
     from digest.message import build_message
-    from digest.render import EMAIL_BUDGET, render_digests
+    from digest.render import EMAIL_BUDGET
 
     config = _load(ctx)
     reader = _reader(config, user)
@@ -272,11 +204,8 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
             raise CliError("--date and --format atom do not go together: the feed holds every "
                            "delivered digest; drop --date.")
         return _write(_atom(config, reader, now), out, f"the Atom feed of {reader.name}")
-    try:
-        with _store(config) as store:
-            (done,) = render_digests(config, store, [reader], day, now, budget=EMAIL_BUDGET)
-    except DigestError as e:
-        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    with Store(config.digest.database) as store:
+        (done,) = render_digests(config, store, [reader], day, now, budget=EMAIL_BUDGET)
     for w in done.digest.warnings:
         click.echo(f"Warning: {w}", err=True)
     if fmt == "eml":
@@ -288,15 +217,10 @@ def render(ctx: click.Context, user: str, day: str | None, fmt: str, out: str | 
 
 def _atom(config: Config, reader, now: datetime) -> bytes:
     from digest.atom import digest_feed
-    from digest.links import Links, load_secret
+    from digest.daily import links_for
 
-    try:
-        links = Links(config.digest.base_url, load_secret(config.digest.database),
-                      config.web.link_days)
-        with _store(config) as store:
-            return digest_feed(config, store, reader, links, now).body
-    except DigestError as e:
-        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    with Store(config.digest.database) as store:
+        return digest_feed(config, store, reader, links_for(config), now).body
 
 
 def _write(data: bytes, out: str | None, what: str) -> None:
@@ -314,14 +238,14 @@ def _write(data: bytes, out: str | None, what: str) -> None:
 
 @cli.command()
 @click.argument("users", nargs=-1, metavar="[USER]...")
-@click.option("--date", "day", metavar="YYYY-MM-DD",
+@click.option("--date", "day", metavar="YYYY-MM-DD", callback=_day,
               help="Send the digests of this local date (default: each reader's today).")
 @click.option("--dry-run", is_flag=True, help="Rank and render, say what would be sent, send nothing.")
 @click.option("--resend-unconfirmed", "resend", is_flag=True,
               help="Send the unconfirmed digests again, as first composed (of --date, or of "
                    "every date). The one way to send a digest twice: ask the reader first.")
 @click.pass_context
-def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: bool,
+def send(ctx: click.Context, users: tuple[str, ...], day: date | None, dry_run: bool,
          resend: bool) -> None:
     """Rank, render and deliver each reader's digest, once per reader and local date."""
     from digest.deliver import backend_for
@@ -332,17 +256,14 @@ def send(ctx: click.Context, users: tuple[str, ...], day: str | None, dry_run: b
     now = datetime.now(UTC)
     if problem := base_url_problem(config.digest, config.smtp):
         click.echo(f"Warning: {problem}", err=True)
-    try:
-        backend = backend_for(config)
-        with _store(config) as store:
-            results = send_digests(config, store, readers, day, now, backend, dry_run=dry_run,
-                                   resend=resend)
-            if not dry_run and not resend and any(u.notify or u.notify_env for u in readers):
-                from digest.notify import notify_digests
+    backend = backend_for(config)
+    with Store(config.digest.database) as store:
+        results = send_digests(config, store, readers, day, now, backend, dry_run=dry_run,
+                               resend=resend)
+        if not dry_run and not resend and any(u.notify or u.notify_env for u in readers):
+            from digest.notify import notify_digests
 
-                results += notify_digests(config, store, readers, day, now)
-    except DigestError as e:
-        raise CliError(getattr(e, "problems", None) or str(e)) from None
+            results += notify_digests(config, store, readers, day, now)
     where = (f"SMTP {config.smtp.host}" if config.smtp else f"the outbox {config.digest.outbox}")
     words = {"sent": f"sent to {where}", "would-send": "would be sent",
              "already": "already done for this date; nothing sent", "skipped": "skipped",
@@ -434,10 +355,7 @@ def run_cmd(ctx: click.Context, web: bool) -> None:
             logging.getLogger("digest.run").info("digest run: web pages at http://%s:%d/",
                                                  _url_host(host), port)
             server.run()
-    try:
-        schedule.run(config.path, serve=serve)
-    except DigestError as e:
-        raise CliError(getattr(e, "problems", None) or str(e)) from None
+    schedule.run(config, serve=serve)
 
 
 @cli.command()
@@ -507,12 +425,9 @@ def search(ctx: click.Context, query: tuple[str, ...], reader: str | None, autho
     config = _load(ctx)
     user = _reader(config, reader) if reader else None
     after = datetime.now(UTC) - _duration_option("--since", since) if since else None
-    try:
-        with _store(config) as store:
-            hits = find(config, store, " ".join(query), reader=user, author=author, since=after,
-                        limit=limit)
-    except DigestError as e:
-        raise CliError(str(e)) from None
+    with Store(config.digest.database) as store:
+        hits = find(config, store, " ".join(query), reader=user, author=author, since=after,
+                    limit=limit)
     if as_json:
         click.echo(json.dumps([h.as_json() for h in hits], ensure_ascii=False, indent=1))
         return
@@ -530,32 +445,20 @@ def feeds(ctx: click.Context) -> None:
     digests that may not have arrived."""
     if ctx.invoked_subcommand:
         return
+    from digest.health import health, reader_trouble
+
     config = _load(ctx)
-    with _store(config) as store:
-        store.sync_feeds({n: f.url or str(f.path) for n, f in config.feeds.items()})
-        states = {s.name: s for s in store.feed_states()}
-        totals = store.feed_totals()
-        readers = store.reader_states()
-        lost = store.lost_deliveries(datetime.now(UTC))
+    with Store(config.digest.database) as store:
+        report = health(config, store, datetime.now(UTC))
     table = Table("feed", "state", "entries", "last success", "errors", "next poll",
                   "url / last error")
-    for name in config.feeds:
-        s = states[name]
-        state = s.health
-        detail = s.last_error or s.url
-        changes = json.loads(s.url_changes or "[]")
-        if changes:
-            detail += f" (moved from {changes[-1]['from']} on {changes[-1]['at'][:10]})"
-        table.add_row(name, state, str(totals.get(name, 0)), s.last_success_at or "never",
-                      str(s.error_count), s.next_poll_at or "now" if s.active else "never",
-                      detail)
+    for r in report.feeds:
+        table.add_row(r.name, r.state, str(r.entries), r.last_success or "never", str(r.errors),
+                      r.next_poll or "now", (r.last_error or r.url)
+                      + (f" ({r.moved})" if r.moved else ""))
     out = _out()
     out.print(table)
-    for reader, r in readers.items():
-        if r["failing_since"] and reader in config.users:
-            out.print(f"Reader {reader} is failing since {r['failing_since']}: {r['last_error']}")
-    for row in lost:
-        sentence = lost_report(row)
+    for sentence in [reader_trouble(r) for r in report.readers] + report.lost:
         out.print(sentence[0].upper() + sentence[1:])
 
 
@@ -571,8 +474,8 @@ def resubscribe(ctx: click.Context, name: str) -> None:
     """Undo an unsubscribe: NAME gets the digest again from the next one on."""
     config = _load(ctx)
     reader = _reader(config, name)
-    with _store(config) as store:
-        was = store.reader_states().get(reader.name, {}).get("unsubscribed_at", "")
+    with Store(config.digest.database) as store:
+        was = store.reader_state(reader.name).unsubscribed_at
         if was:
             store.set_reader(reader.name, unsubscribed_at="")
     click.echo(f"{reader.name} is subscribed again (unsubscribed since {was})." if was
@@ -589,10 +492,7 @@ def feeds_import(ctx: click.Context, opml_file: str, print_only: bool) -> None:
     from digest.opml import add_feeds, read_opml
 
     config = _load(ctx)
-    try:
-        found = read_opml(Path(opml_file))
-    except ConfigError as e:
-        raise CliError(e.problems) from None
+    found = read_opml(Path(opml_file))
     before = config.path.read_text()
     after, added, skipped = add_feeds(before, found)
     if print_only:
@@ -647,7 +547,7 @@ def prune(ctx: click.Context, older_than: str) -> None:
     """Delete old entry content. Identities are kept, so old items never come back as new."""
     cutoff = datetime.now(UTC) - _duration_option("--older-than", older_than)
     config = _load(ctx)
-    with _store(config) as store:
+    with Store(config.digest.database) as store:
         removed = store.prune(cutoff)
     click.echo(f"Pruned {removed} entries older than {older_than}.")
 

@@ -20,8 +20,8 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
 
-from digest.config import SmtpSettings
 from digest.errors import DigestError
+from digest.settings import SmtpSettings
 
 
 @dataclass

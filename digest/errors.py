@@ -7,16 +7,25 @@ Library code raises these; only cli.py turns them into click exceptions and exit
 class DigestError(Exception):
     """Base class: str(error) is a complete, user-facing sentence."""
 
+    @property
+    def problems(self) -> list[str]:
+        """One sentence per problem (a ConfigError may hold several)."""
+        return [str(self)]
+
 
 class ConfigError(DigestError):
     """The configuration is invalid. Holds every problem found, not just the first."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        self._problems = list(problems)
+        super().__init__("\n".join(self._problems))
+
+    @property
+    def problems(self) -> list[str]:
+        return self._problems
 
     def __reduce__(self):  # survives pickling (ranking worker processes raise it)
-        return type(self), (self.problems,)
+        return type(self), (self._problems,)
 
 
 class FetchError(DigestError):

@@ -1,5 +1,5 @@
 """The delivery ledger's rules: its states, its typed row, and who may touch a row. Pure: no
-I/O here; the SQL is in store.py and the sending in send.py.
+I/O here; the SQL is in store/ledger.py and the sending in send.py.
 
 One row per (reader, local date, channel). Its life:
 
@@ -29,11 +29,23 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from digest.models import iso_utc
 
-PENDING, SENDING, SENT, UNCONFIRMED, FAILED, SKIPPED = (
-    "pending", "sending", "sent", "unconfirmed", "failed", "skipped")
+
+class State(StrEnum):
+    """A row's state; stored as its value (the table's CHECK lists the same six)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    UNCONFIRMED = "unconfirmed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+PENDING, SENDING, SENT, UNCONFIRMED, FAILED, SKIPPED = State
 SETTLED = (SENT, UNCONFIRMED, SKIPPED)  # never sent again without an operator asking
 EMAIL = "email"
 
@@ -48,7 +60,7 @@ class Delivery:
     reader: str
     day: str  # the reader's local date, YYYY-MM-DD
     channel: str
-    state: str
+    state: State
     owner: str  # the run holding the row, '' for none
     lease_until: str  # ISO UTC; the owner's hold lapses then
     retry_at: str  # failed rows: when `digest run` tries again
@@ -58,7 +70,12 @@ class Delivery:
     items: int
     detail: str  # last error, or why skipped / unconfirmed
     updated_at: str
-    content: str  # compose.Digest.to_json, written before the send
+    content: str  # models.Digest.to_json, written before the send
+
+    @classmethod
+    def of(cls, row: tuple) -> Delivery:
+        """From a row of the deliveries table, columns in field order."""
+        return cls(row[0], row[1], row[2], State(row[3]), *row[4:])
 
     def held(self, now: datetime) -> bool:
         """A live run holds it (its lease has not lapsed). Store.claim_deliveries asks the same

@@ -17,8 +17,9 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 from urllib.parse import quote
 
-from digest.config import Config, UserConfig, mailbox
 from digest.render import DigestView
+from digest.settings import Config, UserConfig
+from digest.values import mailbox
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 DEFAULT_SENDER = "digest@localhost"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from digest.settings import UserConfig
 
 
 @dataclass
@@ -100,6 +105,50 @@ class PollResult:
 
 
 @dataclass
+class StoredEntry:
+    """An entry as the store keeps it, with the feeds that carried it (`sources`). `analysis`
+    is its cached token analysis (lexical.encode_analysis), '' until first ranked."""
+
+    id: str
+    title: str
+    link: str
+    summary_text: str
+    authors: list[str]
+    categories: list[str]
+    published: str  # ISO 8601 UTC
+    fetched: str
+    popularity: int
+    sources: list[str]
+    analysis: bytes | str = ""
+    canonical: str = ""
+    summary_html: str = ""
+
+
+@dataclass(frozen=True)
+class ReaderState:
+    """A reader's row in the `readers` table: what they or their mail server told us."""
+
+    name: str
+    unsubscribed_at: str = ""
+    failing_since: str = ""  # a permanent (5xx) refusal of their address
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class PollLogRow:
+    id: int
+    feed: str
+    started: str
+    seconds: float
+    status: str
+    http_status: int
+    new: int
+    seen: int
+    error: str
+    warning: str
+
+
+@dataclass
 class Ranked:
     """One ranked entry for one reader: what digests, `digest rank` and the preview show."""
 
@@ -117,18 +166,50 @@ class Ranked:
     trending: bool = False
 
     @classmethod
-    def of(cls, e: dict, score: float, reasons: list[str], trending: bool = False) -> Ranked:
-        """A result for the entry `e` (a row of Store.entries_for_ranking)."""
-        return cls(id=e["id"], title=e["title"], link=e["link"], score=score, reasons=reasons,
-                   sources=e["sources"], authors=e["authors"], categories=e["categories"],
-                   summary_text=e["summary_text"], published=e["published"],
-                   popularity=e["popularity"], trending=trending)
+    def of(cls, e: StoredEntry, score: float, reasons: list[str],
+           trending: bool = False) -> Ranked:
+        return cls(id=e.id, title=e.title, link=e.link, score=score, reasons=reasons,
+                   sources=e.sources, authors=e.authors, categories=e.categories,
+                   summary_text=e.summary_text, published=e.published,
+                   popularity=e.popularity, trending=trending)
 
     def as_json(self) -> dict:
         return {"id": self.id, "title": self.title, "link": self.link, "score": self.score,
                 "reasons": self.reasons, "sources": self.sources, "authors": self.authors,
                 "categories": self.categories, "published": self.published,
                 "popularity": self.popularity, "trending": self.trending}
+
+
+@dataclass
+class FeedHealth:
+    feeds: int
+    new_entries: int  # in the reader's window, from their feeds
+    failing: list[tuple[str, str]] = field(default_factory=list)  # (feed, failing since, ISO)
+
+
+@dataclass
+class Digest:
+    """What goes into one reader's digest for one local date (compose.py makes it)."""
+
+    user: UserConfig
+    day: date  # the reader's local date
+    since: datetime | None
+    until: datetime
+    items: list[Ranked]
+    trending: list[Ranked]
+    health: FeedHealth
+    labels: dict[str, str] = field(default_factory=dict)  # feed → display name
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """What was in it, by entry id: enough to show it again exactly (compose.recall)."""
+        return json.dumps({
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat(),
+            "items": [[r.id, r.score, r.reasons] for r in self.items],
+            "trending": [[r.id, r.score, r.reasons] for r in self.trending],
+            "health": [self.health.feeds, self.health.new_entries, self.health.failing],
+            "warnings": self.warnings}, ensure_ascii=False)
 
 
 def iso_utc(dt: datetime) -> str:

@@ -14,14 +14,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from digest.compose import local_day
-from digest.config import Config, UserConfig
+from digest.daily import render_digests
+from digest.dates import digest_day
 from digest.ledger import FAILED, PENDING, RETRY_FAILED, SENDING, SENT, SETTLED, SKIPPED, new_owner
 from digest.models import iso_utc
-from digest.render import DigestView, render_digests
+from digest.render import DigestView
 from digest.send import Heartbeat, SendResult
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 RETRIES, RETRY_WAIT = 3, 30.0  # without [smtp]: attempts, and the first wait (it doubles)
@@ -141,21 +142,22 @@ def push(channel: Channel, title: str, view: DigestView) -> tuple[bool, str]:
     return bool(ok), (lines[-1] if lines else "the service did not accept the message")[:300]
 
 
-def notify_digests(config: Config, store: Store, users: list[UserConfig], day: str | None,
+def notify_digests(config: Config, store: Store, users: list[UserConfig], day: date | None,
                    now: datetime, sleep: Callable[[float], None] = time.sleep,
                    retry_now: bool = True) -> list[SendResult]:
     """Each reader's digest of `day` (default: their local today) to each of their channels
     that has not had it: claimed in the ledger first, so of two runs only one sends. A failed
     channel is tried again at once by `digest send`, after RETRY_FAILED by `digest run`."""
     results: list[SendResult] = []
-    unsubscribed = {n for n, r in store.reader_states().items() if r["unsubscribed_at"]}
+    unsubscribed = {n for n, r in store.reader_states().items() if r.unsubscribed_at}
     owner = new_owner()
     retries = config.smtp.retries if config.smtp else RETRIES
     wait = config.smtp.retry_wait if config.smtp else RETRY_WAIT
     with Heartbeat(store.path, owner) as heartbeat:
         for user in users:
-            todo, d = [], local_day(user, day, now).isoformat()
-            if user.name in unsubscribed or not user.sends_on(local_day(user, day, now)):
+            local = digest_day(user, day, now)
+            todo, d = [], local.isoformat()
+            if user.name in unsubscribed or not user.sends_on(local):
                 continue  # the email path says so
             for ch in channels(user):
                 row = store.delivery(user.name, d, ch.name)
@@ -166,7 +168,7 @@ def notify_digests(config: Config, store: Store, users: list[UserConfig], day: s
                     todo.append(ch)
             if not todo:
                 continue
-            (done,) = render_digests(config, store, [user], d, now)
+            (done,) = render_digests(config, store, [user], local, now)
             heartbeat.beat()  # after ranking: its workers fork only a single-threaded process
             items = len(done.digest.items)  # as the email counts them: trending aside
             for ch in todo:

@@ -20,11 +20,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
-from digest.config import Config, FeedConfig
 from digest.errors import DigestError
 from digest.fetch import AddressCheck, Fetcher, FetchLimits, any_address, public_only, read_local
 from digest.models import FeedState, FetchResult, ParsedFeed, PollResult, iso_utc
 from digest.parse import parse_feed
+from digest.settings import Config, FeedConfig
 from digest.store import Store
 
 MAX_RETRY_AFTER = timedelta(days=7)  # a server asking for more is probably misconfigured

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import anyio
 import anyio.to_thread
@@ -38,14 +37,16 @@ from starlette.routing import Route
 
 from digest import access
 from digest.atom import digest_feed
-from digest.config import Config, load_config
+from digest.config import load_config
+from digest.daily import render_digests
+from digest.dates import local_today, parse_day
 from digest.errors import DigestError
-from digest.ledger import lost_report
+from digest.health import health
 from digest.links import VOTES, Links, load_secret
 from digest.models import iso_utc
-from digest.rank import parse_day
-from digest.render import BUILTIN_TEMPLATES, Renderer, render_digests
+from digest.render import BUILTIN_TEMPLATES, Renderer
 from digest.search import search as find
+from digest.settings import Config
 from digest.store import Store
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
@@ -158,7 +159,7 @@ class Preview:
         now = self.now()
         readers = []
         for u in cfg.users.values():
-            today = now.astimezone(ZoneInfo(u.timezone)).date()
+            today = local_today(u, now)
             days = [(today - timedelta(days=k)).isoformat() for k in range(INDEX_DAYS)]
             readers.append((u, days))
         feeds = {u: lo.links.feed(u).removeprefix(lo.links.base) for u in cfg.users}
@@ -181,13 +182,9 @@ class Preview:
             return self.page("message.html", 404, title="Not found",
                              message="There is no such digest here.")
         try:
-            parse_day(day, label="the date")
-        except DigestError as e:
-            return self.page("message.html", 400, title="Cannot show this digest",
-                             message=str(e))
-        try:
+            local = parse_day(day, where="the date")
             with Store(lo.config.digest.database) as store:
-                (done,) = render_digests(lo.config, store, [user], day, self.now(), lo.renderer)
+                (done,) = render_digests(lo.config, store, [user], local, self.now(), lo.renderer)
         except DigestError as e:
             return self.page("message.html", 400, title="Cannot show this digest",
                              message=str(e))
@@ -233,7 +230,7 @@ class Preview:
                 else:
                     store.set_vote(reader, entry_id, VOTES[vote], self.now())
             recorded = store.vote(reader, entry_id)
-        return self.page("feedback.html", title="Feedback", what=entry["title"] if entry
+        return self.page("feedback.html", title="Feedback", what=entry.title if entry
                          else "this item", vote=vote, recorded=recorded,
                          up=VOTES["up"], posted=request.method == "POST")
 
@@ -298,27 +295,9 @@ class Preview:
         lo = self.loaded()
         if denied := self.private(request, lo):
             return denied
-        cfg = lo.config
-        with Store(cfg.digest.database) as store:
-            store.sync_feeds({n: f.location for n, f in cfg.feeds.items()})
-            states = {s.name: s for s in store.feed_states()}
-            totals = store.feed_totals()
-            readers = store.reader_states()
-            lost = [lost_report(r) for r in store.lost_deliveries(self.now())]
-            channels = [r for r in store.deliveries_in(("failed",)) if r.channel != "email"]
-        failing = [(name, r["failing_since"], r["last_error"]) for name, r in readers.items()
-                   if r["failing_since"] and name in cfg.users]
-        rows = []
-        for name, feed in cfg.feeds.items():
-            s = states[name]
-            state = s.health
-            rows.append({"name": name, "title": feed.title or s.title or name, "state": state,
-                         "entries": totals.get(name, 0), "last_success": s.last_success_at,
-                         "errors": s.error_count, "failing_since": s.failing_since,
-                         "last_error": s.last_error, "next_poll": s.next_poll_at,
-                         "location": feed.location})
-        return self.page("health.html", title=cfg.digest.title, rows=rows, failing=failing,
-                         lost=lost, channels=channels)
+        with Store(lo.config.digest.database) as store:
+            report = health(lo.config, store, self.now())
+        return self.page("health.html", title=lo.config.digest.title, health=report)
 
 
 def _not_modified(request: Request, etag: str, updated: datetime | None) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
@@ -23,11 +22,9 @@ import jinja2
 import jinja2.ext
 from mjml import mjml2html
 
-from digest.compose import Digest, compose
-from digest.config import Config, UserConfig
-from digest.links import Links, load_secret
-from digest.models import Ranked
-from digest.store import Store
+from digest.links import Links
+from digest.models import Digest, Ranked
+from digest.settings import Config
 
 # The checkout's templates/ (source or editable install), else the copy inside a wheel.
 BUILTIN_TEMPLATES = next(p for p in (Path(__file__).resolve().parent.parent / "templates",
@@ -328,29 +325,3 @@ def _mjml(source: str) -> str:
     # fonts={}: MJML would otherwise link Google Fonts for names it knows (Roboto, Ubuntu...);
     # the digest loads nothing remote.
     return mjml2html(source, disable_comments=True, fonts={})
-
-
-@dataclass
-class Rendered:
-    digest: Digest
-    view: DigestView
-    html: str
-    text: str
-
-
-def render_digests(config: Config, store: Store, users: list[UserConfig], day: str | None,
-                   now: datetime, renderer: Renderer | None = None,
-                   last_sent: dict[str, datetime] | None = None,
-                   budget: int | None = None) -> Iterator[Rendered]:
-    """Compose, then render, each reader's digest: what `render`, the preview and delivery
-    all show. With a `budget` (an email's), items past it become one "N more" line."""
-    renderer = renderer or Renderer(config.digest.templates)
-    links = Links(config.digest.base_url, load_secret(config.digest.database),
-                  config.web.link_days)
-    for d in compose(config, store, users, day, now, last_sent):
-        view = digest_view(config, d, links)
-        if budget is None:
-            html = renderer.html(view)
-        else:
-            view, html = fit_budget(view, renderer.html, budget)
-        yield Rendered(d, view, html, renderer.text(view))

@@ -5,12 +5,10 @@
   concurrently, as `digest poll` does. Jobs have max_instances=1 and coalesce: a slow poll never
   overlaps itself, and ticks missed while busy or asleep collapse into one.
 - One send tick a minute asks, per reader, which local dates are due (`due_digests`): a date
-  is due once its send instant has passed, until `catch_up` later. The instant is the reader's
-  send_time on that local date in their zone, so each local date has exactly one, whatever DST
-  does: a send_time inside the spring-forward gap fires at the same wall time plus the shift
-  (02:30 → 03:30), and one inside the fall-back overlap fires at its first occurrence. The
-  ledger (reader, local date) makes it exactly once, across ticks, restarts and overlapping
-  runs. The first tick runs at start-up: that is the catch-up after downtime.
+  is due once its send instant (dates.send_instant: one per local date, whatever DST does)
+  has passed, until `catch_up` later. The ledger (reader, local date) makes it exactly once,
+  across ticks, restarts and overlapping runs. The first tick runs at start-up: that is the
+  catch-up after downtime.
 - One `digest run` per database (an exclusive lock next to it); SIGTERM and SIGINT let the
   running jobs finish, then exit 0.
 """
@@ -27,19 +25,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest.config import Config, UserConfig, base_url_problem, load_config
+from digest.config import base_url_problem
+from digest.dates import passed_send_days
 from digest.deliver import backend_for
 from digest.errors import DigestError
 from digest.ledger import FAILED, PENDING, SKIPPED, lost_report
 from digest.models import iso_utc
 from digest.poll import poll
 from digest.send import send_digests, settle
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 log = logging.getLogger("digest.run")
@@ -50,17 +49,15 @@ class AlreadyRunning(DigestError):
     pass
 
 
-def send_instant(user: UserConfig, day: date) -> datetime:
-    """When the digest of local date `day` is due, in UTC (see the module docstring on DST)."""
-    local = datetime.combine(day, user.send_time, tzinfo=ZoneInfo(user.timezone))
-    return local.astimezone(UTC)
-
-
 @dataclass
 class Due:
     user: UserConfig
-    day: str
+    local: date  # the reader's local date
     late: timedelta
+
+    @property
+    def day(self) -> str:  # as the ledger keys it
+        return self.local.isoformat()
 
 
 def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due], list[Due]]:
@@ -72,35 +69,27 @@ def due_digests(config: Config, store: Store, now: datetime) -> tuple[list[Due],
     for u in config.users.values():
         if not u.email:  # chat channels only: due_days and notify.py
             continue
-        for day, at in _passed(u, now):
+        for day, at in passed_send_days(u, now):
             row = store.delivery(u.name, day.isoformat())
             if row and (row.state not in (PENDING, FAILED) or row.held(now)):
                 continue
             if now - at > grace:
                 if row is None or row.state == PENDING:  # a failed one stays failed, reported
-                    missed.append(Due(u, day.isoformat(), now - at))
+                    missed.append(Due(u, day, now - at))
             elif row is None or row.state == PENDING or row.retry_at <= iso_utc(now):
-                due.append(Due(u, day.isoformat(), now - at))
+                due.append(Due(u, day, now - at))
     return due, missed
 
 
-def due_days(config: Config, now: datetime) -> list[tuple[UserConfig, str]]:
+def due_days(config: Config, now: datetime) -> list[tuple[UserConfig, date]]:
     """(reader, local date) whose send instant has passed within catch_up, on their send
     days: what a chat channel is due for (the ledger says which it has had)."""
     grace = timedelta(seconds=config.digest.catch_up)
-    return [(u, day.isoformat()) for u in config.users.values() for day, at in _passed(u, now)
+    return [(u, day) for u in config.users.values() for day, at in passed_send_days(u, now)
             if now <= at + grace]
 
 
-def _passed(user: UserConfig, now: datetime) -> list[tuple[date, datetime]]:
-    """(local date, send instant) of the reader's yesterday and today that are send days
-    (send_days, cadence, skip_weekends) and whose send instant has passed."""
-    today = now.astimezone(ZoneInfo(user.timezone)).date()
-    return [(day, at) for day in (today - timedelta(days=1), today)
-            if user.sends_on(day) and (at := send_instant(user, day)) <= now]
-
-
-def _notify(config: Config, store: Store, now: datetime, due: list[tuple[UserConfig, str]],
+def _notify(config: Config, store: Store, now: datetime, due: list[tuple[UserConfig, date]],
             sleep) -> None:
     wanted = [(u, d) for u, d in due if u.notify or u.notify_env]
     if not wanted:
@@ -142,9 +131,9 @@ def send_tick(config: Config, now: datetime | None = None,
                                             "[digest] catch_up"):
                 log.warning("send %s %s: missed (%s late), recorded as skipped", m.user.name,
                             m.day, _hours(m.late))
-        by_day: dict[str, list[UserConfig]] = {}
+        by_day: dict[date, list[UserConfig]] = {}
         for d in due:
-            by_day.setdefault(d.day, []).append(d.user)
+            by_day.setdefault(d.local, []).append(d.user)
         try:
             for day, users in sorted(by_day.items()):
                 for r in send_digests(config, store, users, day, now, backend_for(config),
@@ -185,11 +174,10 @@ def lock(database: Path):
     return f
 
 
-def run(config_path: Path, stop: threading.Event | None = None,
+def run(config: Config, stop: threading.Event | None = None,
         serve: Callable[[], None] | None = None) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set). Jobs under way finish first. `serve`, when
     given (`digest run --web`), serves the web pages in this thread until a signal stops it."""
-    config = load_config(config_path)
     held = lock(config.digest.database)
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(2)},

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from digest.config import EMAIL_RE, ENV_RE, SECTION_TITLES, SECTIONS, Setting
+from digest.settings import SECTION_TITLES, SECTIONS, Setting
+from digest.values import EMAIL_RE, ENV_RE
 
 SCHEMA_ID = "https://digest.invalid/config.schema.json"  # a name, never fetched
 DURATION = r"^\s*\d+(\.\d+)?\s*[smhdw]\s*$"

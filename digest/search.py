@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from digest.config import Config, UserConfig
 from digest.errors import DigestError
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
@@ -67,6 +67,6 @@ def search(config: Config, store: Store, text: str, *, reader: UserConfig | None
     hits = []
     for entry_id in ids:
         e = store.entry(entry_id)
-        hits.append(Hit(entry_id, e["title"], e["link"], e["authors"], e["published"],
-                        e["sources"], held[entry_id]))
+        hits.append(Hit(entry_id, e.title, e.link, e.authors, e.published,
+                        e.sources, held[entry_id]))
     return hits

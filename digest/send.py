@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from digest.compose import local_day
-from digest.config import Config, UserConfig
+from digest.daily import render_digests
+from digest.dates import digest_day
 from digest.deliver import Aborted, DeliveryError, Outbox, Outgoing, Smtp, Unconfirmed
 from digest.errors import DigestError
 from digest.ledger import (
@@ -49,7 +49,8 @@ from digest.ledger import (
 )
 from digest.message import build_message
 from digest.models import iso_utc
-from digest.render import EMAIL_BUDGET, render_digests
+from digest.render import EMAIL_BUDGET
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 log = logging.getLogger("digest.send")
@@ -166,7 +167,7 @@ def settle_orphans(store: Store, backend: Outbox | Smtp, now: datetime) -> list[
     return settled
 
 
-def send_digests(config: Config, store: Store, users: list[UserConfig], day: str | None,
+def send_digests(config: Config, store: Store, users: list[UserConfig], day: date | None,
                  now: datetime, backend: Outbox | Smtp, dry_run: bool = False,
                  sleep: Callable[[float], None] = time.sleep,
                  resend: bool = False) -> list[SendResult]:
@@ -177,14 +178,14 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
     if not dry_run:
         settle(store, backend)
     readers = store.reader_states()
-    unsubscribed = {n for n, r in readers.items() if r["unsubscribed_at"]}
-    failing = {n for n, r in readers.items() if r["failing_since"]}
+    unsubscribed = {n for n, r in readers.items() if r.unsubscribed_at}
+    failing = {n for n, r in readers.items() if r.failing_since}
     owner = new_owner()
     if resend:
-        wanted = [(u, r.day) for r in store.deliveries_in((UNCONFIRMED,), day)
+        wanted = [(u, r.day) for r in store.deliveries_in((UNCONFIRMED,), day and day.isoformat())
                   for u in users if u.name == r.reader]
     else:
-        wanted = [(u, local_day(u, day, now).isoformat()) for u in users if u.email]
+        wanted = [(u, digest_day(u, day, now).isoformat()) for u in users if u.email]
     candidates: list[tuple[UserConfig, str]] = []
     attempts: dict[tuple[str, str], int] = {}
     for u, d in wanted:
@@ -217,7 +218,8 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: str
         with Heartbeat(store.path, owner) as heartbeat:
             for d, group in sorted(by_day.items()):
                 # A digest sent (or perhaps sent) before is recalled as it was composed.
-                for done in render_digests(config, store, group, d if resend else day, now,
+                for done in render_digests(config, store, group,
+                                           date.fromisoformat(d) if resend else day, now,
                                            last_sent=store.last_delivered(), budget=EMAIL_BUDGET):
                     if not dry_run:
                         heartbeat.beat()

@@ -21,7 +21,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from digest.config import load_config
-    from digest.render import render_digests
+    from digest.daily import render_digests
     from digest.store import Store
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -248,7 +248,8 @@ def greylisting(root: Path, extra_readers: int = 12) -> Tally:
             time.sleep(seconds)
 
         with Store(config.digest.database) as store:
-            send_digests(config, store, list(config.users.values()), d, datetime.now(UTC),
+            send_digests(config, store, list(config.users.values()), date.fromisoformat(d),
+                         datetime.now(UTC),
                          backend_for(config), sleep=wait)
         rerun_until_done(path, d)
         return tally(path, server, [d], outputs)

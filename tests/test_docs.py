@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from digest.cli import cli
-from digest.config import SECTIONS, settings_markdown
+from digest.settings import SECTIONS, settings_markdown
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -20,7 +20,7 @@ def block(name: str) -> str:
 def test_config_reference_matches_the_settings_tables():
     assert block("settings") == settings_markdown(), (
         "README config reference is stale; replace the settings block with "
-        "`python -c 'from digest.config import settings_markdown; print(settings_markdown())'`")
+        "`python -c 'from digest.settings import settings_markdown; print(settings_markdown())'`")
 
 
 def test_every_setting_is_in_the_readme():

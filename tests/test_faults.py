@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -207,7 +207,7 @@ def test_the_display_name_is_not_the_identity(project, smtp_server):
     (again,), _ = run(project, config)
     assert again.state == "already" and len(smtp_server.messages) == 1
     with project.store() as s, time_machine.travel(NOW, tick=False):
-        (tomorrow,) = send_digests(config, s, [config.users["ada"]], "2026-11-23", NOW,
+        (tomorrow,) = send_digests(config, s, [config.users["ada"]], date(2026, 11, 23), NOW,
                                    backend_for(config), sleep=lambda _: None)
     assert tomorrow.state == "sent"
     old, new = (message_from_bytes(m, policy=policy.default) for m in smtp_server.messages)

@@ -43,7 +43,7 @@ def set_base_url(project, url: str) -> None:
 
 def state(project):
     with project.store() as s:
-        return s.votes("ada"), s.reader_states().get("ada", {}).get("unsubscribed_at", "")
+        return s.votes("ada"), s.reader_state("ada").unsubscribed_at
 
 
 def test_a_scanner_fetching_every_link_changes_nothing(project, live_preview, emailed):

@@ -53,9 +53,9 @@ def test_poll_every_format_over_http_and_join_duplicates(project, httpserver):
                           "rss091": 1, "hf_daily": 2, "jsonfeed": 2}
         # 2611.01234 arrives from the arXiv RSS, the arXiv API and HF: one item, three sources.
         (tiny,) = [store.entry(i) for i in store.entry_ids()
-                   if store.entry(i)["canonical"] == "arxiv:2611.01234"]
-        assert sorted(tiny["sources"]) == ["arxiv_api", "arxiv_rss", "hf_daily"]
-        assert tiny["popularity"] == 57
+                   if store.entry(i).canonical == "arxiv:2611.01234"]
+        assert sorted(tiny.sources) == ["arxiv_api", "arxiv_rss", "hf_daily"]
+        assert tiny.popularity == 57
         assert store.count_entries() == 13 - 2
 
 
@@ -81,7 +81,7 @@ def test_304_means_no_parse_and_no_new_rows(project, httpserver):
     state = feed_state(project, "blog")
     assert state.error_count == 0 and state.etag == '"v1"'
     with project.store() as store:
-        assert [row["status"] for row in store.poll_log("blog")] == ["not-modified", "ok"]
+        assert [row.status for row in store.poll_log("blog")] == ["not-modified", "ok"]
 
 
 def test_permanent_redirect_moves_the_feed_only_after_it_repeats(project, httpserver):
@@ -311,7 +311,7 @@ def test_latin1_over_http(project, httpserver):
     run_poll(project)
     with project.store() as store:
         (eid,) = store.entry_ids()
-        assert store.entry(eid)["title"] == "Crème brûlée as a model of phase separation"
+        assert store.entry(eid).title == "Crème brûlée as a model of phase separation"
 
 
 class Counting(FeedHandler):
@@ -384,8 +384,8 @@ def test_many_feeds_parse_in_worker_processes_with_the_same_result(project, monk
 
     def snapshot():
         with project.store() as store:
-            return sorted((store.entry(i)["canonical"], store.entry(i)["title"],
-                           tuple(sorted(store.entry(i)["sources"]))) for i in store.entry_ids())
+            return sorted((store.entry(i).canonical, store.entry(i).title,
+                           tuple(sorted(store.entry(i).sources))) for i in store.entry_ids())
 
     pooled = run_poll(project, now=T0)
     assert all(r.status == "ok" for r in pooled.values())
@@ -472,10 +472,10 @@ def test_polled_feeds_lose_nothing_and_join_every_copy(project, httpserver):
     assert r.exit_code == 0, r.output
     with project.store() as store:
         (api_log,) = store.poll_log("api", limit=1)
-        assert "dropped 3 empty entries" in api_log["warning"]
+        assert "dropped 3 empty entries" in api_log.warning
         assert store.feed_totals() == {"api": 1, "daily": 1, "log": 2}
         entries = [store.entry(i) for i in store.entry_ids()]
-        assert sorted(len(e["sources"]) for e in entries) == [1, 1, 2]
-        (joined,) = [e for e in entries if len(e["sources"]) == 2]
-        assert sorted(joined["sources"]) == ["api", "daily"] and joined["canonical"] == "arxiv:2611.04321"
-        assert not any(e["title"] == "(untitled)" and not e["summary_text"] for e in entries)
+        assert sorted(len(e.sources) for e in entries) == [1, 1, 2]
+        (joined,) = [e for e in entries if len(e.sources) == 2]
+        assert sorted(joined.sources) == ["api", "daily"] and joined.canonical == "arxiv:2611.04321"
+        assert not any(e.title == "(untitled)" and not e.summary_text for e in entries)

@@ -2,15 +2,16 @@
 
 import json
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
 from conftest import FIXTURES
 
+from digest.dates import digest_window
 from digest.lexical import TOKENIZER_VERSION, decode_analysis
 from digest.normalize import make_entry
-from digest.rank import Ranker, Selection, digest_window
+from digest.rank import Ranker, Selection
 from digest.rank.scoring import POPULARITY_POINTS
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -165,7 +166,7 @@ def test_votes_act_as_seed_papers(project):
         add(s, "rain", title="Rainfall nowcasting for river floods")
         add(s, "sparse")
         add(s, "bees")
-        ids = {e["title"]: e["id"] for e in s.entries_for_ranking()}
+        ids = {e.title: e.id for e in s.entries_for_ranking()}
         s.set_vote("u", ids[flood.title], +1, NOW)
         s.set_vote("u", ids["Bees prefer blue flowers"], -1, NOW)
     results = {r.title: r for r in ranked(project)[0]}
@@ -219,10 +220,11 @@ def test_select_floor_limit_duplicates_and_trending(project):
 def test_digest_window_uses_the_readers_local_send_time(project):
     setup(project, 'timezone = "America/New_York"\nsend_time = "07:30"\n')
     config = project.config()
-    since, until = digest_window(config, config.users["u"], "2026-07-01", NOW)
+    lookback = config.ranking.lookback
+    since, until = digest_window(lookback, config.users["u"], date(2026, 7, 1), NOW)
     assert until == datetime(2026, 7, 1, 11, 30, tzinfo=UTC)  # EDT is UTC−4
     assert until - since == timedelta(days=1)
-    since, until = digest_window(config, config.users["u"], None, NOW,
+    since, until = digest_window(lookback, config.users["u"], None, NOW,
                                  last_sent=NOW - timedelta(hours=30))
     assert (since, until) == (NOW - timedelta(hours=30), NOW)
 
@@ -391,9 +393,9 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
     with project.store() as s:
         for key in PAPERS:
             add(s, key)
-        assert all(e["analysis"] == "" for e in s.entries_for_ranking())
+        assert all(e.analysis == "" for e in s.entries_for_ranking())
         before = [(r.id, r.score, r.reasons) for r in ranked(project)[0]]
-        stored = [decode_analysis(e["analysis"]) for e in s.entries_for_ranking()]
+        stored = [decode_analysis(e.analysis) for e in s.entries_for_ranking()]
         assert all(a is not None and len(a[0]) for a in stored)
         assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
         # Not stored, stored as text (schema 3), or by another tokenizer version: redone.
@@ -402,7 +404,7 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
         s.db.execute("UPDATE entries SET analysis = '1\x1ebee flower' WHERE rowid % 3 = 0")
         s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 3 = 1", [other])
         s.db.conn.commit()
-        assert all(decode_analysis(e["analysis"]) is None for e in s.entries_for_ranking())
+        assert all(decode_analysis(e.analysis) is None for e in s.entries_for_ranking())
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
 
 

@@ -161,7 +161,7 @@ def test_a_vote_moves_the_next_ranking_its_way(project):
     configure(project, {"u": f'papers = "{library(project.root / "u.bib", [text(rnd, "bees")])}"'})
     before = {r.link: k for k, r in enumerate(rank(project, "u"))}
     with project.store() as s:
-        ids = {e["link"]: e["id"] for e in s.entries_for_ranking()}
+        ids = {e.link: e.id for e in s.entries_for_ranking()}
         s.set_vote("u", ids[links["soil"][0]], +1, NOW)  # 👍 a soil paper
         s.set_vote("u", ids[links["bees"][0]], -1, NOW)  # 👎 a bees paper
     after = {r.link: k for k, r in enumerate(rank(project, "u"))}

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from digest.daily import render_digests
 from digest.normalize import make_entry
-from digest.render import Renderer, markup, render_digests
+from digest.render import Renderer, markup
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 11, 22, 6, 30, tzinfo=UTC)

@@ -4,7 +4,7 @@ exactly once per reader and date, retries, permanent refusals, crash recovery, e
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from email import message_from_bytes, policy
 
 import pytest
@@ -81,7 +81,7 @@ def test_permanent_refusal_is_not_retried_and_marks_the_reader(project, smtp_ser
     assert result.state == "failed" and waits == [] and smtp_server.messages == []
     assert "refused the digest for ada <ada@example.org> for good (550 5.1.1 mailbox unavailable)" in result.detail
     with project.store() as s:
-        assert s.reader_states()["ada"]["failing_since"]
+        assert s.reader_states()["ada"].failing_since
         assert s.delivery("ada", "2026-11-22").state == "failed"
     check = project.run("check")
     assert "reader ada is failing" in check.output and "550" in check.output
@@ -97,7 +97,7 @@ def test_permanent_refusal_is_not_retried_and_marks_the_reader(project, smtp_ser
         cli = project.run("send")
     assert cli.exit_code == 0 and len(smtp_server.messages) == 1
     with project.store() as s:
-        assert s.reader_states()["ada"]["failing_since"] == ""
+        assert s.reader_states()["ada"].failing_since == ""
 
 
 def test_crash_between_sending_and_sent_never_sends_twice(project, smtp_server):
@@ -122,7 +122,7 @@ def test_crash_between_sending_and_sent_never_sends_twice(project, smtp_server):
         assert s.delivery("ada", "2026-11-22").state == "sending"
     later = NOW + LEASE + timedelta(seconds=1)
     with project.store() as s, time_machine.travel(later, tick=False):  # the lease has lapsed
-        (result,) = send_digests(config, s, [config.users["ada"]], "2026-11-22", later,
+        (result,) = send_digests(config, s, [config.users["ada"]], date(2026, 11, 22), later,
                                  backend_for(config), sleep=lambda _: None)
         row = s.delivery("ada", "2026-11-22")
     assert result.state == "unconfirmed" and len(smtp_server.messages) == 1
@@ -150,7 +150,7 @@ def test_outbox_is_the_default_and_recovers_from_a_crash(project):
         run(project, config, backend=DiesBeforeWriting(config.digest.outbox))
     later = NOW + timedelta(minutes=20)
     with project.store() as s, time_machine.travel(later, tick=False):  # the restart
-        (result,) = send_digests(config, s, [config.users["ada"]], "2026-11-22", later,
+        (result,) = send_digests(config, s, [config.users["ada"]], date(2026, 11, 22), later,
                                  backend_for(config), sleep=lambda _: None)
     assert result.state == "sent"  # nothing had been written, so the restart sends it
     eml = project.root / "outbox" / "2026-11-22" / "ada.eml"
@@ -221,17 +221,17 @@ def test_feedback_and_one_click_unsubscribe_endpoints(project, monkeypatch):
     confirm = client.get(unsub)
     assert confirm.status_code == 200 and '<form method="post"' in confirm.text
     with project.store() as s:
-        assert not s.reader_states().get("ada", {}).get("unsubscribed_at")
+        assert not s.reader_state("ada").unsubscribed_at
     assert client.post(unsub.replace("?s=", "?s=0"), data={"List-Unsubscribe": "One-Click"}).status_code == 404
     done = client.post(unsub, data={"List-Unsubscribe": "One-Click"})  # RFC 8058 one-click
     assert done.status_code == 200 and "will get no more digests" in done.text
     assert 'action="/resubscribe/ada?s=' in done.text
     with project.store() as s:
-        assert s.reader_states()["ada"]["unsubscribed_at"]
+        assert s.reader_states()["ada"].unsubscribed_at
     archive = client.get("/archive")
     assert "2026-11-22" in archive.text and ">sent<" in archive.text
     with project.store() as s, time_machine.travel(NOW, tick=False):
-        (later,) = send_digests(config, s, [config.users["ada"]], "2026-11-23", NOW,
+        (later,) = send_digests(config, s, [config.users["ada"]], date(2026, 11, 23), NOW,
                                 backend_for(config), sleep=lambda _: None)
     assert later.state == "skipped" and later.detail == "unsubscribed"
 

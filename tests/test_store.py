@@ -5,7 +5,8 @@ import pytest
 
 from digest.errors import StoreError
 from digest.normalize import make_entry
-from digest.store import MIGRATIONS, Store
+from digest.store import Store
+from digest.store.migrations import MIGRATIONS
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -88,15 +89,15 @@ def test_same_arxiv_paper_from_two_feeds_is_one_item(store):
     assert store.add_entries("hf", [hf], T0) == (0, 1)
     (entry_id,) = store.entry_ids()
     stored = store.entry(entry_id)
-    assert stored["sources"] == ["arxiv", "hf"]
-    assert stored["popularity"] == 57
+    assert stored.sources == ["arxiv", "hf"]
+    assert stored.popularity == 57
     # A later, lower count never lowers it; a higher one raises it.
     store.add_entries("hf", [entry(guid=hf.link, link=hf.link, popularity=12)], T0)
-    assert store.entry(entry_id)["popularity"] == 57
+    assert store.entry(entry_id).popularity == 57
     hf_again = entry(guid="https://huggingface.co/papers/2611.01234",
                      link="https://huggingface.co/papers/2611.01234", popularity=80)
     store.add_entries("hf", [hf_again], T0)
-    assert store.entry(entry_id)["popularity"] == 80
+    assert store.entry(entry_id).popularity == 80
 
 
 def test_same_title_across_feeds_joins_but_short_titles_do_not(store):
@@ -127,7 +128,7 @@ def test_full_text_search(store):
         entry(link="https://b.example/2", title="Bees and flowers in a long garden study",
               summary="pollination of blue flowers")], T0)
     (hit,) = store.search('"style transfer"')
-    assert store.entry(hit)["title"].startswith("Instance normalization")
+    assert store.entry(hit).title.startswith("Instance normalization")
     assert len(store.search("pollination")) == 1
 
 
@@ -140,7 +141,7 @@ def test_search_index_stays_consistent_through_prune(store):
     store.add_entries("blog", [entry(link="https://b.example/new",
                                      title="Fresh glacier measurements from drones today")], T0)
     hits = store.search("glacier")
-    assert [store.entry(h)["link"] for h in hits] == ["https://b.example/new"]
+    assert [store.entry(h).link for h in hits] == ["https://b.example/new"]
     store.db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('integrity-check')")
 
 
@@ -169,7 +170,7 @@ def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):
 def test_ledger_migration_keeps_every_row_and_names_unconfirmed_ones(tmp_path):
     """A database from before owners and leases (schema 6): an unconfirmed digest recorded as
     'sent' becomes 'unconfirmed'; a row left in 'sending' has no lease, so it counts as lost."""
-    from digest.store import _statements
+    from digest.store.migrations import statements as _statements
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
@@ -231,7 +232,7 @@ def test_arxiv_api_and_a_third_party_rss_copy_are_one_item(store, arxiv_first):
     assert store.add_entries(feed1, [e1], T0) == (1, 0)
     assert store.add_entries(feed2, [e2], T0) == (0, 1)
     (entry_id,) = store.entry_ids()
-    assert store.entry(entry_id)["sources"] == sorted(["arxiv", "daily"])
+    assert store.entry(entry_id).sources == sorted(["arxiv", "daily"])
     # The arXiv id it gained through the join joins a third copy that has only the id.
     hf = entry(guid="https://huggingface.co/papers/2604.26932", link="https://huggingface.co/papers/2604.26932",
                title="Sparse attention, million tokens")

@@ -5,6 +5,5 @@ from digest.models import Ranked
 from digest.rank.ranker import Ranker, build_ranker
 from digest.rank.select import Selection
 from digest.rank.tuning import Tuning
-from digest.rank.window import digest_window, parse_day
 
-__all__ = ["Ranked", "Ranker", "Selection", "Tuning", "build_ranker", "digest_window", "parse_day"]
+__all__ = ["Ranked", "Ranker", "Selection", "Tuning", "build_ranker"]

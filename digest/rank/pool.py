@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
+from digest.models import StoredEntry
 from digest.rank.phrases import PhraseIndex
 from digest.rank.seeds import author_key, entry_text
 from digest.rank.stories import stories
@@ -86,7 +87,7 @@ def _unit(m: np.ndarray) -> np.ndarray:
 
 
 class Pool:
-    def __init__(self, store: Store, entries: list[dict], now: datetime, phrases: set[str],
+    def __init__(self, store: Store, entries: list[StoredEntry], now: datetime, phrases: set[str],
                  tuning: Tuning, embedder=None):
         self.store = store
         self.entries = entries
@@ -94,16 +95,16 @@ class Pool:
         # the first time an entry is ranked and stored with it, since a pool is ranked many
         # times (each send time, each `digest rank`). Not at ingest: it would cost polling ~40 %
         # (benchmarks/bench_poll.py).
-        analyses = [decode_analysis(e.get("analysis")) for e in entries]
+        analyses = [decode_analysis(e.analysis) for e in entries]
         todo = [k for k, a in enumerate(analyses) if a is None]
         if todo:
-            parts = {k: analyze_entry(entries[k]["title"], entries[k]["summary_text"]) for k in todo}
+            parts = {k: analyze_entry(entries[k].title, entries[k].summary_text) for k in todo}
             ids = store.term_ids({w for p in parts.values() for ws in p for w in ws})
             computed = []
             for k, p in parts.items():
-                entries[k]["analysis"] = encode_analysis(p, ids)
-                analyses[k] = decode_analysis(entries[k]["analysis"])
-                computed.append((entries[k]["id"], entries[k]["analysis"]))
+                entries[k].analysis = encode_analysis(p, ids)
+                analyses[k] = decode_analysis(entries[k].analysis)
+                computed.append((entries[k].id, entries[k].analysis))
             store.save_analysis(computed)
         self.terms = TermWeights([a[0] for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
@@ -116,22 +117,22 @@ class Pool:
         self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
         self._phrase_index.index({self._phrase_ids(p) for p in phrases})
         self._phrases: dict[str, Phrase] = {}
-        self.author_keys = [[author_key(a) for a in e["authors"]] for e in entries]
+        self.author_keys = [[author_key(a) for a in e.authors] for e in entries]
         self.by_author: dict[str, list[int]] = {}
         self.by_category: dict[str, list[int]] = {}
         for i, e in enumerate(entries):
             for key in set(self.author_keys[i]):
                 self.by_author.setdefault(key, []).append(i)
-            for cat in {c.lower() for c in e["categories"]}:
+            for cat in {c.lower() for c in e.categories}:
                 self.by_category.setdefault(cat, []).append(i)
-        ids = np.asarray([e["id"] for e in entries], dtype=object)
+        ids = np.asarray([e.id for e in entries], dtype=object)
         self.id_order = np.argsort(np.argsort(ids)) if entries else np.zeros(0, dtype=np.int64)
-        self.index_of = {e["id"]: i for i, e in enumerate(entries)}
-        self.feeds_of = [set(e["sources"]) for e in entries]
-        ages = [(now - datetime.fromisoformat(e["published"])).total_seconds() / 86400
+        self.index_of = {e.id: i for i, e in enumerate(entries)}
+        self.feeds_of = [set(e.sources) for e in entries]
+        ages = [(now - datetime.fromisoformat(e.published)).total_seconds() / 86400
                 for e in entries]
         self.age_days = np.maximum(np.asarray(ages, dtype=np.float32), 0.0)
-        pops = np.asarray([e["popularity"] for e in entries], dtype=np.float32)
+        pops = np.asarray([e.popularity for e in entries], dtype=np.float32)
         self.popularity = pops
         self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
         self.pop_signal = np.log1p(pops) / math.log(101)

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from digest.config import Config, UserConfig
-from digest.models import Ranked
+from digest.models import Ranked, StoredEntry
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
 from digest.rank.scoring import Reader, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
 from digest.rank.select import Pick, Selection, select
 from digest.rank.tuning import DEFAULT, Tuning
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
@@ -29,7 +29,7 @@ SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the
 class Ranker:
     BATCH = 64  # readers whose seed similarities are computed in one sparse product
 
-    def __init__(self, config: Config, store: Store, entries: list[dict], now: datetime,
+    def __init__(self, config: Config, store: Store, entries: list[StoredEntry], now: datetime,
                  embedder=None, tuning: Tuning = DEFAULT):
         self.config = config
         self.store = store
@@ -143,7 +143,7 @@ class Ranker:
         votes = self.store.votes(user.name) if self._any_votes else {}
         liked, disliked = self._voted(votes, +1), self._voted(votes, -1)
         if liked:  # votes are rare: the library's arrays are extended only then
-            lib = lib + make_seeds(self.store, [e["title"] for e in liked],
+            lib = lib + make_seeds(self.store, [e.title for e in liked],
                                    [entry_text(e) for e in liked], [])
         n_papers = len(lib.titles) - len(liked)
         names = [f'similar to your paper "{short(t)}"' for t in lib.titles[:n_papers]] + [
@@ -178,23 +178,23 @@ class Ranker:
                 where = "title" if ph.match[i] == IN_TITLE else "abstract"
                 reasons.append(f'matches "{phrase}" in the {where}')
         if meta.authors:
-            names = [a for a, key in zip(e["authors"], self.pool.author_keys[i], strict=True)
+            names = [a for a, key in zip(e.authors, self.pool.author_keys[i], strict=True)
                      if key in meta.authors][:2]
             if names:
                 reasons.append("by " + ", ".join(names))
         if user.categories:
             wanted = {c.lower() for c in user.categories}
-            cats = [c for c in e["categories"] if c.lower() in wanted]
+            cats = [c for c in e.categories if c.lower() in wanted]
             if cats:
                 reasons.append(f"in {cats[0]}")
-        if user.popularity > 0 and e["popularity"] >= POPULAR_UPVOTES:
-            reasons.append(f"trending: {e['popularity']} upvotes")
+        if user.popularity > 0 and e.popularity >= POPULAR_UPVOTES:
+            reasons.append(f"trending: {e.popularity} upvotes")
         for phrase, ph in meta.excluded:
             if ph.match[i] >= IN_ABSTRACT:
                 reasons.append(f'demoted: mentions "{phrase}"')
         return i, round(float(scores[i]), 6), reasons, False
 
-    def _voted(self, votes: dict[str, int], sign: int) -> list[dict]:
+    def _voted(self, votes: dict[str, int], sign: int) -> list[StoredEntry]:
         ids = sorted(i for i, v in votes.items() if v == sign)
         if not ids:
             return []
@@ -211,7 +211,7 @@ class Ranker:
         hi = until.isoformat(timespec="seconds") if until else "9999"
         feeds_of = self.pool.feeds_of
         return np.asarray([i for i, e in enumerate(self.entries)
-                           if lo < e["fetched"] <= hi and (feeds is None or feeds_of[i] & feeds)],
+                           if lo < e.fetched <= hi and (feeds is None or feeds_of[i] & feeds)],
                           dtype=np.int64)
 
 

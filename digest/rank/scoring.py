@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from digest.config import RankingSettings, UserConfig
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Concepts, Phrase, Pool
 from digest.rank.seeds import Seeds
 from digest.rank.tuning import Tuning
+from digest.settings import RankingSettings, UserConfig
 
 # A followed author outweighs a title phrase of weight 1, a category is three quarters of one, and
 # 100 upvotes at weight 0.1 a quarter of one: product decisions, not fitted.

@@ -16,6 +16,7 @@ import numpy as np
 
 from digest.lexical import TOKENIZER_VERSION, tokens
 from digest.library import load_library
+from digest.models import StoredEntry
 from digest.store import Store
 
 LIBRARY_CACHE_FORMAT = 3  # bump when Seeds.to_json changes
@@ -87,8 +88,8 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     return seeds
 
 
-def entry_text(e: dict) -> str:
-    return f"{e['title']}. {e['summary_text']}"
+def entry_text(e: StoredEntry) -> str:
+    return f"{e.title}. {e.summary_text}"
 
 
 @functools.lru_cache(maxsize=1 << 16)  # names recur across entries, readers and days

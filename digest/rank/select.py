@@ -53,7 +53,7 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
                 continue
             ((_, score, reasons, _),) = explain([int(i)])
             if not any(x.startswith("trending:") for x in reasons):
-                reasons.append(f"trending: {pool.entries[i]['popularity']} upvotes")
+                reasons.append(f"trending: {pool.entries[i].popularity} upvotes")
             out.append((int(i), score, reasons, True))
             trending -= 1
     return out

@@ -1,0 +1,44 @@
+"""Derived data, kept to save work: parsed seed libraries, sentence embeddings and the term
+dictionary. Each can be rebuilt from the rest, so read-only commands and pages may fill them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from digest.store.base import Database
+
+
+class CacheStore(Database):
+    def cached_library(self, path: str, stamp: str) -> str | None:
+        row = self.db.execute("SELECT data FROM libraries WHERE path = ? AND stamp = ?",
+                              [path, stamp]).fetchone()
+        return row[0] if row else None
+
+    def save_library(self, path: str, stamp: str, data: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO libraries VALUES (?, ?, ?)", [path, stamp, data])
+
+    # -- embeddings cache -------------------------------------------------------------------
+
+    def embeddings(self, keys: list[str]) -> dict[str, bytes]:
+        return dict(self.in_query("SELECT key, vector FROM embeddings WHERE key IN ({})", [],
+                                   keys))
+
+    def save_embeddings(self, items: dict[str, bytes]) -> None:
+        with self.db.conn:
+            self.db.conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
+                                     list(items.items()))
+
+    def term_ids(self, strings: Iterable[str], add: bool = True) -> dict[str, int]:
+        """Ids of `strings` in the term dictionary; with `add`, the missing ones are added
+        (without, they are left out: a phrase word never seen cannot match anything)."""
+        wanted = sorted(set(strings))
+        sql = "SELECT term, id FROM terms WHERE term IN ({})"
+        ids = dict(self.in_query(sql, [], wanted))
+        missing = [t for t in wanted if t not in ids]
+        if add and missing:
+            with self.db.conn:  # OR IGNORE: another process may have added some meanwhile
+                self.db.conn.executemany("INSERT OR IGNORE INTO terms (term) VALUES (?)",
+                                         [(t,) for t in missing])
+            ids.update(self.in_query(sql, [], missing))
+        return ids

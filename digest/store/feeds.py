@@ -1,0 +1,75 @@
+"""What is kept per feed: its fetch state (miniflux-style, one row per configured feed) and
+its poll log."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from datetime import datetime
+
+from digest.errors import StoreError
+from digest.models import FeedState, PollLogRow, PollResult, iso_utc
+from digest.store.base import Database
+
+_FEED_FIELDS = [f.name for f in fields(FeedState)]
+_POLL_COLUMNS = ", ".join(f.name for f in fields(PollLogRow))
+
+
+class FeedStore(Database):
+    def sync_feeds(self, configured: dict[str, str]) -> None:
+        """Make the feeds table match the config: {name: configured url or path}. A changed
+        configured URL resets the feed's state, since it is a different feed now."""
+        with self.db.conn:
+            for name, url in configured.items():
+                row = self.db.execute("SELECT config_url FROM feeds WHERE name = ?",
+                                      [name]).fetchone()
+                if row is None:
+                    self.db.execute("INSERT INTO feeds (name, url, config_url) VALUES (?, ?, ?)",
+                                    [name, url, url])
+                elif row[0] != url:
+                    self.db.execute(
+                        "UPDATE feeds SET url = ?, config_url = ?, etag = '', last_modified = '',"
+                        " active = 1, error_count = 0, last_error = '', failing_since = '',"
+                        " next_poll_at = '', redirect_to = '', redirect_seen = 0 WHERE name = ?",
+                        [url, url, name])
+
+    def feed_state(self, name: str) -> FeedState:
+        row = self.db.execute(f"SELECT {', '.join(_FEED_FIELDS)} FROM feeds WHERE name = ?",
+                              [name]).fetchone()
+        if row is None:
+            raise StoreError(f"feed {name!r} is not in the database; run `digest poll` first.")
+        return _state(row)
+
+    def feed_states(self) -> list[FeedState]:
+        rows = self.db.execute(f"SELECT {', '.join(_FEED_FIELDS)} FROM feeds ORDER BY name")
+        return [_state(r) for r in rows]
+
+    def _save_feed_state(self, state: FeedState) -> None:
+        values = asdict(state)
+        values["active"] = int(state.active)
+        sets = ", ".join(f"{k} = :{k}" for k in _FEED_FIELDS if k != "name")
+        self.db.execute(f"UPDATE feeds SET {sets} WHERE name = :name", values)
+
+    def feed_totals(self) -> dict[str, int]:
+        """Entries ever seen per feed."""
+        return dict(self.db.execute("SELECT feed, count(*) FROM sightings GROUP BY feed"))
+
+    def record_poll(self, state: FeedState, result: PollResult, started: datetime) -> None:
+        """Save a feed's new state and its poll-log row in one transaction."""
+        with self.db.conn:
+            self._save_feed_state(state)
+            self.db.execute(
+                "INSERT INTO poll_log (feed, started, seconds, status, http_status, new, seen,"
+                " error, warning) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [result.feed, iso_utc(started), round(result.seconds, 4), result.status,
+                 result.http_status, result.new, result.seen, result.error, result.warning])
+
+    def poll_log(self, feed: str | None = None, limit: int = 50) -> list[PollLogRow]:
+        sql = f"SELECT {_POLL_COLUMNS} FROM poll_log" + (" WHERE feed = ?" if feed else "")
+        return [PollLogRow(*r) for r in self.db.execute(
+            sql + " ORDER BY id DESC LIMIT ?", ([feed] if feed else []) + [limit])]
+
+
+def _state(row: tuple) -> FeedState:
+    state = FeedState(**dict(zip(_FEED_FIELDS, row, strict=True)))
+    state.active = bool(state.active)
+    return state
