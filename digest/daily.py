@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from digest.compose import compose
-from digest.links import Links, load_secret
+from digest.links import Links
 from digest.models import Digest
 from digest.render import DigestView, Renderer, digest_view, fit_budget
 from digest.settings import Config, UserConfig
@@ -26,11 +26,6 @@ class Rendered:
     text: str
 
 
-def links_for(config: Config) -> Links:
-    return Links(config.digest.base_url, load_secret(config.digest.database),
-                 config.web.link_days)
-
-
 def render_digests(config: Config, store: Store, users: list[UserConfig], day: date | None,
                    now: datetime, renderer: Renderer | None = None,
                    last_sent: dict[str, datetime] | None = None,
@@ -38,7 +33,7 @@ def render_digests(config: Config, store: Store, users: list[UserConfig], day: d
     """Compose, then render, each reader's digest of local date `day` (None: their today).
     With a `budget` (an email's), items past it become one "N more" line."""
     renderer = renderer or Renderer(config.digest.templates)
-    links = links_for(config)
+    links = Links.of(config)
     for d in compose(config, store, users, day, now, last_sent):
         view = digest_view(config, d, links)
         if budget is None:

@@ -13,9 +13,13 @@ import os
 import secrets
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from digest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from digest.settings import Config
 
 SECRET_ENV = "DIGEST_SECRET"  # noqa: S105 - the variable's name, not a secret
 VOTES = {"up": 1, "down": -1}
@@ -54,6 +58,12 @@ def load_secret(database: Path) -> bytes:
 
 class Links:
     """Builds and checks the signed URLs under `base_url`."""
+
+    @classmethod
+    def of(cls, config: Config) -> Links:
+        """The links of a config's emails and pages (the key is created on first use)."""
+        return cls(config.digest.base_url, load_secret(config.digest.database),
+                   config.web.link_days)
 
     def __init__(self, base_url: str, secret: bytes, link_days: int = 0):
         self.base = base_url.rstrip("/")

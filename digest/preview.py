@@ -42,7 +42,7 @@ from digest.daily import render_digests
 from digest.dates import local_today, parse_day
 from digest.errors import DigestError
 from digest.health import health
-from digest.links import VOTES, Links, load_secret
+from digest.links import VOTES, Links
 from digest.models import iso_utc
 from digest.render import BUILTIN_TEMPLATES, Renderer
 from digest.search import search as find
@@ -89,8 +89,7 @@ class Preview:
             config = load_config(self.config_path)
             password = os.environ.get(config.web.password_env, "") if config.web.password_env else ""
             self._loaded = _Loaded(stamp, config, Renderer(config.digest.templates),
-                                   Links(config.digest.base_url, load_secret(config.digest.database),
-                                         config.web.link_days), password)
+                                   Links.of(config), password)
         return self._loaded
 
     def private(self, request: Request, lo: _Loaded) -> Response | None:

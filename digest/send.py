@@ -174,68 +174,73 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: dat
     """Rank, render and deliver each reader's digest of `day` (default: their local today).
     `resend`: only the unconfirmed digests, sent again on purpose (of `day`, or of every date
     when it is None), as they were composed the first time."""
-    results: list[SendResult] = []
     if not dry_run:
         settle(store, backend)
-    readers = store.reader_states()
-    unsubscribed = {n for n, r in readers.items() if r.unsubscribed_at}
-    failing = {n for n, r in readers.items() if r.failing_since}
     owner = new_owner()
     if resend:
-        wanted = [(u, r.day) for r in store.deliveries_in((UNCONFIRMED,), day and day.isoformat())
+        wanted = [(u, date.fromisoformat(r.day))
+                  for r in store.deliveries_in((UNCONFIRMED,), day and day.isoformat())
                   for u in users if u.name == r.reader]
     else:
-        wanted = [(u, digest_day(u, day, now).isoformat()) for u in users if u.email]
-    candidates: list[tuple[UserConfig, str]] = []
-    attempts: dict[tuple[str, str], int] = {}
+        wanted = [(u, digest_day(u, day, now)) for u in users if u.email]
+    results, candidates, attempts = _triage(store, wanted, owner, resend)
+    if not dry_run:
+        taken = store.claim_deliveries([(u.name, d.isoformat()) for u, d in candidates], owner,
+                                       _clock(), states=(UNCONFIRMED,) if resend else (PENDING, FAILED))
+        for u, d in candidates:
+            if (u.name, d.isoformat()) not in taken:  # another run claimed it since we looked
+                row = store.delivery(u.name, d.isoformat())  # it exists: the claim inserts it
+                assert row is not None
+                results.append(_busy(row) if row.held(_clock()) else _settled(row))
+        candidates = [(u, d) for u, d in candidates if (u.name, d.isoformat()) in taken]
+    by_day: dict[date, list[UserConfig]] = {}
+    for u, d in candidates:
+        by_day.setdefault(d, []).append(u)
+    failing = {n for n, r in store.reader_states().items() if r.failing_since}
+    try:
+        with Heartbeat(store.path, owner) as heartbeat:
+            for d, group in sorted(by_day.items()):
+                # A digest sent (or perhaps sent) before is recalled as it was composed.
+                for done in render_digests(config, store, group, d if resend else day, now,
+                                           last_sent=store.last_delivered(), budget=EMAIL_BUDGET):
+                    user = done.digest.user
+                    if dry_run:
+                        results.append(SendResult(user.name, d.isoformat(), "would-send",
+                                                  _items(done), done.view.subject))
+                        continue
+                    heartbeat.beat()
+                    results.append(_deliver(config, store, owner, done, backend, sleep,
+                                            user.name in failing, attempts[user.name, d], resend))
+    finally:
+        backend.close()
+        if not dry_run:
+            store.release(owner)  # rows claimed and not reached (a stop) are free at once
+    return results
+
+
+def _triage(store: Store, wanted: list[tuple[UserConfig, date]], owner: str, resend: bool):
+    """(results for the digests that are not to be sent now, the (reader, date) that are, and
+    the attempts each had). Not to be sent: unsubscribed readers, days that are not their
+    send days, digests settled before and rows another live run holds."""
+    unsubscribed = {n for n, r in store.reader_states().items() if r.unsubscribed_at}
+    results: list[SendResult] = []
+    candidates: list[tuple[UserConfig, date]] = []
+    attempts: dict[tuple[str, date], int] = {}
     for u, d in wanted:
-        row = store.delivery(u.name, d)
+        row = store.delivery(u.name, d.isoformat())
         attempts[u.name, d] = row.attempts if row else 0
         if u.name in unsubscribed:
-            results.append(SendResult(u.name, d, "skipped", detail="unsubscribed"))
-        elif not resend and not u.sends_on(date.fromisoformat(d)):
-            results.append(SendResult(u.name, d, "skipped", detail="not one of their send days: "
-                                      + ", ".join(u.send_days)))
+            results.append(SendResult(u.name, d.isoformat(), "skipped", detail="unsubscribed"))
+        elif not resend and not u.sends_on(d):
+            results.append(SendResult(u.name, d.isoformat(), "skipped", detail="not one of "
+                                      "their send days: " + ", ".join(u.send_days)))
         elif row and not resend and row.state in SETTLED:
             results.append(_settled(row))
         elif row and row.held(_clock()) and row.owner != owner:
             results.append(_busy(row))
         else:
             candidates.append((u, d))
-    if not dry_run:
-        taken = store.claim_deliveries([(u.name, d) for u, d in candidates], owner, _clock(),
-                                       states=(UNCONFIRMED,) if resend else (PENDING, FAILED))
-        for u, d in candidates:
-            if (u.name, d) not in taken:  # another run claimed it between our read and now
-                row = store.delivery(u.name, d)  # it exists: the claim inserts missing rows
-                assert row is not None
-                results.append(_busy(row) if row.held(_clock()) else _settled(row))
-        candidates = [(u, d) for u, d in candidates if (u.name, d) in taken]
-    by_day: dict[str, list[UserConfig]] = {}
-    for u, d in candidates:
-        by_day.setdefault(d, []).append(u)
-    try:
-        with Heartbeat(store.path, owner) as heartbeat:
-            for d, group in sorted(by_day.items()):
-                # A digest sent (or perhaps sent) before is recalled as it was composed.
-                for done in render_digests(config, store, group,
-                                           date.fromisoformat(d) if resend else day, now,
-                                           last_sent=store.last_delivered(), budget=EMAIL_BUDGET):
-                    if not dry_run:
-                        heartbeat.beat()
-                    user = done.digest.user
-                    if dry_run:
-                        results.append(SendResult(user.name, d, "would-send",
-                                                  _items(done), done.view.subject))
-                        continue
-                    results.append(_deliver(config, store, owner, done, backend, sleep,
-                                            user.name in failing, attempts[user.name, d],
-                                            resend))
-    finally:
-        backend.close()
-        if not dry_run:
-            store.release(owner)  # rows claimed and not reached (a stop) are free at once
-    return results
+    return results, candidates, attempts
 
 
 def _items(done) -> int:
