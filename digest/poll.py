@@ -22,6 +22,7 @@ from http import HTTPStatus
 
 from digest.errors import DigestError
 from digest.fetch import AddressCheck, Fetcher, FetchLimits, any_address, public_only, read_local
+from digest.health import sync_feeds
 from digest.models import FeedState, FetchResult, ParsedFeed, PollResult, iso_utc
 from digest.parse import parse_feed
 from digest.settings import Config, FeedConfig
@@ -42,7 +43,7 @@ def poll(config: Config, store: Store, *, names: list[str] | None = None, force:
     now = now or datetime.now(UTC)
     if address_allowed is None:
         address_allowed = any_address if config.digest.allow_private_networks else public_only
-    store.sync_feeds({n: f.url or str(f.path) for n, f in config.feeds.items()})
+    sync_feeds(config, store)  # the feeds table follows the config here, and only here
     chosen = [config.feeds[n] for n in names] if names else list(config.feeds.values())
     results, due = [], []
     for feed in chosen:
