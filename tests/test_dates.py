@@ -3,6 +3,7 @@ a bad day whether it comes from the command line or from a URL."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -34,7 +35,7 @@ def test_one_send_instant_per_local_date_across_dst(project, zone, day, send_tim
     # Each local date of the week around the change has exactly one instant, a day or 23/25
     # hours apart, always increasing.
     instants = [send_instant(user, day + timedelta(days=k)) for k in range(-3, 4)]
-    gaps = {b - a for a, b in zip(instants, instants[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(instants)}
     assert gaps <= {timedelta(hours=23), timedelta(hours=24), timedelta(hours=25)}
 
 
