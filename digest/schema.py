@@ -1,7 +1,7 @@
-"""A JSON Schema for config.toml, generated from the settings tables in config.py, so an editor
-(Taplo, Even Better TOML) completes keys and flags mistakes as they are typed. The tables stay
-the one place a setting is declared; `digest check` remains the judge (it also checks what a
-schema cannot: that a time zone exists, that a feed's file is there)."""
+"""A JSON Schema for config.toml, generated from the settings declared in settings.py, so an
+editor (Taplo, Even Better TOML) completes keys and flags mistakes as they are typed. Those
+declarations stay the one place a setting is declared; `digest check` remains the judge (it
+also checks what a schema cannot: that a time zone exists, that a feed's file is there)."""
 
 from __future__ import annotations
 

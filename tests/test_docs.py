@@ -44,3 +44,18 @@ def test_every_command_and_option_is_in_the_readme():
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--") and opt != "--help":
                     assert opt in README, f"{path} {opt} is undocumented in README.md"
+
+
+def test_every_module_is_on_the_readme_map():
+    """The architecture map names each module (a package by its folder) and nothing that is
+    gone."""
+    table = block("modules")
+    root = Path(__file__).parent.parent / "digest"
+    named = set(re.findall(r"^\| `([a-z_]+(?:\.py|/))`", table, re.M))
+    present = {p.name + "/" for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    present |= {p.name for p in root.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert named == present, f"missing: {present - named}; gone: {named - present}"
+    for package in ("store", "cli"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{package}/`"))
+        modules = {p.stem for p in (root / package).glob("*.py") if p.stem != "__init__"}
+        assert all(f"`{m}`" in row for m in modules), f"{package}/ lists not all of {modules}"
