@@ -21,7 +21,7 @@ from digest.dates import digest_day
 from digest.ledger import FAILED, PENDING, RETRY_FAILED, SENDING, SENT, SETTLED, SKIPPED, new_owner
 from digest.models import iso_utc
 from digest.render import DigestView
-from digest.send import Heartbeat, SendResult
+from digest.send import Heartbeat, Outcome, SendResult
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -193,7 +193,7 @@ def _deliver(store: Store, owner: str, user: UserConfig, d: str, ch: Channel, vi
         ok, detail = push(ch, title, view)
         if ok:
             store.advance(user.name, d, owner, SENT, _clock(), channel=ch.name, detail="")
-            return SendResult(user.name, d, "sent", items, ch.name)
+            return SendResult(user.name, d, Outcome.SENT, items, ch.name)
         if attempt < retries and ch.url and not detail.startswith("Apprise is not installed"):
             store.advance(user.name, d, owner, PENDING, _clock(), channel=ch.name, detail=detail)
             sleep(wait * 2 ** (attempt - 1))
@@ -202,7 +202,7 @@ def _deliver(store: Store, owner: str, user: UserConfig, d: str, ch: Channel, vi
     store.advance(user.name, d, owner, FAILED, _clock(), channel=ch.name,
                   detail=f"{detail}; gave up after {attempt} attempt{'s' * (attempt != 1)}",
                   retry_at=iso_utc(_clock() + RETRY_FAILED))
-    return SendResult(user.name, d, "failed", items, f"{ch.name}: {detail}")
+    return SendResult(user.name, d, Outcome.FAILED, items, f"{ch.name}: {detail}")
 
 
 def _clock() -> datetime:

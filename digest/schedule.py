@@ -37,7 +37,7 @@ from digest.errors import DigestError
 from digest.ledger import FAILED, PENDING, SKIPPED, lost_report
 from digest.models import iso_utc
 from digest.poll import poll
-from digest.send import send_digests, settle
+from digest.send import Outcome, send_digests, settle
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -98,7 +98,7 @@ def _notify(config: Config, store: Store, now: datetime, due: list[tuple[UserCon
 
     for u, d in wanted:
         for r in notify_digests(config, store, [u], d, now, sleep=sleep, retry_now=False):
-            level = logging.ERROR if r.state == "failed" else logging.INFO
+            level = logging.ERROR if r.state == Outcome.FAILED else logging.INFO
             log.log(level, "notify %s %s: %s, %d items (%s)", r.reader, r.day, r.state,
                     r.items, r.detail)
 
@@ -138,7 +138,8 @@ def send_tick(config: Config, now: datetime | None = None,
             for day, users in sorted(by_day.items()):
                 for r in send_digests(config, store, users, day, now, backend_for(config),
                                       sleep=_wait_unless(stop)):
-                    level = logging.ERROR if r.state in ("failed", "unconfirmed") else logging.INFO
+                    level = (logging.ERROR if r.state in (Outcome.FAILED, Outcome.UNCONFIRMED)
+                             else logging.INFO)
                     log.log(level, "send %s %s: %s, %d items%s", r.reader, r.day, r.state,
                             r.items, f" ({r.detail})" if r.detail else "")
             _notify(config, store, now, due_days(config, now), _wait_unless(stop))

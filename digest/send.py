@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from digest.daily import render_digests
@@ -56,12 +57,23 @@ from digest.store import Store
 log = logging.getLogger("digest.send")
 
 
+class Outcome(StrEnum):
+    """What became of one digest in one run (the ledger row's state is another thing)."""
+
+    SENT = "sent"
+    UNCONFIRMED = "unconfirmed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    ALREADY = "already"  # settled before: nothing sent
+    BUSY = "busy"  # another run holds it
+    WOULD_SEND = "would-send"  # a dry run
+
+
 @dataclass
 class SendResult:
     reader: str
     day: str
-    # sent | unconfirmed | skipped | failed | already | busy | would-send (dry run)
-    state: str
+    state: Outcome
     items: int = 0
     detail: str = ""
 
@@ -205,7 +217,7 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: dat
                                            last_sent=store.last_delivered(), budget=EMAIL_BUDGET):
                     user = done.digest.user
                     if dry_run:
-                        results.append(SendResult(user.name, d.isoformat(), "would-send",
+                        results.append(SendResult(user.name, d.isoformat(), Outcome.WOULD_SEND,
                                                   _items(done), done.view.subject))
                         continue
                     heartbeat.beat()
@@ -230,9 +242,9 @@ def _triage(store: Store, wanted: list[tuple[UserConfig, date]], owner: str, res
         row = store.delivery(u.name, d.isoformat())
         attempts[u.name, d] = row.attempts if row else 0
         if u.name in unsubscribed:
-            results.append(SendResult(u.name, d.isoformat(), "skipped", detail="unsubscribed"))
+            results.append(SendResult(u.name, d.isoformat(), Outcome.SKIPPED, detail="unsubscribed"))
         elif not resend and not u.sends_on(d):
-            results.append(SendResult(u.name, d.isoformat(), "skipped", detail="not one of "
+            results.append(SendResult(u.name, d.isoformat(), Outcome.SKIPPED, detail="not one of "
                                       "their send days: " + ", ".join(u.send_days)))
         elif row and not resend and row.state in SETTLED:
             results.append(_settled(row))
@@ -249,13 +261,13 @@ def _items(done) -> int:
 
 def _settled(row: Delivery) -> SendResult:
     if row.state != UNCONFIRMED:
-        return SendResult(row.reader, row.day, "already", row.items, row.state)
-    return SendResult(row.reader, row.day, "unconfirmed", row.items,
+        return SendResult(row.reader, row.day, Outcome.ALREADY, row.items, row.state)
+    return SendResult(row.reader, row.day, Outcome.UNCONFIRMED, row.items,
                       f"{row.detail}; not sent again; {resend_hint(row.reader, row.day)}")
 
 
 def _busy(row: Delivery) -> SendResult:
-    return SendResult(row.reader, row.day, "busy", row.items,
+    return SendResult(row.reader, row.day, Outcome.BUSY, row.items,
                       f"another run ({owner_pid(row.owner)}) holds it until {row.lease_until}")
 
 
@@ -267,7 +279,7 @@ def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing
     if items == 0 and config.digest.empty_day == "skip" and not resend:
         store.advance(user.name, d, owner, SKIPPED, _clock(), window_end=window_end,
                       detail="nothing above the threshold (empty_day = \"skip\")")
-        return SendResult(user.name, d, "skipped", 0, "nothing new above the threshold")
+        return SendResult(user.name, d, Outcome.SKIPPED, 0, "nothing new above the threshold")
     msg = build_message(config, user, done.view, done.html, done.text, _clock())
     out = Outgoing.of(msg, user.name, d)
     retries = config.smtp.retries if config.smtp else 1
@@ -282,12 +294,12 @@ def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing
         try:
             backend.send(out, sending)
         except Aborted:
-            return SendResult(user.name, d, "busy", items, "this run lost its hold on it (its "
+            return SendResult(user.name, d, Outcome.BUSY, items, "this run lost its hold on it (its "
                               "lease lapsed while it was stopped); not sent by this run")
         except Unconfirmed as e:
             store.advance(user.name, d, owner, UNCONFIRMED, _clock(), detail=str(e))
             log.error("send %s %s: UNCONFIRMED: %s %s", user.name, d, e, resend_hint(user.name, d))
-            return SendResult(user.name, d, "unconfirmed", items,
+            return SendResult(user.name, d, Outcome.UNCONFIRMED, items,
                               f"{e} {resend_hint(user.name, d)}.")
         except DeliveryError as e:
             if e.permanent or attempt == retries:
@@ -298,7 +310,7 @@ def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing
                 if e.permanent:
                     store.set_reader(user.name, failing_since=iso_utc(_clock()),
                                      last_error=str(e))
-                return SendResult(user.name, d, "failed", items, detail)
+                return SendResult(user.name, d, Outcome.FAILED, items, detail)
             # Still owned while it waits: an overlapping run must not send it meanwhile.
             store.advance(user.name, d, owner, PENDING, _clock(), detail=str(e),
                           attempts=tried + attempt)
@@ -308,5 +320,5 @@ def _deliver(config, store: Store, owner: str, done, backend, sleep, was_failing
                       if resend else "")
         if was_failing:  # a success clears the mark (and costs no write otherwise)
             store.set_reader(user.name, failing_since="", last_error="")
-        return SendResult(user.name, d, "sent", items)
+        return SendResult(user.name, d, Outcome.SENT, items)
     raise AssertionError("unreachable: the loop always returns")

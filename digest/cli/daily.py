@@ -156,7 +156,7 @@ def send(ctx: click.Context, users: tuple[str, ...], day: date | None, dry_run: 
          resend: bool) -> None:
     """Rank, render and deliver each reader's digest, once per reader and local date."""
     from digest.deliver import backend_for
-    from digest.send import send_digests
+    from digest.send import Outcome, send_digests
 
     config = load(ctx)
     readers = [reader_named(config, u) for u in users] if users else list(config.users.values())
@@ -172,23 +172,23 @@ def send(ctx: click.Context, users: tuple[str, ...], day: date | None, dry_run: 
 
             results += notify_digests(config, store, readers, day, now)
     where = (f"SMTP {config.smtp.host}" if config.smtp else f"the outbox {config.digest.outbox}")
-    words = {"sent": f"sent to {where}", "would-send": "would be sent",
-             "already": "already done for this date; nothing sent", "skipped": "skipped",
-             "busy": "another run is sending it; nothing sent", "failed": "FAILED",
-             "unconfirmed": "UNCONFIRMED"}
+    words = {Outcome.SENT: f"sent to {where}", Outcome.WOULD_SEND: "would be sent",
+             Outcome.ALREADY: "already done for this date; nothing sent",
+             Outcome.SKIPPED: "skipped", Outcome.BUSY: "another run is sending it; nothing sent",
+             Outcome.FAILED: "FAILED", Outcome.UNCONFIRMED: "UNCONFIRMED"}
     for r in results:
-        detail = f" ({r.detail})" if r.detail and r.state != "already" else ""
-        sent = (f"sent to {r.detail}" if r.state == "sent" and r.detail.startswith("notify:")
+        detail = f" ({r.detail})" if r.detail and r.state != Outcome.ALREADY else ""
+        sent = (f"sent to {r.detail}" if r.state == Outcome.SENT and r.detail.startswith("notify:")
                 else words[r.state])
         click.echo(f"{r.reader} {r.day}: {sent}, {r.items} items"
                    f"{'' if sent != words[r.state] else detail}")
     if resend and not results:
         click.echo("Nothing to resend: no digest" + (f" of {day}" if day else "")
                    + " is unconfirmed.")
-    if results and all(r.state == "already" for r in results):
+    if results and all(r.state == Outcome.ALREADY for r in results):
         click.echo("Nothing to send: every digest of this date went out already.")
-    failed = [r.reader for r in results if r.state == "failed"]
-    unsure = [f"{r.reader} ({r.day})" for r in results if r.state == "unconfirmed"]
+    failed = [r.reader for r in results if r.state == Outcome.FAILED]
+    unsure = [f"{r.reader} ({r.day})" for r in results if r.state == Outcome.UNCONFIRMED]
     problems = []
     if failed:
         problems.append(f"{len(failed)} of {len(results)} digests failed: {', '.join(failed)}; "
