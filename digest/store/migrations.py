@@ -149,7 +149,7 @@ MIGRATIONS: list[str] = [
     UPDATE entries SET analysis = '';
     DELETE FROM libraries;
     """,
-    # 6: what each digest held (compose.Digest.to_json), written before it is sent, so the
+    # 6: what each digest held (models.Digest.to_json), written before it is sent, so the
     # archive and `render --date` show a past digest exactly as emailed, not re-ranked today.
     """
     ALTER TABLE deliveries ADD COLUMN content TEXT NOT NULL DEFAULT '';
