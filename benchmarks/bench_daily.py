@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rank import write_readers
 from common import build_feeds, children_peak_rss_mib, load_corpus, peak_rss_mib
 
-from digest import deliver, message, rank, render, send
+from digest import daily, deliver, message, rank, render, send
 from digest.config import load_config
 from digest.deliver import backend_for
 from digest.poll import poll
@@ -67,7 +67,7 @@ def instrument() -> None:
     rank.Ranker.rank_many = timed_iter("rank", rank.Ranker.rank_many)
     render.Renderer.html = timed("render", render.Renderer.html)
     render.Renderer.text = timed("render", render.Renderer.text)
-    render.digest_view = timed("render", render.digest_view)
+    daily.digest_view = timed("render", render.digest_view)  # the name the pipeline calls
     send.build_message = timed("deliver", message.build_message)
     send.Outgoing.of = classmethod(timed("deliver", deliver.Outgoing.of.__func__))
     deliver.Outbox.send = timed("deliver", deliver.Outbox.send)
@@ -109,7 +109,7 @@ def main() -> None:
         emails = len(list((root / "outbox").rglob("*.eml")))
     states = defaultdict(int)
     for r in sent:
-        states[r.state] += 1
+        states[str(r.state)] += 1
     total = t2 - t0
     other = (t2 - t1) - sum(SPENT[k] for k in ("rank", "render", "deliver", "ledger"))
     print(f"daily cycle: {a.feeds} local feeds, {entries} new entries, {a.readers} readers → "
