@@ -1,6 +1,8 @@
 """The connection: one SQLite file in WAL mode, its pragmas, and its migrations. What is
-SQLite-specific lives here and in migrations.py (plus FTS5 in fulltext.py and the upserts'
-`INSERT OR ...` spellings): a PostgreSQL store would replace these, not the rest."""
+SQLite-specific lives here, in migrations.py and in fulltext.py (FTS5); upserts are written
+`ON CONFLICT ... DO`, which PostgreSQL reads alike, and two functions elsewhere are SQLite's
+spelling (`group_concat` in entries.py, `instr` in ledger.py). A PostgreSQL store would
+replace these three modules and those two words, not the rest."""
 
 from __future__ import annotations
 

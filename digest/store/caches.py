@@ -16,7 +16,8 @@ class CacheStore(Database):
 
     def save_library(self, path: str, stamp: str, data: str) -> None:
         with self.db.conn:
-            self.db.execute("INSERT OR REPLACE INTO libraries VALUES (?, ?, ?)", [path, stamp, data])
+            self.db.execute("INSERT INTO libraries VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                            "stamp = excluded.stamp, data = excluded.data", [path, stamp, data])
 
     # -- embeddings cache -------------------------------------------------------------------
 
@@ -26,7 +27,8 @@ class CacheStore(Database):
 
     def save_embeddings(self, items: dict[str, bytes]) -> None:
         with self.db.conn:
-            self.db.conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?)",
+            self.db.conn.executemany("INSERT INTO embeddings VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                                     "SET vector = excluded.vector",
                                      list(items.items()))
 
     def term_ids(self, strings: Iterable[str], add: bool = True) -> dict[str, int]:
@@ -37,8 +39,8 @@ class CacheStore(Database):
         ids = dict(self.in_query(sql, [], wanted))
         missing = [t for t in wanted if t not in ids]
         if add and missing:
-            with self.db.conn:  # OR IGNORE: another process may have added some meanwhile
-                self.db.conn.executemany("INSERT OR IGNORE INTO terms (term) VALUES (?)",
+            with self.db.conn:  # another process may have added some meanwhile
+                self.db.conn.executemany("INSERT INTO terms (term) VALUES (?) ON CONFLICT DO NOTHING",
                                          [(t,) for t in missing])
             ids.update(self.in_query(sql, [], missing))
         return ids

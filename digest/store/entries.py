@@ -75,8 +75,8 @@ class EntryStore(Database):
                 known[e.ident] = entry_id
                 sightings.append((feed, e.ident, entry_id, fetched_s))
             self.db.conn.executemany(_INSERT_ENTRY, new_rows)
-            self.db.conn.executemany("INSERT OR IGNORE INTO keys VALUES (?, ?)", new_keys)
-            self.db.conn.executemany("INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)",
+            self.db.conn.executemany("INSERT INTO keys VALUES (?, ?) ON CONFLICT DO NOTHING", new_keys)
+            self.db.conn.executemany("INSERT INTO sightings VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                      sightings)
             self.db.conn.executemany(
                 "UPDATE entries SET popularity = ? WHERE id = ? AND popularity < ?",

@@ -68,8 +68,9 @@ class LedgerStore(Database):
         marks = ",".join("?" * len(states))
         with self.db.conn:
             self.db.conn.executemany(
-                "INSERT OR IGNORE INTO deliveries (reader, day, channel, state, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?)", [(r, d, channel, at) for r, d in keys])
+                "INSERT INTO deliveries (reader, day, channel, state, updated_at) "
+                "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
+                [(r, d, channel, at) for r, d in keys])
             for reader, day in keys:
                 cur = self.db.execute(
                     "UPDATE deliveries SET owner = ?, lease_until = ?, updated_at = ? "
@@ -142,8 +143,8 @@ class LedgerStore(Database):
         cols = {"state": state, "updated_at": iso_utc(now), **fields}
         sets = ", ".join(f"{k} = :{k}" for k in cols)
         with self.db.conn:
-            self.db.execute("INSERT OR IGNORE INTO deliveries (reader, day, channel, state, "
-                            "updated_at) VALUES (?, ?, ?, 'pending', ?)",
+            self.db.execute("INSERT INTO deliveries (reader, day, channel, state, updated_at) "
+                            "VALUES (?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING",
                             [reader, day, channel, iso_utc(now)])
             cur = self.db.execute(
                 f"UPDATE deliveries SET {sets} WHERE reader = :reader AND day = :day AND "

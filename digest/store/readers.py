@@ -21,14 +21,15 @@ class ReaderStore(Database):
 
     def set_reader(self, name: str, **fields) -> None:
         with self.db.conn:
-            self.db.execute("INSERT OR IGNORE INTO readers (name) VALUES (?)", [name])
+            self.db.execute("INSERT INTO readers (name) VALUES (?) ON CONFLICT DO NOTHING", [name])
             sets = ", ".join(f"{k} = :{k}" for k in fields)
             self.db.execute(f"UPDATE readers SET {sets} WHERE name = :name", {**fields, "name": name})
 
     def set_vote(self, reader: str, entry_id: str, vote: int, at: datetime) -> None:
         """Record a reader's 👍 (+1) or 👎 (-1); the latest vote on an entry wins."""
         with self.db.conn:
-            self.db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
+            self.db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?) ON CONFLICT (reader, entry_id) "
+                            "DO UPDATE SET vote = excluded.vote, at = excluded.at",
                             [reader, entry_id, vote, iso_utc(at)])
 
     def vote(self, reader: str, entry_id: str) -> tuple[int, str] | None:
