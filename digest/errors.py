@@ -1,6 +1,6 @@
 """Exception types. Each carries one sentence for the operator: what went wrong and the fix.
 
-Library code raises these; only cli.py turns them into click exceptions and exit codes.
+Library code raises these; only cli/base.py turns them into click exceptions and exit codes.
 """
 
 
