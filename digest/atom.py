@@ -42,7 +42,8 @@ def digest_feed(config: Config, store: Store, user: UserConfig, links: Links, no
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     _text(author, "name", config.digest.title)
     for day, at in delivered:
-        (done,) = render_digests(config, store, [user], date.fromisoformat(day), now, renderer)
+        (done,) = render_digests(config, store, [user], date.fromisoformat(day), now, renderer,
+                                 links=links)
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         _text(entry, "title", done.view.subject)
         _text(entry, "id", f"{links.base}/digest/{user.name}/{day}")  # stable: no signature

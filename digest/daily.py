@@ -29,11 +29,11 @@ class Rendered:
 def render_digests(config: Config, store: Store, users: list[UserConfig], day: date | None,
                    now: datetime, renderer: Renderer | None = None,
                    last_sent: dict[str, datetime] | None = None,
-                   budget: int | None = None) -> Iterator[Rendered]:
+                   budget: int | None = None, links: Links | None = None) -> Iterator[Rendered]:
     """Compose, then render, each reader's digest of local date `day` (None: their today).
     With a `budget` (an email's), items past it become one "N more" line."""
     renderer = renderer or Renderer(config.digest.templates)
-    links = Links.of(config)
+    links = links or Links.of(config)
     for d in compose(config, store, users, day, now, last_sent):
         view = digest_view(config, d, links)
         if budget is None:

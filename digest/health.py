@@ -1,11 +1,12 @@
 """Feed and reader health, built once for `digest check`, `digest feeds`, the preview's
 health page and each email's footer. Read-only: the feeds table follows the config only when
-`poll` writes it (sync_feeds); a view shows a feed the config changed as it will be, new."""
+`poll` writes it (sync_feeds); a view shows a feed the config added or moved as poll will
+make it, from the same rule (feed_states)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from digest.ledger import EMAIL, FAILED, lost_report
@@ -15,20 +16,32 @@ from digest.store import Store
 
 
 def sync_feeds(config: Config, store: Store) -> None:
-    """Make the feeds table match the config (poll's first step: the one writer)."""
-    store.sync_feeds({n: f.location for n, f in config.feeds.items()})
-
-
-def feed_states(config: Config, store: Store) -> dict[str, FeedState]:
-    """Each configured feed's state, in config order. A feed not polled since it was added,
-    or whose configured address changed, is new: what sync_feeds will make it."""
+    """Make the feeds table follow the config (poll's first step: the one writer)."""
     stored = {s.name: s for s in store.feed_states()}
-    out = {}
-    for name, feed in config.feeds.items():
-        s = stored.get(name)
-        out[name] = s if s is not None and s.config_url == feed.location else FeedState(
-            name=name, url=feed.location, config_url=feed.location)
-    return out
+    store.save_feed_states([s for name, s in feed_states(config, store, stored).items()
+                            if stored.get(name) != s])
+
+
+def feed_states(config: Config, store: Store,
+                stored: dict[str, FeedState] | None = None) -> dict[str, FeedState]:
+    """Each configured feed's state, in config order, as the config makes it: what sync_feeds
+    writes and what every view shows, without writing."""
+    if stored is None:
+        stored = {s.name: s for s in store.feed_states()}
+    return {name: _following(stored.get(name), name, feed.location)
+            for name, feed in config.feeds.items()}
+
+
+def _following(state: FeedState | None, name: str, location: str) -> FeedState:
+    if state is None:
+        return FeedState(name=name, url=location, config_url=location)
+    if state.config_url == location:
+        return state
+    # A changed configured address is a different feed: its fetch state starts over (its title,
+    # last success and URL history stay for the operator).
+    return replace(state, url=location, config_url=location, etag="", last_modified="",
+                   active=True, error_count=0, last_error="", failing_since="",
+                   next_poll_at="", redirect_to="", redirect_seen=0)
 
 
 def failing_feeds(states: dict[str, FeedState], feeds: set[str]) -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ from digest.ledger import (
     resend_hint,
 )
 from digest.message import build_message
-from digest.models import iso_utc
+from digest.models import ReaderState, iso_utc
 from digest.render import EMAIL_BUDGET
 from digest.settings import Config, UserConfig
 from digest.store import Store
@@ -195,7 +195,8 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: dat
                   for u in users if u.name == r.reader]
     else:
         wanted = [(u, digest_day(u, day, now)) for u in users if u.email]
-    results, candidates, attempts = _triage(store, wanted, owner, resend)
+    readers = store.reader_states()
+    results, candidates, attempts = _triage(store, readers, wanted, owner, resend)
     if not dry_run:
         taken = store.claim_deliveries([(u.name, d.isoformat()) for u, d in candidates], owner,
                                        _clock(), states=(UNCONFIRMED,) if resend else (PENDING, FAILED))
@@ -208,7 +209,7 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: dat
     by_day: dict[date, list[UserConfig]] = {}
     for u, d in candidates:
         by_day.setdefault(d, []).append(u)
-    failing = {n for n, r in store.reader_states().items() if r.failing_since}
+    failing = {n for n, r in readers.items() if r.failing_since}
     try:
         with Heartbeat(store.path, owner) as heartbeat:
             for d, group in sorted(by_day.items()):
@@ -230,11 +231,12 @@ def send_digests(config: Config, store: Store, users: list[UserConfig], day: dat
     return results
 
 
-def _triage(store: Store, wanted: list[tuple[UserConfig, date]], owner: str, resend: bool):
+def _triage(store: Store, readers: dict[str, ReaderState], wanted: list[tuple[UserConfig, date]],
+            owner: str, resend: bool):
     """(results for the digests that are not to be sent now, the (reader, date) that are, and
     the attempts each had). Not to be sent: unsubscribed readers, days that are not their
     send days, digests settled before and rows another live run holds."""
-    unsubscribed = {n for n, r in store.reader_states().items() if r.unsubscribed_at}
+    unsubscribed = {n for n, r in readers.items() if r.unsubscribed_at}
     results: list[SendResult] = []
     candidates: list[tuple[UserConfig, date]] = []
     attempts: dict[tuple[str, date], int] = {}

@@ -479,3 +479,31 @@ def test_polled_feeds_lose_nothing_and_join_every_copy(project, httpserver):
         (joined,) = [e for e in entries if len(e.sources) == 2]
         assert sorted(joined.sources) == ["api", "daily"] and joined.canonical == "arxiv:2611.04321"
         assert not any(e.title == "(untitled)" and not e.summary_text for e in entries)
+
+
+def test_a_moved_feed_starts_over_the_same_in_every_view_and_after_polling(project):
+    """A feed whose configured address changes is a different feed: its errors, validators and
+    backoff are dropped (its title and last success stay). The views show it that way at once,
+    without writing; polling writes exactly what they showed."""
+    from digest.health import feed_states, sync_feeds
+
+    (project.root / "good.xml").write_bytes(fixture_bytes("rss20.xml"))
+    project.write('[feeds.f]\npath = "good.xml"\n[users.u]\nemail = "u@example.org"\n')
+    with time_machine.travel(T0, tick=False):
+        assert run_poll(project)["f"].status == "ok"
+        (project.root / "good.xml").unlink()  # now gone: the poll fails
+        assert run_poll(project, force=True)["f"].status == "error"
+    failing = feed_state(project, "f")
+    assert failing.error_count == 1 and failing.last_success_at and failing.next_poll_at
+    project.path.write_text(project.path.read_text().replace("good.xml", "moved.xml"))
+    config = project.config()
+    with project.store() as store:
+        shown = feed_states(config, store)["f"]
+        assert store.feed_state("f") == failing  # a view wrote nothing
+        assert (shown.error_count, shown.last_error, shown.next_poll_at, shown.etag) == (0, "", "", "")
+        assert shown.config_url.endswith("moved.xml") and shown.health == "ok"
+        assert (shown.title, shown.last_success_at) == (failing.title, failing.last_success_at)
+        sync_feeds(config, store)
+        assert store.feed_state("f") == shown  # polling starts from what the views showed
+        sync_feeds(config, store)  # and again changes nothing
+        assert store.feed_state("f") == shown

@@ -14,6 +14,7 @@ import pytest
 import time_machine
 
 from digest.daily import render_digests
+from digest.health import sync_feeds
 from digest.normalize import make_entry
 from digest.render import Renderer, markup
 
@@ -125,7 +126,7 @@ def test_content_of_the_digest(project):
 def test_failing_feed_is_named_in_the_footer(project):
     config = write_project(project, NORMAL)
     with project.store() as s:
-        s.sync_feeds({n: f.location for n, f in config.feeds.items()})
+        sync_feeds(config, s)
         state = s.feed_state("blog")
         state.error_count, state.failing_since = 3, "2026-11-17T06:00:00+00:00"
         s._save_feed_state(state)

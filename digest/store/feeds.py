@@ -15,22 +15,16 @@ _POLL_COLUMNS = ", ".join(f.name for f in fields(PollLogRow))
 
 
 class FeedStore(Database):
-    def sync_feeds(self, configured: dict[str, str]) -> None:
-        """Make the feeds table match the config: {name: configured url or path}. A changed
-        configured URL resets the feed's state, since it is a different feed now."""
+    def save_feed_states(self, states: list[FeedState]) -> None:
+        """Write these feeds' states whole, adding the feeds not yet stored (one transaction)."""
+        cols = ", ".join(_FEED_FIELDS)
+        sets = ", ".join(f"{k} = excluded.{k}" for k in _FEED_FIELDS if k != "name")
         with self.db.conn:
-            for name, url in configured.items():
-                row = self.db.execute("SELECT config_url FROM feeds WHERE name = ?",
-                                      [name]).fetchone()
-                if row is None:
-                    self.db.execute("INSERT INTO feeds (name, url, config_url) VALUES (?, ?, ?)",
-                                    [name, url, url])
-                elif row[0] != url:
-                    self.db.execute(
-                        "UPDATE feeds SET url = ?, config_url = ?, etag = '', last_modified = '',"
-                        " active = 1, error_count = 0, last_error = '', failing_since = '',"
-                        " next_poll_at = '', redirect_to = '', redirect_seen = 0 WHERE name = ?",
-                        [url, url, name])
+            self.db.conn.executemany(
+                f"INSERT INTO feeds ({cols}) VALUES ({', '.join('?' * len(_FEED_FIELDS))}) "
+                f"ON CONFLICT (name) DO UPDATE SET {sets}",
+                [tuple(int(v) if k == "active" else v for k, v in asdict(s).items())
+                 for s in states])
 
     def feed_state(self, name: str) -> FeedState:
         row = self.db.execute(f"SELECT {', '.join(_FEED_FIELDS)} FROM feeds WHERE name = ?",

@@ -17,7 +17,9 @@ class ReaderStore(Database):
         return {r[0]: ReaderState(*r) for r in cur.fetchall()}
 
     def reader_state(self, name: str) -> ReaderState:
-        return self.reader_states().get(name) or ReaderState(name)
+        row = self.db.execute(f"SELECT {_READER_COLUMNS} FROM readers WHERE name = ?",
+                              [name]).fetchone()
+        return ReaderState(*row) if row else ReaderState(name)
 
     def set_reader(self, name: str, **fields) -> None:
         with self.db.conn:
