@@ -4,6 +4,7 @@ cache of a database that already exists."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.util import find_spec
@@ -27,8 +28,8 @@ class Report:
 
 def check(config: Config) -> Report:
     report = Report(ranking_mode(config), warnings=list(config.warnings))
-    store = Store(config.digest.database) if config.digest.database.exists() else None
-    try:
+    exists = config.digest.database.exists()
+    with Store(config.digest.database) if exists else contextlib.nullcontext() as store:
         for u in config.users.values():
             if u.papers:
                 papers, problems = _library(store, u.papers)
@@ -39,9 +40,6 @@ def check(config: Config) -> Report:
         if store is not None:  # delivery trouble the operator must hear about
             report.warnings += [reader_trouble(r) for r in failing_readers(config, store)]
             report.warnings += [lost_report(d) for d in store.lost_deliveries(datetime.now(UTC))]
-    finally:
-        if store is not None:
-            store.close()
     return report
 
 
