@@ -24,6 +24,7 @@ class Report:
     ranking: str  # how entries are ranked
     libraries: list[tuple[str, int, str]] = field(default_factory=list)  # reader, papers, file
     warnings: list[str] = field(default_factory=list)
+    mutes: dict[str, list[str]] = field(default_factory=dict)  # reader → "author: X", "phrase: Y"
 
 
 def check(config: Config) -> Report:
@@ -40,6 +41,9 @@ def check(config: Config) -> Report:
         if store is not None:  # delivery trouble the operator must hear about
             report.warnings += [reader_trouble(r) for r in failing_readers(config, store)]
             report.warnings += [lost_report(d) for d in store.lost_deliveries(datetime.now(UTC))]
+            for reader, kind, value in store.mutes():
+                if reader in config.users:
+                    report.mutes.setdefault(reader, []).append(f"{kind}: {value}")
     return report
 
 

@@ -10,31 +10,42 @@ from datetime import date, datetime
 
 from digest import semantic
 from digest.dates import digest_day, digest_window
-from digest.health import failing_feeds, feed_states
-from digest.models import Digest, FeedHealth, Ranked
+from digest.health import calendar_notes, failing_feeds, feed_states
+from digest.models import Digest, FeedHealth, Highlight, Ranked, iso_utc
 from digest.rank import Selection, build_ranker
 from digest.settings import Config, UserConfig
 from digest.store import Store
+from digest.updates import updated_items
 
 
 def recall(store: Store, user: UserConfig, day: date, data: str,
            labels: dict[str, str]) -> Digest:
     """A digest as it was sent, from Digest.to_json. Entries pruned since are left out."""
     d = json.loads(data)
-    ids = [i for i, _, _ in d["items"] + d["trending"]]
+    ids = [p[0] for p in d["items"] + d["trending"]]
+
+    ids += [p[0] for p in d.get("updated", [])]
     entries = {e.id: e for e in store.entries_for_ranking(ids=ids)} if ids else {}
 
     def ranked(picks: list, trending: bool) -> list[Ranked]:
-        return [Ranked.of(entries[i], score, reasons, trending)
-                for i, score, reasons in picks if i in entries]
+        out = []
+        for i, score, reasons, *more in picks:  # digests of older versions lack `more`
+            if i in entries:
+                extra = more[0] if more else {}
+                text, marks = extra.get("highlight") or ("", [])
+                out.append(Ranked.of(entries[i], score, reasons, trending, extra.get("section", ""),
+                                     Highlight(text, tuple(map(tuple, marks))) if text else None))
+        return out
 
-    feeds, new_entries, failing = d["health"]
+    feeds, new_entries, failing, *notes = d["health"]
     return Digest(user=user, day=day,
                   since=datetime.fromisoformat(d["since"]) if d["since"] else None,
                   until=datetime.fromisoformat(d["until"]), items=ranked(d["items"], False),
                   trending=ranked(d["trending"], True),
-                  health=FeedHealth(feeds, new_entries, [tuple(f) for f in failing]),
-                  labels=labels, warnings=d["warnings"])
+                  health=FeedHealth(feeds, new_entries, [tuple(f) for f in failing],
+                                    notes[0] if notes else []),
+                  labels=labels, warnings=d["warnings"],
+                  updated=ranked(d.get("updated", []), False))
 
 
 def compose(config: Config, store: Store, users: list[UserConfig], day: date | None,
@@ -73,17 +84,34 @@ def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: date
     r = config.ranking
     ranked_all = ranker.rank_many(jobs, workers=r.workers,
                                   selection=Selection(None, r.min_score, r.trending))
+    revised = store.revised(earliest, max(until for _, until in windows.values()))
+    newest = store.newest_sightings()
     for (u, rows), (_, ranked) in zip(jobs, ranked_all, strict=True):
         since, until = windows[u.name]
         feeds = set(u.feeds) if u.feeds else set(config.feeds)
+        mine = [i for i, at in revised if (since is None or at > iso_utc(since))
+                and at <= iso_utc(until)] if u.updates else []
         yield Digest(user=u, day=digest_day(u, day, now), since=since, until=until,
                      items=[x for x in ranked if not x.trending],
                      trending=[x for x in ranked if x.trending],
                      health=FeedHealth(feeds=len(feeds), new_entries=len(rows),
-                                       failing=failing_feeds(states, feeds)),
+                                       failing=failing_feeds(states, feeds),
+                                       notes=calendar_notes(config, states, newest,
+                                                            sorted(feeds), until, labels)),
                      labels=labels,
                      warnings=[w for p, ws in ranker.library_warnings.items()
-                               if p == u.papers for w in ws])
+                               if p == u.papers for w in ws],
+                     updated=_updated(store, u, mine, {x.id for x in ranked}))
+
+
+def _updated(store: Store, user: UserConfig, ids: list[str], shown: set[str]) -> list[Ranked]:
+    """The reader's Updated section from the entries revised in their window (updates.py)."""
+    ids = [i for i in ids if i not in shown]
+    if not ids:
+        return []
+    first_sent, told = store.sent_items(user.name, ids)
+    return updated_items(store.entries_for_ranking(ids=ids), store.liked_versions(user.name, ids),
+                         first_sent, told)
 
 
 def ranking(config: Config, store: Store, user: UserConfig, day: date | None, now: datetime,

@@ -6,9 +6,10 @@ make it, from the same rule (feed_states)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
+from digest.calendar import calendar_of, quiet_day, stalled
 from digest.ledger import EMAIL, FAILED, lost_report
 from digest.models import FeedState, ReaderState
 from digest.settings import Config
@@ -50,6 +51,39 @@ def failing_feeds(states: dict[str, FeedState], feeds: set[str]) -> list[tuple[s
                   if n in feeds and s.active and s.error_count)
 
 
+def calendar_notes(config: Config, states: dict[str, FeedState], newest: dict[str, str],
+                   feeds, now: datetime, labels: dict[str, str] | None = None) -> list[str]:
+    """What the sources' calendars say about `feeds` at `now` (calendar.py): a source's quiet
+    day once, then each of its feeds that missed an announcement. `newest` is
+    Store.newest_sightings()."""
+    quiet, stuck = [], []
+    for name in feeds:
+        feed = config.feeds.get(name)
+        cal = calendar_of(feed.location) if feed and feed.url else None
+        if cal is None:
+            continue
+        day = quiet_day(cal, now)
+        if day and day not in quiet:
+            quiet.append(day)
+        s = states.get(name)
+        label = (labels or {}).get(name) or feed.title or (s.title if s else "") or name
+        note = stalled(cal, label, _time(newest.get(name, "")),
+                       _time(s.last_success_at) if s and not s.error_count else None, now)
+        if note:
+            stuck.append(note)
+    return quiet + stuck
+
+
+def _time(iso: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
+
+
+HISTORY_DAYS = 30  # the health page's per-day chart
+
+
 @dataclass
 class FeedRow:
     name: str
@@ -64,6 +98,8 @@ class FeedRow:
     location: str  # as configured
     url: str  # as fetched, after permanent redirects
     moved: str  # "moved from URL on DATE", or ""
+    note: str = ""  # its source's calendar: a quiet day, or a stall (calendar.py)
+    days: list[int] = field(default_factory=list)  # new entries per day, oldest first
 
 
 @dataclass
@@ -77,16 +113,22 @@ class Health:
 def health(config: Config, store: Store, now: datetime) -> Health:
     states = feed_states(config, store)
     totals = store.feed_totals()
+    newest = store.newest_sightings()
+    first = (now - timedelta(days=HISTORY_DAYS - 1)).date()
+    per_day = store.sightings_per_day(datetime.combine(first, datetime.min.time(), now.tzinfo))
+    dates = [(first + timedelta(days=k)).isoformat() for k in range(HISTORY_DAYS)]
     rows = []
     for name, feed in config.feeds.items():
         s = states[name]
         changes = json.loads(s.url_changes or "[]")
         moved = (f"moved from {changes[-1]['from']} on {changes[-1]['at'][:10]}"
                  if changes else "")
+        counts = per_day.get(name, {})
         rows.append(FeedRow(name, feed.title or s.title or name, s.health, totals.get(name, 0),
                             s.last_success_at, s.error_count, s.failing_since, s.last_error,
                             s.next_poll_at if s.active else "never", feed.location, s.url,
-                            moved))
+                            moved, "; ".join(calendar_notes(config, states, newest, [name], now)),
+                            [counts.get(d, 0) for d in dates]))
     return Health(rows, failing_readers(config, store),
                   [lost_report(r) for r in store.lost_deliveries(now)],
                   [r for r in store.deliveries_in((FAILED,)) if r.channel != EMAIL])

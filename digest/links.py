@@ -87,6 +87,10 @@ class Links:
     def resubscribe(self, reader: str) -> str:
         return f"{self.base}/resubscribe/{_q(reader)}?s={self.sign('resubscribe', reader)}"
 
+    def reader(self, reader: str) -> str:
+        """The reader's own page: their digests, votes and mutes, and a button to reset them."""
+        return f"{self.base}/reader/{_q(reader)}?s={self.sign('reader', reader)}"
+
     def feed(self, reader: str) -> str:
         """The reader's digests as an Atom feed (atom.py)."""
         return f"{self.base}/feed/{_q(reader)}.atom?s={self.sign('feed', reader)}"

@@ -30,6 +30,10 @@ class Entry:
     categories: list[str]
     published: datetime
     popularity: int = 0
+    version: int = 0  # arXiv's vN, 0 when the source has no versions
+    tldr: str = ""  # Hugging Face's AI summary (never the authors' words)
+    code: str = ""  # a link to the code (HF githubRepo, or one in arXiv's comment/abstract)
+    data: str = ""  # a link to a dataset
 
     @property
     def canonical(self) -> str:
@@ -122,6 +126,11 @@ class StoredEntry:
     analysis: bytes | str = ""
     canonical: str = ""
     summary_html: str = ""
+    version: int = 0
+    revised: str = ""  # when a newer version was first seen (ISO), '' if never
+    tldr: str = ""
+    code: str = ""
+    data: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,33 @@ class PollLogRow:
     warning: str
 
 
+@dataclass(frozen=True)
+class Highlight:
+    """The sentence of an abstract shown for an item (highlight.py), and the character spans
+    of the words in it that matched the reader."""
+
+    text: str
+    marks: tuple[tuple[int, int], ...] = ()
+
+    def parts(self) -> list[tuple[str, bool]]:
+        """The text as (piece, marked) runs, for a template to bold the marked ones."""
+        out, at = [], 0
+        for a, b in self.marks:
+            if a > at:
+                out.append((self.text[at:a], False))
+            out.append((self.text[a:b], True))
+            at = b
+        if at < len(self.text):
+            out.append((self.text[at:], False))
+        return out
+
+
+TLDR_SOURCE = "Hugging Face's AI summary"  # where an item's tldr comes from, said with it
+# Digest sections besides a reader's own (Ranked.section): where items fitting none of theirs
+# go, the pick from outside their profile, and new versions of papers they had.
+MORE_FOR_YOU, SURPRISE, UPDATED = "More for you", "Something different", "Updated"
+
+
 @dataclass
 class Ranked:
     """One ranked entry for one reader: what digests, `digest rank` and the preview show."""
@@ -164,20 +200,39 @@ class Ranked:
     published: str = ""
     popularity: int = 0
     trending: bool = False
+    section: str = ""  # the reader's section it went to; "" when they have none
+    highlight: Highlight | None = None
+    tldr: str = ""
+    code: str = ""
+    data: str = ""
+    version: int = 0
 
     @classmethod
-    def of(cls, e: StoredEntry, score: float, reasons: list[str],
-           trending: bool = False) -> Ranked:
+    def of(cls, e: StoredEntry, score: float, reasons: list[str], trending: bool = False,
+           section: str = "", highlight: Highlight | None = None) -> Ranked:
         return cls(id=e.id, title=e.title, link=e.link, score=score, reasons=reasons,
                    sources=e.sources, authors=e.authors, categories=e.categories,
                    summary_text=e.summary_text, published=e.published,
-                   popularity=e.popularity, trending=trending)
+                   popularity=e.popularity, trending=trending, section=section,
+                   highlight=highlight, tldr=e.tldr, code=e.code, data=e.data,
+                   version=e.version)
 
     def as_json(self) -> dict:
         return {"id": self.id, "title": self.title, "link": self.link, "score": self.score,
                 "reasons": self.reasons, "sources": self.sources, "authors": self.authors,
                 "categories": self.categories, "published": self.published,
-                "popularity": self.popularity, "trending": self.trending}
+                "popularity": self.popularity, "trending": self.trending,
+                "section": self.section or None,
+                "highlight": self.highlight.text if self.highlight else None,
+                "tldr": {"text": self.tldr, "source": TLDR_SOURCE} if self.tldr else None,
+                "code": self.code or None, "data": self.data or None}
+
+    def saved(self) -> list:
+        """How a digest keeps it (Digest.to_json): enough to show it again as it was."""
+        extra = {k: v for k, v in (("section", self.section), ("version", self.version)) if v}
+        if self.highlight:
+            extra["highlight"] = [self.highlight.text, [list(m) for m in self.highlight.marks]]
+        return [self.id, self.score, self.reasons, extra]
 
 
 @dataclass
@@ -185,6 +240,7 @@ class FeedHealth:
     feeds: int
     new_entries: int  # in the reader's window, from their feeds
     failing: list[tuple[str, str]] = field(default_factory=list)  # (feed, failing since, ISO)
+    notes: list[str] = field(default_factory=list)  # the sources' calendars (calendar.py)
 
 
 @dataclass
@@ -195,20 +251,28 @@ class Digest:
     day: date  # the reader's local date
     since: datetime | None
     until: datetime
-    items: list[Ranked]
+    items: list[Ranked]  # in their sections' order when the reader has sections
     trending: list[Ranked]
     health: FeedHealth
     labels: dict[str, str] = field(default_factory=dict)  # feed → display name
     warnings: list[str] = field(default_factory=list)
+    updated: list[Ranked] = field(default_factory=list)  # new versions of papers they had
+
+    @property
+    def news(self) -> int:
+        """Items that make it worth sending: picked for the reader, or new versions."""
+        return sum(r.section != SURPRISE for r in self.items) + len(self.updated)
 
     def to_json(self) -> str:
         """What was in it, by entry id: enough to show it again exactly (compose.recall)."""
         return json.dumps({
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat(),
-            "items": [[r.id, r.score, r.reasons] for r in self.items],
-            "trending": [[r.id, r.score, r.reasons] for r in self.trending],
-            "health": [self.health.feeds, self.health.new_entries, self.health.failing],
+            "items": [r.saved() for r in self.items],
+            "trending": [r.saved() for r in self.trending],
+            "updated": [r.saved() for r in self.updated],
+            "health": [self.health.feeds, self.health.new_entries, self.health.failing,
+                       self.health.notes],
             "warnings": self.warnings}, ensure_ascii=False)
 
 

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
+from digest.artifacts import code_link, data_link
 from digest.models import Entry
 
 # Query parameters that only track the reader; a link that gains them is the same link.
@@ -118,6 +119,18 @@ def arxiv_id(*candidates: str) -> str:
             if m:
                 return m.group(1)
     return ""
+
+
+_VERSION_RE = re.compile(r"(?:\d{4}\.\d{4,5}|[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7})v(\d+)\b", re.I)
+
+
+def arxiv_version(*candidates: str) -> int:
+    """The arXiv version (the N of vN) in an id, guid or link, or 0 when none is written."""
+    for text in candidates:
+        m = _VERSION_RE.search(text or "") if text and "v" in text else None
+        if m and "arxiv" in text.lower():
+            return int(m.group(1))
+    return 0
 
 
 def doi(*candidates: str) -> str:
@@ -232,9 +245,10 @@ def split_authors(names: list[str]) -> list[str]:
 
 def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_html: bool,
                authors: list[str], categories: list[str], published: datetime | None,
-               fetched: datetime, popularity: int = 0, extra_ids: tuple[str, ...] = ()) -> Entry:
+               fetched: datetime, popularity: int = 0, extra_ids: tuple[str, ...] = (),
+               tldr: str = "", code: str = "", comment: str = "") -> Entry:
     """Build a normalized Entry from one raw item. `extra_ids` are more places an arXiv id may
-    hide (a DOI, an HF paper id)."""
+    hide (a DOI, an HF paper id); `comment` is arXiv's comment line, where code links live."""
     title = " ".join((html_to_text(sanitize_html(title)) if looks_like_html(title)
                       else title or "").split())
     link = clean_link(link) or clean_link(guid)
@@ -277,7 +291,11 @@ def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_htm
     return Entry(ident=ident, keys=keys, title=title or "(untitled)", link=link,
                  summary_html=summary_html, summary_text=summary_text,
                  authors=split_authors(authors), categories=_unique(categories),
-                 published=when, popularity=max(0, int(popularity or 0)))
+                 published=when, popularity=max(0, int(popularity or 0)),
+                 version=arxiv_version(guid, link) if aid else 0,
+                 tldr=" ".join((tldr or "").split()),
+                 code=clean_link(code) or code_link(comment, summary_text),
+                 data=data_link(comment, summary_text))
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -151,7 +151,8 @@ def _from_feedparser(e, fetched: datetime, base: str) -> Entry:
     return make_entry(guid=e.get("id", ""), link=link, title=e.get("title", ""),
                       summary=summary, summary_is_html=is_html, authors=authors, categories=tags,
                       published=published, fetched=fetched,
-                      extra_ids=(e.get("arxiv_doi", ""), e.get("dc_identifier", "")))
+                      extra_ids=(e.get("arxiv_doi", ""), e.get("dc_identifier", "")),
+                      comment=str(e.get("arxiv_comment") or ""))
 
 
 def _parse_hf(data, fetched: datetime) -> ParsedFeed:
@@ -180,11 +181,16 @@ def _parse_hf(data, fetched: datetime) -> ParsedFeed:
             summary=str(paper.get("summary") or item.get("summary") or ""),
             summary_is_html=False, authors=authors, categories=[],
             published=_iso(paper.get("publishedAt") or item.get("publishedAt")),
-            fetched=fetched, popularity=upvotes, extra_ids=(f"arxiv:{pid}",)))
+            fetched=fetched, popularity=upvotes, extra_ids=(f"arxiv:{pid}",),
+            tldr=_text(paper.get("ai_summary")), code=_text(paper.get("githubRepo"))))
     if not entries:
         raise ParseError("the daily papers list has no readable papers; check the URL.")
     warning = f"skipped {skipped} items without an id or title" if skipped else ""
     return ParsedFeed(entries=entries, title="Hugging Face daily papers", warning=warning)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _parse_json_feed(data, fetched: datetime) -> ParsedFeed:

@@ -42,6 +42,7 @@ from digest.daily import render_digests
 from digest.dates import local_today, parse_day
 from digest.errors import DigestError
 from digest.health import health
+from digest.lexical import words
 from digest.links import VOTES, Links
 from digest.models import iso_utc
 from digest.render import BUILTIN_TEMPLATES, Renderer
@@ -212,7 +213,8 @@ class Preview:
 
     def feedback(self, request: Request, form: dict[str, str]) -> Response:
         """👍/👎 from an email. Mail scanners fetch every link in a message, so GET and HEAD
-        only show the item and a button; the button's POST records the vote (or undoes it)."""
+        only show the item and buttons; a button's POST records the vote (or undoes it), or
+        mutes one of the item's authors or of the reader's phrases it matched."""
         lo = self.loaded()
         reader, entry_id, vote = (request.path_params[k] for k in ("reader", "entry", "vote"))
         if (reader not in lo.config.users or vote not in VOTES or not lo.links.verify(
@@ -220,18 +222,61 @@ class Preview:
             return self.page("message.html", 404, title="Not found", message="This link is not valid.")
         if request.method == "POST" and not _same_origin(request, lo.config.digest.base_url):
             return _foreign()
+        user = lo.config.users[reader]
+        muted = ""
         with Store(lo.config.digest.database) as store:
             entry = store.entry(entry_id)
+            authors, phrases = _mutable(user, entry)
             if request.method == "POST":
-                action = form.get("do", "vote")
+                action, value = form.get("do", "vote"), form.get("value", "")
                 if action == "undo":
                     store.remove_vote(reader, entry_id)
+                elif action in ("mute-author", "mute-phrase"):
+                    kind = action.removeprefix("mute-")
+                    if value not in (authors if kind == "author" else phrases):
+                        return self.page("message.html", 400, title="Cannot mute that",
+                                         message="Only this item's authors and your phrases it "
+                                         "matches can be muted from here.")
+                    store.mute(reader, kind, value, self.now())
+                    muted = value
                 else:
                     store.set_vote(reader, entry_id, VOTES[vote], self.now())
             recorded = store.vote(reader, entry_id)
+            mutes = {(k, v) for k, v, _ in store.mutes(reader)}
         return self.page("feedback.html", title="Feedback", what=entry.title if entry
-                         else "this item", vote=vote, recorded=recorded,
-                         up=VOTES["up"], posted=request.method == "POST")
+                         else "this item", vote=vote, recorded=recorded, up=VOTES["up"],
+                         posted=request.method == "POST" and not muted, muted=muted,
+                         authors=[a for a in authors if ("author", a) not in mutes],
+                         phrases=[p for p in phrases if ("phrase", p) not in mutes],
+                         reader_page=lo.links.reader(reader).removeprefix(lo.links.base))
+
+    def reader(self, request: Request, form: dict[str, str]) -> Response:
+        """A reader's own page, from the signed link in every email's footer: their votes and
+        mutes, with a button to reset the votes and one to unmute each. GET and HEAD only
+        show; the buttons POST."""
+        lo = self.loaded()
+        reader = request.path_params["reader"]
+        if reader not in lo.config.users or not lo.links.verify(
+                request.query_params.get("s", ""), "reader", reader):
+            return self.page("message.html", 404, title="Not found", message="This link is not valid.")
+        if request.method == "POST" and not _same_origin(request, lo.config.digest.base_url):
+            return _foreign()
+        done = ""
+        with Store(lo.config.digest.database) as store:
+            if request.method == "POST":
+                if form.get("do") == "reset":
+                    done = f"Forgot {store.reset_votes(reader)} votes: your digests start afresh."
+                elif form.get("do") == "unmute" and form.get("kind") in ("author", "phrase"):
+                    store.unmute(reader, form["kind"], form.get("value", ""))
+                    done = f"Unmuted {form.get('value', '')}."
+            votes = store.votes(reader)
+            titles = {e.id: e.title for e in store.entries_for_ranking(ids=list(votes))}
+            mutes = store.mutes(reader)
+            days = store.delivered(reader, limit=30)
+        return self.page("reader.html", title="Your votes and mutes", reader=reader, done=done,
+                         votes=[(titles.get(i, "(an item since pruned)"), v)
+                                for i, v in sorted(votes.items())],
+                         mutes=mutes, days=[(d, lo.links.view(reader, d)) for d, _ in days])
 
     def unsubscribe(self, request: Request, form: dict[str, str]) -> Response:
         """GET and HEAD show a confirmation with a button; only POST unsubscribes (the
@@ -341,6 +386,15 @@ async def _small_form(request: Request, limit: int = 4096) -> dict[str, str] | N
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
+def _mutable(user, entry) -> tuple[list[str], list[str]]:
+    """What a reader may mute from an item's page: its authors, and those of their interest
+    phrases whose words all occur in its title or abstract."""
+    if entry is None:
+        return [], []
+    have = set(words(entry.title + " " + entry.summary_text))
+    return entry.authors[:10], [p for p in user.interests if set(words(p)) <= have]
+
+
 def _foreign() -> Response:
     return PlainTextResponse("This form can only be sent from this digest's own pages.", 403)
 
@@ -354,6 +408,7 @@ def create_app(config_path: Path, host: str = "127.0.0.1", now=None) -> Starlett
               Route("/feed/{name}", e(preview.feed)),
               Route("/feedback/{reader}/{entry}/{vote}", e(preview.feedback),
                     methods=["GET", "POST"]),
+              Route("/reader/{reader}", e(preview.reader), methods=["GET", "POST"]),
               Route("/unsubscribe/{reader}", e(preview.unsubscribe), methods=["GET", "POST"]),
               Route("/resubscribe/{reader}", e(preview.resubscribe), methods=["POST"])]
     # The links in emails arrive with base_url's host; a wildcard bind address is not a name

@@ -23,7 +23,7 @@ import jinja2.ext
 from mjml import mjml2html
 
 from digest.links import Links
-from digest.models import Digest, Ranked
+from digest.models import MORE_FOR_YOU, SURPRISE, TLDR_SOURCE, UPDATED, Digest, Ranked
 from digest.settings import Config
 
 # The checkout's templates/ (source or editable install), else the copy inside a wheel.
@@ -47,10 +47,14 @@ class ItemView:
     link: str  # "" when the feed gave none that is http(s)
     authors: str
     tags: list[str]  # source badges (feed titles), categories, then the date
-    snippet: str
+    snippet: str  # the highlighted sentence (else the abstract's start), plain
     why: str  # the ranker's reasons, joined
     up: str
     down: str
+    marked: list[tuple[str, bool]] = field(default_factory=list)  # snippet as (text, bold) runs
+    tldr: str = ""  # Hugging Face's AI summary, labelled as such by the templates
+    code: str = ""
+    data: str = ""
 
 
 @dataclass
@@ -69,7 +73,7 @@ class DigestView:
     day: str  # "Sunday, 22 November 2026"
     subject: str
     preheader: str
-    sections: list[SectionView]  # "For you", then "Trending" when there is any
+    sections: list[SectionView]  # the reader's sections (or "For you"), Updated, Trending
     health: str  # "7 feeds, 412 new entries; 1 feed failing since Tuesday: arxiv"
     view_url: str
     unsubscribe_url: str
@@ -78,6 +82,8 @@ class DigestView:
     base_url: str
     warnings: list[str] = field(default_factory=list)
     more: int = 0  # items left out to keep the email under its size budget (fit_budget)
+    reader_url: str = ""  # the reader's own page: their votes and mutes
+    tldr_label: str = TLDR_SOURCE
 
 
 def shorten_authors(authors: list[str], keep: int = MAX_AUTHORS) -> str:
@@ -124,15 +130,25 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
     labels = digest.labels
 
     def item(number: int, r: Ranked) -> ItemView:
+        h = r.highlight
         return ItemView(
             number=number, title=cut(r.title, TITLE_CHARS), link=r.link, authors=shorten_authors(r.authors),
             tags=sorted({labels.get(s, s) for s in r.sources}) + r.categories[:3]
             + ([r.published[:10]] if r.published else []),
-            snippet=cut(r.summary_text, SNIPPET_CHARS), why="; ".join(r.reasons),
-            up=links.feedback(user.name, r.id, "up"), down=links.feedback(user.name, r.id, "down"))
+            snippet=h.text if h else cut(r.summary_text, SNIPPET_CHARS), why="; ".join(r.reasons),
+            up=links.feedback(user.name, r.id, "up"), down=links.feedback(user.name, r.id, "down"),
+            marked=h.parts() if h else [], tldr=cut(r.tldr, SNIPPET_CHARS), code=r.code,
+            data=r.data)
 
-    items = [item(n, r) for n, r in enumerate(digest.items, 1)]
-    trending = [item(n, r) for n, r in enumerate(digest.trending, 1)]
+    order = [s.title for s in user.sections] + [MORE_FOR_YOU, "", SURPRISE]
+    grouped: dict[str, list[Ranked]] = {}
+    for r in sorted(digest.items, key=lambda r: order.index(r.section)
+                    if r.section in order else len(order)):
+        grouped.setdefault(r.section, []).append(r)
+    parts = [(title or "For you", rs) for title, rs in grouped.items()] or [("For you", [])]
+    parts += [(UPDATED, digest.updated), ("Trending", digest.trending)]
+    sections = [SectionView(title, [item(n, r) for n, r in enumerate(rs, 1)])
+                for k, (title, rs) in enumerate(parts) if rs or k == 0]
     h = digest.health
     health = (f"{h.feeds} feed{'s' * (h.feeds != 1)}, {h.new_entries} new "
               f"entr{'ies' if h.new_entries != 1 else 'y'}")
@@ -142,16 +158,15 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
     elif h.failing:
         health += f"; {len(h.failing)} feeds failing: " + ", ".join(
             f"{name} (since {_when(since, digest.until)})" for name, since in h.failing)
+    health += "".join(f"; {note}" for note in h.notes)
     why = (f"You get this because {user.email or 'you'} {'is' if user.email else 'are'} a "
            f"reader named {user.name!r} in the digest configuration of this server.")
-    titles = [i.title for i in items + trending]
+    titles = [i.title for s in sections for i in s.items]
     return DigestView(
         title=config.digest.title, reader=user.display_name, date=day,
         day=digest.day.strftime("%A, %d %B %Y"),
         subject=subject_line(titles), preheader=preheader_line(titles[1:], health),
-        sections=[SectionView("For you", items)]
-        + ([SectionView("Trending", trending)] if trending else []),
-        health=health,
+        sections=sections, health=health, reader_url=links.reader(user.name),
         view_url=links.view(user.name, day), unsubscribe_url=links.unsubscribe(user.name),
         feed_url=links.feed(user.name),
         why=why, base_url=links.base, warnings=digest.warnings)

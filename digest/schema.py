@@ -46,6 +46,13 @@ def _value(s: Setting) -> dict:
     if k == "weights":
         return {"anyOf": [{"type": "object", "additionalProperties": {"type": "number"}},
                           {"type": "array", "items": {"type": "string"}}]}
+    if k == "sections":
+        words = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                                "minItems": 1}]}
+        return {"type": "object", "additionalProperties": {"anyOf": [
+            {"type": "object", "additionalProperties": False, "required": ["match"],
+             "properties": {"match": words, "max": {"type": "integer", "minimum": 1}}},
+            words]}}
     if k in ("str", "timezone", "path"):
         return {"type": "string"}
     raise AssertionError(f"unhandled setting kind {k}")

@@ -258,7 +258,9 @@ def _triage(store: Store, readers: dict[str, ReaderState], wanted: list[tuple[Us
 
 
 def _items(done) -> int:
-    return sum(len(s.items) for s in done.view.sections[:1])
+    """What makes a digest worth sending: items for the reader and new versions, not the
+    trending or surprise extras."""
+    return done.digest.news
 
 
 def _settled(row: Delivery) -> SendResult:

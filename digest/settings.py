@@ -23,7 +23,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() o
 @dataclass(frozen=True)
 class Setting:
     name: str  # the TOML key
-    kind: str  # str|int|float|bool|time|timezone|duration|size|url|email|path|choice|list|env|weights
+    kind: str  # one of values._KINDS: str, int, float, bool, time, duration, path, list, weights…
     default: object  # None: unset, resolved from another section after validation
     help: str
     choices: tuple[str, ...] = ()
@@ -52,6 +52,16 @@ def settings_of(cls) -> tuple[Setting, ...]:
             out.append(Setting(key or f.name, kind, default, help, choices, required,
                                f.name if key else "", minimum))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One of a reader's digest sections: its title, what feeds it (phrases, authors or
+    categories) and at most how many items it takes (None: no cap)."""
+
+    title: str
+    match: tuple[str, ...]
+    max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +225,16 @@ class UserConfig:
     popularity: float = setting('float', None,
         'Override of [ranking] popularity for this reader.', minimum=0)
     half_life: int = setting('duration', '', 'Override of [ranking] half_life for this reader.')
+    sections: tuple[Section, ...] = setting('sections', (),
+        'Digest sections in order, as a [users.NAME.sections] table of title = {match = '
+        '[phrases, authors or categories], max = N}; an item goes to the first that fits and '
+        'has room (max is optional), the rest to "More for you", all within max_items.')
+    serendipity: int = setting('int', 0,
+        'How many popular items from outside your profile to add, marked as such, so the '
+        'ranking does not close in on itself.', minimum=0)
+    updates: bool = setting('bool', True,
+        'Tell of a new arXiv version of a paper you were sent or liked (once per version), '
+        'in an Updated section.')
     # send_days holds the weekdays resolved from send_days, cadence and skip_weekends; the
     # overrides above hold the reader's value or [ranking]'s; timezone, send_time and
     # max_items the reader's or [digest]'s.

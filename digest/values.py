@@ -9,7 +9,7 @@ from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from digest.settings import Setting
+from digest.settings import Section, Setting
 
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -161,6 +161,37 @@ def _weights(s, value, label: str, base, report):
     return out
 
 
+def _sections(s, value, label: str, base, report):
+    """[users.NAME.sections]: title = {match = [...], max = N}, or title = [...] for short."""
+    if not isinstance(value, dict):
+        raise Bad(f"must be a table of title = {{match = [...], max = N}}, not {tname(value)}",
+                  f'write [{label.split()[0][1:-1]}.sections] and lines like '
+                  '"Style transfer" = {match = ["style transfer"], max = 3}')
+    out = []
+    for title, spec in value.items():
+        where = f"{label} {title!r}"
+        if isinstance(spec, list | str):
+            spec = {"match": spec}
+        if not isinstance(spec, dict) or set(spec) - {"match", "max"}:
+            report(where, 'must be {match = [...], max = N} (max optional); write e.g. '
+                   f'"{title}" = {{match = ["{title.lower()}"], max = 3}}')
+            continue
+        match = spec.get("match", [])
+        match = [match] if isinstance(match, str) else match
+        if not match or not isinstance(match, list) or not all(
+                isinstance(m, str) and m.strip() for m in match):
+            report(where, "needs match, a non-empty list of phrases, authors or categories; "
+                   f'write e.g. match = ["{title.lower()}"]')
+            continue
+        cap = spec.get("max")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            report(where, f"has max = {cap!r}, not a whole number of at least 1; write e.g. max = 3 "
+                   "or leave it out")
+            continue
+        out.append(Section(str(title), tuple(m.strip() for m in match), cap))
+    return tuple(out)
+
+
 _KINDS = {
     "str": lambda s, v, *_: v,
     "int": lambda s, v, *_: _number(s, v, whole=True),
@@ -168,7 +199,7 @@ _KINDS = {
     "bool": _bool, "choice": _choice, "time": _time, "timezone": _timezone,
     "duration": _duration, "size": _size, "url": _url, "email": _email, "env": _env,
     "path": lambda s, v, label, base, _: (base / v).resolve() if v else v,
-    "list": _list, "weights": _weights,
+    "list": _list, "weights": _weights, "sections": _sections,
 }
 
 

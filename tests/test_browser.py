@@ -154,7 +154,7 @@ def test_without_its_style_block_the_email_keeps_its_spacing_and_separators(proj
     text = info["text"]
     assert "arXiv · cs.LG · 2026-11-22" in text and "Lab notes · 2026-11-22" in text
     assert re.search(r"More like this\s+👎 Less like this", text)
-    assert re.search(r"View in browser · As a feed · Unsubscribe", text)
+    assert re.search(r"View in browser · As a feed · Your votes and mutes · Unsubscribe", text)
     assert (info["metaPad"], info["rule"], info["button"]) == ("14px", "1px", "6px")
     assert info["scroll"] <= info["width"]
 
@@ -201,8 +201,8 @@ def test_reasons_and_authors_keep_their_colours_in_both_schemes(project, browser
 def test_buttons_and_footer_links_are_big_enough_to_tap_on_a_phone(project, browser):
     _, done = rendered(project, NORMAL)
     page = email_page(browser, done.html, width=375)
-    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('a.button, .foot a')).map(a => {
+    sizes = page.evaluate("""() => Array.from(document.querySelectorAll('a.button, a.artifact, .foot a')).map(a => {
         const r = a.getBoundingClientRect(); return [a.innerText, r.width, r.height]; })""")
-    assert len(sizes) == 2 * 4 + 3
+    assert len(sizes) == 2 * 4 + 1 + 4  # votes, a code link, the footer's links
     for label, w, h in sizes:
         assert w >= 24 and h >= 24, (label, w, h)

@@ -69,7 +69,8 @@ def write_project(project, entries, extra=""):
 NORMAL = [
     ("arxiv", entry("st", "Fast style transfer for video", "We make style transfer run in real "
                     "time on video, with a temporal loss. " * 4, authors=[f"Author {i}" for i in range(8)],
-                    popularity=40)),
+                    popularity=40, tldr="Real-time video style transfer with a temporal loss.",
+                    code="https://github.com/example/fast-style")),
     ("arxiv", entry("sa", "Sparse attention for long documents", "Block-sparse attention scales.",
                     authors=["Grace Hopper", "Alan Turing"])),
     ("blog", entry("st-blog", "What we learned about style transfer", "A lab note.",
@@ -118,9 +119,12 @@ def test_content_of_the_digest(project):
     assert 'href="https://digest.example.org/digest/ada/2026-11-22?s=' in html
     assert "googleapis" not in html and "<img" not in html  # no remote fonts or images
     assert "prefers-color-scheme: dark" in html
-    # The snippet is cut at a word boundary with an ellipsis.
+    # The snippet is the abstract's sentence about the reader, their phrase in bold in HTML
+    # and unmarked in text.
     snippet = done.view.sections[0].items[1].snippet
-    assert snippet.endswith("…") and len(snippet) <= 281 and not snippet[:-1].endswith(" ")
+    assert snippet == "We make style transfer run in real time on video, with a temporal loss."
+    assert "We make <b>style transfer</b> run in real time" in html
+    assert "   We make style transfer run in real time on video" in text
 
 
 def test_failing_feed_is_named_in_the_footer(project):
@@ -314,7 +318,7 @@ def test_a_sender_that_is_no_address_is_a_config_error(project):
 LONG = [
     ("arxiv", entry("cjk", "Style transfer " + "风格迁移" * 60, "长摘要" * 300)),
     ("arxiv", entry("url", "Style transfer at https://example.org/" + "a" * 120 + " and more words after it",
-                    "See https://example.org/" + "b" * 150 + " for the code. " + "Style transfer. " * 30,
+                    "See https://example.org/" + "b" * 150 + " for the style transfer code. " + "Style transfer. " * 30,
                     authors=[f"Author Name{i}" for i in range(9)])),
     ("arxiv", entry("words", "Style transfer " + "with many words in the title " * 12, "x " * 400)),
     *NORMAL]

@@ -51,6 +51,8 @@ def check(ctx: click.Context) -> None:
     out.print(f"Ranking: {report.ranking}")
     for reader, papers, file in report.libraries:
         out.print(f"Library of {reader}: {papers} papers from {file}")
+    for reader, muted in report.mutes.items():
+        out.print(f"Muted by {reader}: {'; '.join(muted)}", markup=False)
     for w in report.warnings:
         click.echo(f"Warning: {w}", err=True)
 
@@ -106,8 +108,13 @@ def feeds(ctx: click.Context) -> None:
                       + (f" ({r.moved})" if r.moved else ""))
     out = console()
     out.print(table)
+    notes = []  # the sources' calendars: a quiet day once, each stalled feed
+    for r in report.feeds:
+        notes += [n for n in r.note.split("; ") if n and n not in notes]
     for sentence in [reader_trouble(r) for r in report.readers] + report.lost:
-        out.print(sentence[0].upper() + sentence[1:])
+        notes.append(sentence[0].upper() + sentence[1:])
+    for sentence in notes:
+        out.print(sentence, markup=False)
 
 
 @cli.group()

@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from digest.highlight import Profile, highlight, seed_words
 from digest.models import Ranked, StoredEntry
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
 from digest.rank.scoring import Reader, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
-from digest.rank.select import Pick, Selection, select
+from digest.rank.select import Pick, Sections, Selection, select
 from digest.rank.tuning import DEFAULT, Tuning
 from digest.settings import Config, UserConfig
 from digest.store import Store
@@ -40,6 +41,7 @@ class Ranker:
         # thousands of readers that would hold every library in memory; the database caches them.
         self.library_warnings: dict[Path, list[str]] = {}
         self._any_votes = store.has_votes()  # most installations have none: skip the queries
+        self._any_mutes = store.has_mutes()
         phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
         self.pool = Pool(store, entries, now, phrases, tuning, embedder)
         self.id_order = self.pool.id_order
@@ -102,8 +104,8 @@ class Ranker:
     def _build(self, picks: list[Pick]) -> list[Ranked]:
         """Results from picks. Done by the parent: workers send back only entry indexes,
         scores and reasons, not every pick's abstract."""
-        return [Ranked.of(self.entries[i], score, reasons, trending)
-                for i, score, reasons, trending in picks]
+        return [Ranked.of(self.entries[p.row], p.score, p.reasons, p.trending, p.section,
+                          p.highlight) for p in picks]
 
     def _can_fork(self) -> bool:
         """Forking is safe only in a single-threaded process: a thread holding a lock at the
@@ -122,6 +124,7 @@ class Ranker:
         out: list[list[Pick]] = []
         for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
             idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+            idx = self._unmuted(idx, meta)
             row = scores[b]
             if len(idx) == 0:
                 out.append([])
@@ -129,7 +132,8 @@ class Ranker:
                 def explain(picked, user=user, row=row, meta=meta):
                     return self._results(user, picked, row, meta)
                 most = user.max_items if selection.limit is None else selection.limit
-                out.append(select(self.pool, idx, row, most, selection, explain))
+                out.append(select(self.pool, idx, row, most, selection, explain,
+                                  self._sections(user), user.serendipity))
             else:
                 order = idx[np.lexsort((self.id_order[idx], -row[idx]))]
                 if limit is not None:
@@ -154,25 +158,70 @@ class Ranker:
             bad = make_seeds(self.store, [], [entry_text(e) for e in disliked], [])
             meta.negative = self.pool.terms.matrix(bad.ids, bad.counts, bad.sizes,
                                                    top=self.tuning.seed_terms)
-        meta.phrases = [(p, w, self.pool.phrase(p)) for p, w in user.interests.items()]
+        mutes = self.store.mutes(user.name) if self._any_mutes else []
+        muted = {v for kind, v, _ in mutes if kind == "phrase"}
+        meta.phrases = [(p, w, self.pool.phrase(p)) for p, w in user.interests.items()
+                        if p not in muted]
         meta.excluded = [(p, self.pool.phrase(p)) for p in user.exclude]
+        meta.hidden = [self.pool.phrase(p) for p in sorted(muted)]
+        meta.muted_authors = frozenset(author_key(v) for kind, v, _ in mutes if kind == "author")
+        meta.profile = Profile.of([p for p, _, _ in meta.phrases], lib.titles)
         return meta
+
+    def _unmuted(self, idx: np.ndarray, meta: Reader) -> np.ndarray:
+        """The rows at `idx` less those a reader muted: by a muted author or mentioning a
+        muted phrase (in the title or abstract)."""
+        if not (meta.hidden or meta.muted_authors) or not len(idx):
+            return idx
+        keep = np.ones(len(idx), dtype=bool)
+        for ph in meta.hidden:
+            keep &= ph.match[idx] < IN_ABSTRACT
+        if meta.muted_authors:
+            keys = self.pool.author_keys
+            keep &= np.fromiter((meta.muted_authors.isdisjoint(keys[i]) for i in idx.tolist()),
+                                dtype=bool, count=len(idx))
+        return idx[keep]
+
+    def _sections(self, user: UserConfig) -> Sections | None:
+        """The reader's [sections] as select() takes them: an entry fits a section when one of
+        its `match` strings is one of the entry's categories, one of its authors, or a phrase
+        in its title or abstract."""
+        if not user.sections:
+            return None
+        specs = [(frozenset(m.lower() for m in s.match), frozenset(author_key(m) for m in s.match),
+                  [self.pool.phrase(m) for m in s.match]) for s in user.sections]
+        entries, keys = self.entries, self.pool.author_keys
+
+        def fits(i: int) -> list[int]:
+            cats = {c.lower() for c in entries[i].categories}
+            return [k for k, (names, authors, phrases) in enumerate(specs)
+                    if not names.isdisjoint(cats) or not authors.isdisjoint(keys[i])
+                    or any(ph.match[i] >= IN_ABSTRACT for ph in phrases)]
+
+        return Sections(tuple(s.title for s in user.sections),
+                        tuple(s.max for s in user.sections), fits)
 
     def _results(self, user: UserConfig, rows: list[int], scores: np.ndarray,
                  meta: Reader) -> list[Pick]:
         """The entries at `rows` with their scores and reasons."""
-        seeds: list[str | None] = [None] * len(rows)
+        seeds: list[int | None] = [None] * len(rows)
         if meta.seed_names and rows:  # the closest seed, by all models together, if close
             best = sum(s[:, rows] for s in meta.sims).argmax(axis=0)
             close = meta.sims[0][best, rows] >= SIMILAR_REASON
-            seeds = [meta.seed_names[b] if c else None for b, c in zip(best.tolist(), close, strict=True)]
+            seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
         return [self._ranked(user, i, scores, meta, seed) for i, seed in zip(rows, seeds, strict=True)]
 
     def _ranked(self, user: UserConfig, i: int, scores: np.ndarray, meta: Reader,
-                seed: str | None) -> Pick:
-        """One entry's score and reasons, strongest signal first."""
+                seed: int | None) -> Pick:
+        """One entry's score, reasons (strongest signal first) and highlighted sentence."""
         e = self.entries[i]
-        reasons = [seed] if seed else []
+        reasons = [meta.seed_names[seed]] if seed is not None else []
+        seed_terms = frozenset()
+        if seed is not None:
+            seed_terms = meta.profile.seeds.get(seed)
+            if seed_terms is None:
+                seed_terms = meta.profile.seeds[seed] = seed_words(meta.seeds.titles[seed],
+                                                                   meta.seeds.texts[seed])
         for phrase, _, ph in meta.phrases:
             if ph.match[i] >= IN_ABSTRACT:
                 where = "title" if ph.match[i] == IN_TITLE else "abstract"
@@ -192,7 +241,8 @@ class Ranker:
         for phrase, ph in meta.excluded:
             if ph.match[i] >= IN_ABSTRACT:
                 reasons.append(f'demoted: mentions "{phrase}"')
-        return i, round(float(scores[i]), 6), reasons, False
+        return Pick(i, round(float(scores[i]), 6), reasons,
+                    highlight=highlight(e.summary_text, meta.profile, seed_terms))
 
     def _voted(self, votes: dict[str, int], sign: int) -> list[StoredEntry]:
         ids = sorted(i for i, v in votes.items() if v == sign)

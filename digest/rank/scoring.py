@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from digest.highlight import Profile
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Concepts, Phrase, Pool
 from digest.rank.seeds import Seeds
@@ -62,6 +63,9 @@ class Reader:
     excluded: list[tuple[str, Phrase]] = field(default_factory=list)
     sims: list[np.ndarray] = field(default_factory=list)  # (seeds × entries) per model
     authors: frozenset[str] = frozenset()  # followed authors' keys
+    hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
+    muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
+    profile: Profile = field(default_factory=Profile)  # what the highlight matches
 
 
 def standardize(rows: np.ndarray) -> np.ndarray:

@@ -1,16 +1,36 @@
 """What a digest holds, from a reader's scores: the best items above the floor, one per story,
-then the most popular items not chosen."""
+each in the first of the reader's sections it fits that has room; then one surprise from
+outside their profile, if they asked for it; then the most popular items not chosen."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from digest.models import MORE_FOR_YOU, SURPRISE
 from digest.rank.pool import Pool
 
-Pick = tuple[int, float, list[str], bool]  # entry index, score, reasons, trending
+
+class Pick(NamedTuple):
+    row: int  # entry index in the pool
+    score: float
+    reasons: list[str]
+    trending: bool = False
+    section: str = ""  # "" when the reader has no sections (the view says "For you")
+    highlight: object = None  # highlight.Highlight of the abstract, for the items picked
+
+
+@dataclass(frozen=True)
+class Sections:
+    """A reader's sections in order: titles, quotas (None: no cap) and `fits(row)`, the
+    indexes of the sections an entry matches."""
+
+    titles: tuple[str, ...]
+    quotas: tuple[int | None, ...]
+    fits: Callable[[int], list[int]]
 
 
 @dataclass(frozen=True)
@@ -23,39 +43,82 @@ class Selection:
 
 
 def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selection: Selection,
-           explain: Callable[[list[int]], list[Pick]]) -> list[Pick]:
+           explain: Callable[[list[int]], list[Pick]], sections: Sections | None = None,
+           surprise: int = 0) -> list[Pick]:
     """The best `limit` of the entries at `idx` scoring at least min_score, near-duplicate
-    titles collapsed, then up to `trending` of the most popular entries not chosen.
-    `explain(rows)` gives the picks (scores and reasons) of entry rows."""
+    titles collapsed, then `surprise` popular entries far from the profile, then up to
+    `trending` of the most popular entries not chosen. With `sections`, an entry goes to the
+    first section it fits that has room; one whose sections are all full is passed over (its
+    topic is capped), one fitting none goes to MORE_FOR_YOU. `explain(rows)` gives the picks
+    (scores and reasons) of entry rows."""
     story = pool.story
     above = idx[scores[idx] >= selection.min_score]
     chosen: list[int] = []
+    placed: list[str] = []
+    used = [0] * len(sections.titles) if sections else []
     told: set[int] = set()  # stories already in the digest: one item each
-    # Sort only a head of the candidates; sort the rest only if near-duplicates ate it.
+    # Sort only a head of the candidates; sort the rest only if near-duplicates or full
+    # sections ate it.
     for order in ordered(pool, above, scores, 4 * limit) if limit > 0 else ():
         for i in order.tolist():
-            if story[i] not in told:
-                chosen.append(i)
-                told.add(story[i])
-                if len(chosen) >= limit:
-                    break
+            if story[i] in told:
+                continue
+            where = ""
+            if sections:
+                fits = sections.fits(i)
+                room = [k for k in fits if sections.quotas[k] is None or used[k] < sections.quotas[k]]
+                if fits and not room:
+                    continue
+                where = sections.titles[room[0]] if room else MORE_FOR_YOU
+                if room:
+                    used[room[0]] += 1
+            chosen.append(i)
+            placed.append(where)
+            told.add(story[i])
+            if len(chosen) >= limit:
+                break
         if len(chosen) >= limit:
             break
-    out = explain(chosen)
+    out = [p._replace(section=where) for p, where in zip(explain(chosen), placed, strict=True)]
+    taken = set(chosen)
+    allowed = None if len(idx) == len(pool.entries) else set(idx.tolist())
+    if surprise and len(idx):
+        out += _surprises(pool, idx, scores, surprise, taken, allowed, explain)
     trending = selection.trending
     if trending:
-        taken = set(chosen)
-        allowed = None if len(idx) == len(pool.entries) else set(idx.tolist())
         for i in pool.by_popularity:  # most popular first, ties by id; shared by readers
             if trending == 0 or pool.popularity[i] <= 0:
                 break
             if int(i) in taken or (allowed is not None and int(i) not in allowed):
                 continue
-            ((_, score, reasons, _),) = explain([int(i)])
-            if not any(x.startswith("trending:") for x in reasons):
-                reasons.append(f"trending: {pool.entries[i].popularity} upvotes")
-            out.append((int(i), score, reasons, True))
+            (pick,) = explain([int(i)])
+            if not any(x.startswith("trending:") for x in pick.reasons):
+                pick.reasons.append(f"trending: {pool.entries[i].popularity} upvotes")
+            out.append(pick._replace(trending=True))
             trending -= 1
+    return out
+
+
+def _surprises(pool: Pool, idx: np.ndarray, scores: np.ndarray, want: int, taken: set[int],
+               allowed: set[int] | None, explain) -> list[Pick]:
+    """The most popular entries of the window that are far from everything the reader
+    follows: scoring no better than the window's median, and matching none of their phrases,
+    authors, categories or seed papers (explain gives them no reason). So a profile does not
+    close in on itself."""
+    median = float(np.median(scores[idx]))
+    out: list[Pick] = []
+    for i in pool.by_popularity[:2000].tolist():  # bounded: a pool can be large
+        if len(out) >= want or pool.popularity[i] <= 0:
+            break
+        if i in taken or (allowed is not None and i not in allowed) or scores[i] > median:
+            continue
+        (pick,) = explain([i])
+        if any(not r.startswith("trending:") for r in pick.reasons):
+            continue  # something of the profile matched it
+        taken.add(i)
+        out.append(pick._replace(section=SURPRISE, reasons=[
+            f"something different: {pool.entries[i].popularity} upvotes, and far from what "
+            "you follow"]))
     return out
 
 

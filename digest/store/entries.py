@@ -13,12 +13,24 @@ from digest.normalize import content_hash
 from digest.store.base import Database
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
-                  "fetched", "popularity", "analysis")  # what ranking reads
+                  "fetched", "popularity", "analysis", "version", "revised", "tldr", "code",
+                  "data")  # what ranking and the digest read
 _FULL_COLUMNS = (*_ENTRY_COLUMNS, "canonical", "summary_html")
 _SOURCES = ("(SELECT group_concat(DISTINCT s.feed) FROM sightings s WHERE s.entry_id = e.id)")
 STRONG_KEYS = ("arxiv:", "doi:")
 _INSERT_ENTRY = ("INSERT INTO entries (id, canonical, title, link, summary_html, summary_text, authors,"
-                 " categories, published, fetched, popularity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                 " categories, published, fetched, popularity, version, tldr, code, data)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+# A copy joining an entry lends it what it lacked (HF's summary and code link to the arXiv
+# entry), and a newer arXiv version is recorded with when it was first seen. SET reads the
+# old row throughout, so `revised` compares against the version before this update.
+_LEND = ("UPDATE entries SET revised = CASE WHEN version > 0 AND :version > version THEN :at"
+         " ELSE revised END, version = max(version, :version),"
+         " tldr = CASE WHEN tldr = '' THEN :tldr ELSE tldr END,"
+         " code = CASE WHEN code = '' THEN :code ELSE code END,"
+         " data = CASE WHEN data = '' THEN :data ELSE data END WHERE id = :id AND"
+         " (:version > version OR (tldr = '' AND :tldr != '') OR (code = '' AND :code != '')"
+         " OR (data = '' AND :data != ''))")
 
 
 class EntryStore(Database):
@@ -49,12 +61,14 @@ class EntryStore(Database):
                     "SELECT key, entry_id FROM keys WHERE entry_id IN ({}) AND "
                     "(key LIKE 'arxiv:%' OR key LIKE 'doi:%')", [], list(set(key_ids.values()))):
                 strong.setdefault(entry_id, set()).add(key)
-            new_rows, sightings, new_keys = [], [], []
+            new_rows, sightings, new_keys, lent = [], [], [], []
             bumps: dict[str, int] = {}
             for e in entries:
                 if e.ident in known:
                     if e.popularity:
                         bumps[known[e.ident]] = max(bumps.get(known[e.ident], 0), e.popularity)
+                    if e.tldr or e.code or e.data:
+                        lent.append(_lent(known[e.ident], e, fetched_s))
                     continue
                 own = keys[e.ident]
                 mine = {k for k in own if k.startswith(STRONG_KEYS)}
@@ -65,8 +79,10 @@ class EntryStore(Database):
                 if entry_id is None:
                     entry_id = content_hash(own[0])[:16]
                     new_rows.append(_entry_row(entry_id, e, fetched_s))
-                elif e.popularity:
-                    bumps[entry_id] = max(bumps.get(entry_id, 0), e.popularity)
+                else:
+                    if e.popularity:
+                        bumps[entry_id] = max(bumps.get(entry_id, 0), e.popularity)
+                    lent.append(_lent(entry_id, e, fetched_s))
                 for k in own:
                     if k not in key_ids:
                         key_ids[k] = entry_id
@@ -81,6 +97,7 @@ class EntryStore(Database):
             self.db.conn.executemany(
                 "UPDATE entries SET popularity = ? WHERE id = ? AND popularity < ?",
                 [(p, i, p) for i, p in bumps.items()])
+            self.db.conn.executemany(_LEND, lent)
         return len(new_rows), len(entries) - len(new_rows)
 
     def count_entries(self) -> int:
@@ -112,6 +129,12 @@ class EntryStore(Database):
             rows = self.db.execute(sql + " ORDER BY e.seq")
         return [_stored(r, _ENTRY_COLUMNS) for r in rows]
 
+    def revised(self, since: datetime | None, until: datetime) -> list[tuple[str, str]]:
+        """(id, when) of the entries a newer version of which was first seen in (since, until]."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT id, revised FROM entries WHERE revised != '' AND revised > ? AND revised <= ?",
+            [iso_utc(since) if since else "", iso_utc(until)])]
+
     def save_analysis(self, items: list[tuple[str, bytes]]) -> None:
         """Store (entry id, lexical.encode_analysis) pairs computed by the ranker: a cache."""
         with self.db.conn:
@@ -142,4 +165,9 @@ def _conflict(mine: set[str], theirs: set[str]) -> bool:
 def _entry_row(entry_id: str, e: Entry, fetched: str) -> tuple:
     return (entry_id, e.canonical, e.title, e.link, e.summary_html, e.summary_text,
             json.dumps(e.authors, ensure_ascii=False), json.dumps(e.categories, ensure_ascii=False),
-            iso_utc(e.published), fetched, e.popularity)
+            iso_utc(e.published), fetched, e.popularity, e.version, e.tldr, e.code, e.data)
+
+
+def _lent(entry_id: str, e: Entry, fetched: str) -> dict:
+    return {"id": entry_id, "version": e.version, "at": fetched, "tldr": e.tldr,
+            "code": e.code, "data": e.data}

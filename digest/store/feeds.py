@@ -47,6 +47,19 @@ class FeedStore(Database):
         """Entries ever seen per feed."""
         return dict(self.db.execute("SELECT feed, count(*) FROM sightings GROUP BY feed"))
 
+    def newest_sightings(self) -> dict[str, str]:
+        """When each feed last carried an identity it had not carried before (ISO)."""
+        return dict(self.db.execute("SELECT feed, max(first_seen) FROM sightings GROUP BY feed"))
+
+    def sightings_per_day(self, since: datetime) -> dict[str, dict[str, int]]:
+        """feed → {UTC date: identities first carried that day}, from `since` on."""
+        out: dict[str, dict[str, int]] = {}
+        for feed, day, n in self.db.execute(
+                "SELECT feed, substr(first_seen, 1, 10) AS day, count(*) FROM sightings"
+                " WHERE first_seen >= ? GROUP BY feed, day", [iso_utc(since)]):
+            out.setdefault(feed, {})[day] = n
+        return out
+
     def record_poll(self, state: FeedState, result: PollResult, started: datetime) -> None:
         """Save a feed's new state and its poll-log row in one transaction."""
         with self.db.conn:

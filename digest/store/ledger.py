@@ -56,6 +56,19 @@ class LedgerStore(Database):
             "SELECT reader, day, content FROM deliveries WHERE state IN ('sent', 'unconfirmed')"
             " AND content != '' AND channel = 'email' AND day IN ({})", [], sorted(set(days)))}
 
+    def sent_items(self, reader: str, ids: list[str]) -> tuple[dict[str, str], set[tuple[str, int]]]:
+        """Of `ids`, those ever emailed to the reader (id → the first day), and the (id,
+        version) pairs their digests have already told of as Updated."""
+        sent = " FROM deliveries d, json_each(d.content, '$.{}') j WHERE d.reader = ? AND" \
+               " d.channel = 'email' AND d.state IN ('sent', 'unconfirmed') AND d.content != ''"
+        first = dict(self.in_query(
+            "SELECT json_extract(j.value, '$[0]') AS entry, min(d.day)" + sent.format("items")
+            + " AND json_extract(j.value, '$[0]') IN ({}) GROUP BY entry", [reader], ids))
+        told = {(i, v) for i, v in self.db.execute(
+            "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[3].version')"
+            + sent.format("updated"), [reader])}
+        return first, told
+
     def claim_deliveries(self, keys: list[tuple[str, str]], owner: str, now: datetime,
                          states: tuple[str, ...] = (PENDING, FAILED),
                          channel: str = EMAIL) -> set[tuple[str, str]]:

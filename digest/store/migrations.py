@@ -211,6 +211,27 @@ MIGRATIONS: list[str] = [
         VALUES (new.seq, new.title, new.authors, new.summary_text);
     END;
     """,
+    # 9: richer items. An entry's arXiv version and when a newer one was first seen
+    # (`revised`: the reader who was sent or liked it hears of it once); Hugging Face's AI
+    # summary and links to code and data; the version a vote was cast on; a reader's mutes;
+    # and the index a feed's calendar reads (the newest identity it carried, per day).
+    """
+    ALTER TABLE entries ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE entries ADD COLUMN revised TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN tldr TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN code TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN data TEXT NOT NULL DEFAULT '';
+    CREATE INDEX entries_revised ON entries(revised) WHERE revised != '';
+    ALTER TABLE feedback ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE mutes (
+        reader TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('author', 'phrase')),
+        value TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (reader, kind, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX sightings_feed_seen ON sightings(feed, first_seen);
+    """,
 ]
 
 

@@ -1,4 +1,4 @@
-"""What is kept per reader: their subscription and mail-server state, and their votes."""
+"""What is kept per reader: their subscription and mail-server state, their votes and mutes."""
 
 from __future__ import annotations
 
@@ -30,9 +30,12 @@ class ReaderStore(Database):
     def set_vote(self, reader: str, entry_id: str, vote: int, at: datetime) -> None:
         """Record a reader's 👍 (+1) or 👎 (-1); the latest vote on an entry wins."""
         with self.db.conn:
-            self.db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?) ON CONFLICT (reader, entry_id) "
-                            "DO UPDATE SET vote = excluded.vote, at = excluded.at",
-                            [reader, entry_id, vote, iso_utc(at)])
+            # The version voted on: a later one is news to them (compose: Updated).
+            self.db.execute("INSERT INTO feedback (reader, entry_id, vote, at, version) VALUES "
+                            "(?, ?, ?, ?, coalesce((SELECT version FROM entries WHERE id = ?), 0)) "
+                            "ON CONFLICT (reader, entry_id) DO UPDATE SET vote = excluded.vote, "
+                            "at = excluded.at, version = excluded.version",
+                            [reader, entry_id, vote, iso_utc(at), entry_id])
 
     def vote(self, reader: str, entry_id: str) -> tuple[int, str] | None:
         """(vote, when) of one reader on one entry, or None."""
@@ -51,3 +54,37 @@ class ReaderStore(Database):
     def votes(self, reader: str) -> dict[str, int]:
         return dict(self.db.execute("SELECT entry_id, vote FROM feedback WHERE reader = ?",
                                     [reader]))
+
+    def reset_votes(self, reader: str) -> int:
+        """Forget every vote of a reader. Returns how many there were."""
+        with self.db.conn:
+            return self.db.execute("DELETE FROM feedback WHERE reader = ?", [reader]).rowcount
+
+    def liked_versions(self, reader: str, ids: list[str]) -> dict[str, tuple[str, int]]:
+        """entry id → (when liked, the version liked; 0 if unknown), for those of `ids` the
+        reader gave a 👍."""
+        return {i: (at, v) for i, at, v in self.in_query(
+            "SELECT entry_id, at, version FROM feedback WHERE reader = ? AND vote = 1 AND "
+            "entry_id IN ({})", [reader], ids)}
+
+    def mute(self, reader: str, kind: str, value: str, at: datetime) -> None:
+        """Hide an author's or a phrase's items from a reader's digests (kind: author|phrase)."""
+        with self.db.conn:
+            self.db.execute("INSERT INTO mutes VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                            [reader, kind, value, iso_utc(at)])
+
+    def unmute(self, reader: str, kind: str, value: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM mutes WHERE reader = ? AND kind = ? AND value = ?",
+                            [reader, kind, value])
+
+    def has_mutes(self) -> bool:
+        return self.db.execute("SELECT 1 FROM mutes LIMIT 1").fetchone() is not None
+
+    def mutes(self, reader: str | None = None) -> list[tuple[str, str, str]]:
+        """(kind, value, when) of a reader's mutes, or (reader, kind, value) of everyone's."""
+        if reader is None:
+            return [tuple(r) for r in self.db.execute(
+                "SELECT reader, kind, value FROM mutes ORDER BY reader, kind, value")]
+        return [tuple(r) for r in self.db.execute(
+            "SELECT kind, value, at FROM mutes WHERE reader = ? ORDER BY kind, value", [reader])]

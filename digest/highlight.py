@@ -1,0 +1,125 @@
+"""The one sentence of an abstract that is about the reader: extractive, no language model.
+
+A sentence is scored by what the reader follows, strongest first: their phrases, then the
+seed paper named in the item's reasons, then their library as a whole; the best sentence is
+shown instead of the abstract's opening, with the words that matched marked. Nothing
+matching, the first sentence. Pure functions; the ranker calls `highlight` for the items it
+picks (benchmarks/bench_render.py measures the cost per item)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+
+from digest.lexical import STOPWORDS, stem
+from digest.models import Highlight
+
+HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
+# A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
+# so "e.g. the" and "Fig. 3" mostly stay inside one.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one reader's sentences are matched against, prepared once per reader."""
+
+    phrases: tuple[tuple[str, ...], ...] = ()  # each phrase as its words' stems
+    library: frozenset[str] = frozenset()  # content-word stems of the library's titles
+    seeds: dict[int, frozenset[str]] = field(default_factory=dict)  # seed → its stems (lazy)
+
+    @classmethod
+    def of(cls, phrases, library_titles) -> Profile:
+        return cls(phrases=tuple(p for p in (tuple(_stems(x)) for x in phrases) if p),
+                   library=frozenset(w for t in library_titles for w in _content(t)))
+
+
+def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
+    """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
+    words, then the library's), with its matched words; the first sentence when none match."""
+    sentences = _sentences(abstract)
+    if not sentences:
+        return Highlight("")
+    library, phrases = profile.library, profile.phrases
+    best, best_key = 0, (0, 0, 0)
+    for n, (_, stems, present) in enumerate(sentences):  # spans only for the best
+        key = (sum(len(_starts(stems, p)) for p in phrases if present.issuperset(p)),
+               len(present & seed), len(present & library))
+        if key > best_key:
+            best, best_key = n, key
+    text, stems, _ = sentences[best]
+    found = list(_WORD.finditer(text))
+    if best_key[0]:
+        marks = [(found[i].start(), found[i + len(p) - 1].end()) for p in phrases
+                 for i in _starts(stems, p)]
+    else:
+        wanted = seed if best_key[1] else library if best_key[2] else frozenset()
+        marks = [(m.start(), m.end()) for m, s in zip(found, stems, strict=True) if s in wanted]
+    return _cut(text, marks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentences(abstract: str) -> tuple[tuple[str, list[str], frozenset[str]], ...]:
+    """An abstract's sentences with their words' stems: what does not depend on the reader,
+    so readers who are shown the same item share it."""
+    out = []
+    for sentence in _SENTENCE_END.split(" ".join(abstract.split())):
+        if sentence:
+            stems = _stem_all(_WORD.findall(sentence.lower()))
+            out.append((sentence, stems, frozenset(stems)))
+    return tuple(out)
+
+
+def _stem_all(words: list[str]) -> list[str]:
+    cache = _STEMS
+    try:
+        return list(map(cache.__getitem__, words))
+    except KeyError:
+        for w in words:
+            if w not in cache:
+                cache[w] = stem(w)
+        return list(map(cache.__getitem__, words))
+
+
+_STEMS: dict[str, str] = {}
+
+
+def _starts(stems: list[str], phrase: tuple[str, ...]) -> list[int]:
+    k, first = len(phrase), phrase[0]
+    return [i for i, s in enumerate(stems) if s == first and tuple(stems[i:i + k]) == phrase]
+
+
+def _cut(text: str, marks) -> Highlight:
+    if len(text) <= HIGHLIGHT_CHARS:
+        return Highlight(text, _merge(marks))
+    head = text[:HIGHLIGHT_CHARS]
+    space = head.rfind(" ")
+    head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-") + "…"
+    return Highlight(head, _merge([(a, b) for a, b in marks if b <= len(head) - 1]))
+
+
+def _merge(marks) -> tuple[tuple[int, int], ...]:
+    """Overlapping spans (two phrases sharing a word) as one."""
+    out: list[list[int]] = []
+    for a, b in sorted(marks):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return tuple((a, b) for a, b in out)
+
+
+def _stems(text: str) -> list[str]:
+    return [stem(w.lower()) for w in _WORD.findall(text)]
+
+
+def _content(text: str) -> list[str]:
+    """The stems of a text's content words: what a seed paper or library contributes."""
+    return [stem(w) for w in (x.lower() for x in _WORD.findall(text))
+            if len(w) > 2 and w not in STOPWORDS]
+
+
+def seed_words(title: str, text: str) -> frozenset[str]:
+    return frozenset(_content(title + " " + text))
