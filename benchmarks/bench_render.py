@@ -1,12 +1,16 @@
-"""Rendering speed: N digests of 20 items, HTML + text, MJML compiled once vs per reader.
+"""Rendering speed: N digests of 20 items, HTML + text, MJML compiled once vs per reader;
+and the cost of choosing each item's highlighted sentence.
 
     python benchmarks/bench_render.py            # 1,000 digests
     python benchmarks/bench_render.py --smoke    # CI size
 
 Items are built from ../shared/corpus/papers.jsonl when it is there (titles, abstracts), else
 from generated text, so this benchmark also runs without ../shared. Every digest differs (its
-own reader, items, scores and links). Both paths render the same views in the same run,
-interleaved; the outputs are checked to be identical first.
+own reader, items, scores and links) and shows what a digest shows: each abstract's sentence
+that matched the reader with its words in bold, a Hugging Face summary on every fourth item, a
+code link on every third. Both paths render the same views in the same run, interleaved; the
+outputs are checked to be identical first. The highlight is timed as the ranker runs it: every
+reader with their own phrases and library, over the items of their digest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, peak_rss_mib
 
+from digest.highlight import Profile, highlight
 from digest.links import Links
 from digest.render import DigestView, ItemView, Renderer, SectionView, cut, markup, shorten_authors
 
@@ -37,23 +42,41 @@ def texts() -> list[tuple[str, str]]:
             for _ in range(200)]
 
 
+PHRASES = ["sparse attention", "language models", "reinforcement learning", "diffusion",
+           "style transfer", "graph neural networks", "retrieval", "benchmark", "robustness"]
+
+
+def profiles(n: int, pool) -> list[Profile]:
+    """A reader each: three phrases and a library of ten titles of their own."""
+    rnd = random.Random(3)
+    return [Profile.of(rnd.sample(PHRASES, 3), [t for t, _ in rnd.sample(pool, 10)])
+            for _ in range(n)]
+
+
+def digest_items(r: int, pool) -> list[tuple[str, str]]:
+    return [pool[(r * 7 + k * 13) % len(pool)] for k in range(20)]
+
+
 def views(n: int) -> list[DigestView]:
     rnd = random.Random(5)
     pool = texts()
+    readers = profiles(n, pool)
     links = Links("https://digest.example.org", b"bench-secret")
     out = []
     for r in range(n):
         reader = f"reader{r}"
         items = []
-        for k in range(20):
-            title, abstract = pool[(r * 20 + k) % len(pool)]
+        for k, (title, abstract) in enumerate(digest_items(r, pool)):
             entry_id = f"{r:04d}{k:02d}abcdef0123"
+            h = highlight(abstract, readers[r])
             items.append(ItemView(
                 number=k + 1, title=cut(title, 300), link=f"https://arxiv.org/abs/2611.{r:05d}",
                 authors=shorten_authors([f"Author {i}" for i in range(rnd.randint(1, 9))]),
                 tags=["arXiv"] + (["HF daily"] if k % 4 == 0 else []) + ["cs.LG", "cs.CL"][: 1 + k % 2]
                 + ["2026-11-21"],
-                snippet=cut(abstract, 280),
+                snippet=h.text, marked=tuple(h.parts()),
+                tldr=cut(abstract[::-1], 200) if k % 4 == 0 else "",
+                code=f"https://github.com/lab{r}/repo{k}" if k % 3 == 0 else "",
                 why="; ".join(['matches "sparse attention" in the title',
                                'similar to your paper "Attention is all you need"'][: 1 + k % 2]),
                 up=links.feedback(reader, entry_id, "up"),
@@ -64,10 +87,32 @@ def views(n: int) -> list[DigestView]:
             sections=[SectionView("For you", items), SectionView("Trending", items[:1])],
             health="7 feeds, 412 new entries",
             view_url=links.view(reader, "2026-11-22"), unsubscribe_url=links.unsubscribe(reader),
-            feed_url=links.feed(reader),
+            feed_url=links.feed(reader), reader_url=links.reader(reader),
             why="You get this because you are a reader on this server.",
             base_url=links.base))
     return out
+
+
+def highlight_cost(n: int, runs: int) -> tuple[float, float]:
+    """Median ms per item of choosing the sentence: (every reader's digest, an item's first
+    reader), the second with the per-abstract cache cleared before each run."""
+    import digest.highlight as hl
+
+    pool = texts()
+    readers = profiles(n, pool)
+    jobs = [(a, p) for r, p in enumerate(readers) for _, a in digest_items(r, pool)]
+    shared, cold = [], []
+    for _ in range(runs):
+        hl._sentences.cache_clear()
+        t = time.perf_counter()
+        for a, p in jobs:
+            highlight(a, p)
+        cold.append((time.perf_counter() - t) / len(jobs) * 1000)
+        t = time.perf_counter()
+        for a, p in jobs:
+            highlight(a, p)
+        shared.append((time.perf_counter() - t) / len(jobs) * 1000)
+    return statistics.median(cold), statistics.median(shared)
 
 
 def timed(html, text, vs: list[DigestView]) -> float:
@@ -101,6 +146,9 @@ def main() -> None:
     for k, s in med.items():
         print(f"{k:<22} {s:>8.3f} {s / a.digests * 1000:>10.3f}")
     print(f"compiled once is {med['compiled per reader'] / med['compiled once']:.2f}× faster")
+    cold, warm = highlight_cost(a.digests, a.runs)
+    print(f"highlight: {cold:.3f} ms per item, every abstract new; {warm:.3f} ms per item when "
+          "readers share it")
     print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 

@@ -39,37 +39,46 @@ class Profile:
 def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences = _sentences(abstract)
+    sentences, every = _sentences(abstract)
     if not sentences:
         return Highlight("")
-    library, phrases = profile.library, profile.phrases
-    best, best_key = 0, (0, 0, 0)
-    for n, (_, stems, present) in enumerate(sentences):  # spans only for the best
-        key = (sum(len(_starts(stems, p)) for p in phrases if present.issuperset(p)),
-               len(present & seed), len(present & library))
-        if key > best_key:
-            best, best_key = n, key
+    # Only what of the profile occurs somewhere in the abstract is looked for sentence by
+    # sentence: most phrases and seed words occur nowhere in it.
+    phrases = [p for p in profile.phrases if every.issuperset(p)]
+    seed, library = seed & every, profile.library & every
+    best, key = 0, (0, 0, 0)
+    if phrases or seed or library:
+        for n, (_, stems, present) in enumerate(sentences):  # spans only for the best
+            k = (sum(len(_starts(stems, p)) for p in phrases if present.issuperset(p))
+                 if phrases else 0, len(present & seed), len(present & library))
+            if k > key:
+                best, key = n, k
     text, stems, _ = sentences[best]
+    if not any(key):
+        return _cut(text, ())
     found = list(_WORD.finditer(text))
-    if best_key[0]:
+    if len(found) != len(stems):  # lowercasing changed a word's bounds (rare, non-ASCII)
+        stems = _stem_all([m.group(0).lower() for m in found])
+    if key[0]:
         marks = [(found[i].start(), found[i + len(p) - 1].end()) for p in phrases
                  for i in _starts(stems, p)]
     else:
-        wanted = seed if best_key[1] else library if best_key[2] else frozenset()
+        wanted = seed if key[1] else library
         marks = [(m.start(), m.end()) for m, s in zip(found, stems, strict=True) if s in wanted]
     return _cut(text, marks)
 
 
 @functools.lru_cache(maxsize=4096)
-def _sentences(abstract: str) -> tuple[tuple[str, list[str], frozenset[str]], ...]:
-    """An abstract's sentences with their words' stems: what does not depend on the reader,
-    so readers who are shown the same item share it."""
+def _sentences(abstract: str) -> tuple[tuple[tuple[str, list[str], frozenset[str]], ...],
+                                       frozenset[str]]:
+    """An abstract's sentences with their words' stems, and all its stems: what does not
+    depend on the reader, so readers who are shown the same item share it."""
     out = []
     for sentence in _SENTENCE_END.split(" ".join(abstract.split())):
         if sentence:
             stems = _stem_all(_WORD.findall(sentence.lower()))
             out.append((sentence, stems, frozenset(stems)))
-    return tuple(out)
+    return tuple(out), frozenset().union(*(p for _, _, p in out))
 
 
 def _stem_all(words: list[str]) -> list[str]:
@@ -93,18 +102,19 @@ def _starts(stems: list[str], phrase: tuple[str, ...]) -> list[int]:
 
 def _cut(text: str, marks) -> Highlight:
     if len(text) <= HIGHLIGHT_CHARS:
-        return Highlight(text, _merge(marks))
+        return Highlight(text, _merge(marks, text))
     head = text[:HIGHLIGHT_CHARS]
     space = head.rfind(" ")
     head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-") + "…"
-    return Highlight(head, _merge([(a, b) for a, b in marks if b <= len(head) - 1]))
+    return Highlight(head, _merge([(a, b) for a, b in marks if b <= len(head) - 1], head))
 
 
-def _merge(marks) -> tuple[tuple[int, int], ...]:
-    """Overlapping spans (two phrases sharing a word) as one."""
+def _merge(marks, text: str) -> tuple[tuple[int, int], ...]:
+    """Overlapping spans (two phrases sharing a word) as one, and marked words with only a
+    space between them: "**Reverse Instance Normalization**", not three bold runs."""
     out: list[list[int]] = []
     for a, b in sorted(marks):
-        if out and a <= out[-1][1]:
+        if out and (a <= out[-1][1] or text[out[-1][1]:a] == " "):
             out[-1][1] = max(out[-1][1], b)
         else:
             out.append([a, b])
@@ -112,14 +122,14 @@ def _merge(marks) -> tuple[tuple[int, int], ...]:
 
 
 def _stems(text: str) -> list[str]:
-    return [stem(w.lower()) for w in _WORD.findall(text)]
+    return _stem_all(_WORD.findall(text.lower()))
 
 
 def _content(text: str) -> list[str]:
     """The stems of a text's content words: what a seed paper or library contributes."""
-    return [stem(w) for w in (x.lower() for x in _WORD.findall(text))
-            if len(w) > 2 and w not in STOPWORDS]
+    return _stem_all([w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS])
 
 
+@functools.lru_cache(maxsize=4096)  # readers share seed papers
 def seed_words(title: str, text: str) -> frozenset[str]:
     return frozenset(_content(title + " " + text))

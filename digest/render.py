@@ -20,6 +20,7 @@ from pathlib import Path
 import css_inline
 import jinja2
 import jinja2.ext
+from markupsafe import Markup, escape
 from mjml import mjml2html
 
 from digest.links import Links
@@ -51,7 +52,7 @@ class ItemView:
     why: str  # the ranker's reasons, joined
     up: str
     down: str
-    marked: list[tuple[str, bool]] = field(default_factory=list)  # snippet as (text, bold) runs
+    marked: tuple[tuple[str, bool], ...] = ()  # the snippet as (text, bold) runs, for HTML
     tldr: str = ""  # Hugging Face's AI summary, labelled as such by the templates
     code: str = ""
     data: str = ""
@@ -103,7 +104,7 @@ def cut(text: str, limit: int) -> str:
     return (head[:space] if space > limit // 2 else head).rstrip(" ,.;:-") + "…"
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=32768)  # a pool's titles, and each abstract's few sentences
 def wrap(text: str, indent: str = "", first: str | None = None) -> str:
     """Text folded at TEXT_WIDTH with a hanging indent (`first` starts the first line). A word
     too long for a line is broken (a CJK title has no spaces), a URL never: it goes whole on a
@@ -115,6 +116,19 @@ def wrap(text: str, indent: str = "", first: str | None = None) -> str:
     width = max(TEXT_WIDTH - max(len(prefix), len(indent)), 8)
     lines = [a or b or c for a, b, c in _lines(width).findall(rest)]
     return prefix + ("\n" + indent).join(lines)
+
+
+@functools.lru_cache(maxsize=16384)  # readers with like profiles see the same marks
+def bold(runs: tuple[tuple[str, bool], ...]) -> Markup:
+    """(text, marked) runs as HTML, the marked ones in <b>: each piece escaped by Markup, so
+    a feed's text cannot become markup. A filter rather than a template loop: a loop per item
+    cost a third of the whole render (benchmarks/bench_render.py)."""
+    if any(_SPECIAL.search(t) for t, _ in runs):
+        return Markup("".join(f"<b>{escape(t)}</b>" if b else escape(t) for t, b in runs))
+    return Markup("".join(f"<b>{t}</b>" if b else t for t, b in runs))  # nothing to escape
+
+
+_SPECIAL = re.compile(r"[&<>\"']")
 
 
 @functools.lru_cache(maxsize=16)
@@ -131,13 +145,14 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
 
     def item(number: int, r: Ranked) -> ItemView:
         h = r.highlight
+        snippet = h.text if h else cut(r.summary_text, SNIPPET_CHARS)
         return ItemView(
             number=number, title=cut(r.title, TITLE_CHARS), link=r.link, authors=shorten_authors(r.authors),
             tags=sorted({labels.get(s, s) for s in r.sources}) + r.categories[:3]
             + ([r.published[:10]] if r.published else []),
-            snippet=h.text if h else cut(r.summary_text, SNIPPET_CHARS), why="; ".join(r.reasons),
+            snippet=snippet, why="; ".join(r.reasons),
             up=links.feedback(user.name, r.id, "up"), down=links.feedback(user.name, r.id, "down"),
-            marked=h.parts() if h else [], tldr=cut(r.tldr, SNIPPET_CHARS), code=r.code,
+            marked=tuple(h.parts()) if h else ((snippet, False),) if snippet else (), tldr=cut(r.tldr, SNIPPET_CHARS), code=r.code,
             data=r.data)
 
     order = [s.title for s in user.sections] + [MORE_FOR_YOU, "", SURPRISE]
@@ -255,6 +270,7 @@ class Renderer:
             lstrip_blocks=True, auto_reload=True, keep_trailing_newline=True,
             extensions=[_Compact])
         self.env.filters["wrap"] = wrap
+        self.env.filters["bold"] = bold
         self._compiled: jinja2.Template | None = None
         self._uptodate: list = []
 

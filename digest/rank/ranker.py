@@ -132,13 +132,13 @@ class Ranker:
                 def explain(picked, user=user, row=row, meta=meta):
                     return self._results(user, picked, row, meta)
                 most = user.max_items if selection.limit is None else selection.limit
-                out.append(select(self.pool, idx, row, most, selection, explain,
-                                  self._sections(user), user.serendipity))
+                out.append(self._highlighted(select(self.pool, idx, row, most, selection, explain,
+                                                    self._sections(user), user.serendipity), meta))
             else:
                 order = idx[np.lexsort((self.id_order[idx], -row[idx]))]
                 if limit is not None:
                     order = order[:limit]
-                out.append(self._results(user, order.tolist(), row, meta))
+                out.append(self._highlighted(self._results(user, order.tolist(), row, meta), meta))
         return out
 
     def _meta(self, user: UserConfig) -> Reader:
@@ -213,15 +213,9 @@ class Ranker:
 
     def _ranked(self, user: UserConfig, i: int, scores: np.ndarray, meta: Reader,
                 seed: int | None) -> Pick:
-        """One entry's score, reasons (strongest signal first) and highlighted sentence."""
+        """One entry's score and reasons, strongest signal first."""
         e = self.entries[i]
         reasons = [meta.seed_names[seed]] if seed is not None else []
-        seed_terms = frozenset()
-        if seed is not None:
-            seed_terms = meta.profile.seeds.get(seed)
-            if seed_terms is None:
-                seed_terms = meta.profile.seeds[seed] = seed_words(meta.seeds.titles[seed],
-                                                                   meta.seeds.texts[seed])
         for phrase, _, ph in meta.phrases:
             if ph.match[i] >= IN_ABSTRACT:
                 where = "title" if ph.match[i] == IN_TITLE else "abstract"
@@ -241,8 +235,22 @@ class Ranker:
         for phrase, ph in meta.excluded:
             if ph.match[i] >= IN_ABSTRACT:
                 reasons.append(f'demoted: mentions "{phrase}"')
-        return Pick(i, round(float(scores[i]), 6), reasons,
-                    highlight=highlight(e.summary_text, meta.profile, seed_terms))
+        return Pick(i, round(float(scores[i]), 6), reasons, seed=seed)
+
+    def _highlighted(self, picks: list[Pick], meta: Reader) -> list[Pick]:
+        """The picks with the sentence of each abstract that matched the reader, chosen only
+        for what is shown (not for every candidate select looked at)."""
+        out = []
+        for p in picks:
+            words = frozenset()
+            if p.seed is not None:
+                words = meta.profile.seeds.get(p.seed)
+                if words is None:
+                    words = meta.profile.seeds[p.seed] = seed_words(meta.seeds.titles[p.seed],
+                                                                    meta.seeds.texts[p.seed])
+            out.append(p._replace(highlight=highlight(self.entries[p.row].summary_text,
+                                                      meta.profile, words)))
+        return out
 
     def _voted(self, votes: dict[str, int], sign: int) -> list[StoredEntry]:
         ids = sorted(i for i, v in votes.items() if v == sign)

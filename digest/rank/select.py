@@ -20,7 +20,8 @@ class Pick(NamedTuple):
     reasons: list[str]
     trending: bool = False
     section: str = ""  # "" when the reader has no sections (the view says "For you")
-    highlight: object = None  # highlight.Highlight of the abstract, for the items picked
+    seed: int | None = None  # the reader's seed paper named in the reasons
+    highlight: object = None  # highlight.Highlight of the abstract, for the items shown
 
 
 @dataclass(frozen=True)
