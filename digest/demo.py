@@ -33,6 +33,8 @@ class Item:
     hours_ago: int
     arxiv: str = ""  # an arXiv id: the item is a paper (in the arXiv feed, maybe on HF too)
     upvotes: int = 0  # > 0: also on the Hugging Face daily papers list
+    tldr: str = ""  # Hugging Face's AI summary of it
+    code: str = ""  # its repository, as Hugging Face lists it
 
 
 PAPERS = [
@@ -41,7 +43,10 @@ PAPERS = [
          "reconstruction. We learn per-channel feature statistics with a small hypernetwork and "
          "drop normalization layers, improving content fidelity on three style transfer "
          "benchmarks.", ["Lena Okafor", "Hiroshi Tanabe", "Priya Raman"], ["cs.CV", "cs.LG"], 20,
-         arxiv="2611.90417", upvotes=42),
+         arxiv="2611.90417", upvotes=42,
+         tldr="A hypernetwork's learned feature statistics replace instance normalization in "
+              "style transfer, with better content fidelity.",
+         code="https://github.com/okafor-lab/nfst-demo"),
     Item("bsa", "Block-Sparse Attention Without Retraining for 128k-Token Documents",
          "We convert dense attention layers of a pretrained language model into block-sparse "
          "ones at inference time, keeping accuracy on long-document question answering while "
@@ -49,7 +54,8 @@ PAPERS = [
          ["cs.CL", "cs.LG"], 14, arxiv="2611.90433"),
     Item("flood", "Graph Networks for River Flood Forecasting from Sparse Gauges",
          "Message passing over the river network turns a few hundred gauges into six-hour flood "
-         "forecasts for every reach, beating hydrological baselines on five basins.",
+         "forecasts for every reach, beating hydrological baselines on five basins. The gauge "
+         "records are at https://zenodo.org/records/7000001.",
          ["Grace Liu", "Samuel Adeyemi"], ["cs.LG", "physics.geo-ph"], 30, arxiv="2611.90451",
          upvotes=9),
     Item("rec", "Small Recurrent Models Beat Transformers on Streaming Sensor Data",
@@ -126,9 +132,12 @@ email = "ada@example.org"
 timezone = "Europe/Berlin"
 authors = ["Lena Okafor"]
 exclude = ["medical imaging"]
+serendipity = 1                   # one popular item from outside her profile, marked
 [users.ada.interests]
 "style transfer" = 2
 "instance normalization" = 1
+[users.ada.sections]              # in this order; the rest goes to "More for you"
+"Style transfer" = {{match = ["style transfer"], max = 2}}
 
 [users.grace]
 email = "grace@example.org"
@@ -227,6 +236,8 @@ def _hf_json(items: list[Item], now: datetime) -> str:
     return json.dumps([{
         "paper": {"id": i.arxiv, "title": i.title, "summary": i.abstract, "upvotes": i.upvotes,
                   "authors": [{"name": a, "hidden": False} for a in i.authors],
+                  **({"ai_summary": i.tldr} if i.tldr else {}),
+                  "githubRepo": i.code or None,
                   "publishedAt": _when(now, i).isoformat().replace("+00:00", "Z")},
         "title": i.title, "publishedAt": _when(now, i).isoformat().replace("+00:00", "Z"),
         "numComments": 0} for i in items], indent=1)

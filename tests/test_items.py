@@ -124,7 +124,7 @@ def test_the_email_labels_the_summary_as_hugging_faces(project):
         (done,) = render_digests(config, s, [config.users["ada"]], None, NOW)
     assert "TL;DR, Hugging Face&#39;s AI summary:</span> An AI&#39;s take." in done.html
     assert '<a class="artifact" href="https://github.com/o/r"' in done.html
-    assert "TL;DR, Hugging Face's AI summary: An AI's take." in done.text
+    assert "   TL;DR, Hugging Face's AI summary:\n   An AI's take." in done.text
     assert "Code: https://github.com/o/r" in done.text
 
 
@@ -312,7 +312,13 @@ def test_the_surprise_is_popular_and_outside_the_profile(project):
     # The most popular item is the bees paper; the popular style transfer one is inside the profile.
     assert pick["title"] == "Bees prefer blue flowers"
     assert pick["reasons"] == ["something different: 500 upvotes, and far from what you follow"]
-    assert pick["score"] <= sorted(i["score"] for i in items)[len(items) // 2]
+    assert "style transfer" not in (pick["title"] + pick["highlight"]).lower()
+    # Trending comes after it and does not show it twice.
+    project.path.write_text(project.path.read_text().replace("trending = 0", "trending = 2"))
+    items = ranked(project)
+    assert [i["title"] for i in items].count("Bees prefer blue flowers") == 1
+    assert [i["title"] for i in items if i["trending"]] == ["Style transfer everyone likes"] or all(
+        i["title"] != "Bees prefer blue flowers" for i in items if i["trending"])
 
 
 # -- arXiv's calendar ---------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
     taken = set(chosen)
     allowed = None if len(idx) == len(pool.entries) else set(idx.tolist())
     if surprise and len(idx):
-        out += _surprises(pool, idx, scores, surprise, taken, allowed, explain)
+        out += _surprises(pool, surprise, taken, allowed, explain)
     trending = selection.trending
     if trending:
         for i in pool.by_popularity:  # most popular first, ties by id; shared by readers
@@ -100,18 +100,17 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
     return out
 
 
-def _surprises(pool: Pool, idx: np.ndarray, scores: np.ndarray, want: int, taken: set[int],
+def _surprises(pool: Pool, want: int, taken: set[int],
                allowed: set[int] | None, explain) -> list[Pick]:
     """The most popular entries of the window that are far from everything the reader
-    follows: scoring no better than the window's median, and matching none of their phrases,
-    authors, categories or seed papers (explain gives them no reason). So a profile does not
-    close in on itself."""
-    median = float(np.median(scores[idx]))
+    follows: matching none of their phrases, authors or categories and close to none of their
+    seed papers (explain gives them no reason but popularity). So a profile does not close in
+    on itself. Not the score: popularity is part of it."""
     out: list[Pick] = []
     for i in pool.by_popularity[:2000].tolist():  # bounded: a pool can be large
         if len(out) >= want or pool.popularity[i] <= 0:
             break
-        if i in taken or (allowed is not None and i not in allowed) or scores[i] > median:
+        if i in taken or (allowed is not None and i not in allowed):
             continue
         (pick,) = explain([i])
         if any(not r.startswith("trending:") for r in pick.reasons):
