@@ -183,11 +183,15 @@ def test_hostile_entries_render_inert_and_well_formed(project):
     with project.store() as s:  # past the feed-side cleaning: the template must escape it too
         s.db.execute("UPDATE entries SET title = ? WHERE title = 'Style transfer'",
                      ['Style transfer <script>alert(1)</script><img src=x onerror="alert(2)">'])
+        # ...and the highlighted sentence, whose matched words are bolded piece by piece.
+        s.db.execute("UPDATE entries SET summary_text = ? WHERE title LIKE 'Style transfer <script>%'",
+                     ["Our style transfer <script>steal()</script> & <b>more</b>."])
         s.db.conn.commit()
         (done,) = render_digests(config, s, [config.users["ada"]], None, NOW)
     html = done.html
     assert len([i for s in done.view.sections for i in s.items]) == 5
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as text, not run
+    assert "Our <b>style transfer</b> &lt;script&gt;steal()&lt;/script&gt; &amp; &lt;b&gt;more" in html
     parser = _Balance()
     parser.feed(html)
     assert parser.errors == [] and parser.stack == []
