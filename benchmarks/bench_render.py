@@ -72,11 +72,11 @@ def views(n: int) -> list[DigestView]:
             items.append(ItemView(
                 number=k + 1, title=cut(title, 300), link=f"https://arxiv.org/abs/2611.{r:05d}",
                 authors=shorten_authors([f"Author {i}" for i in range(rnd.randint(1, 9))]),
-                tags=["arXiv"] + (["HF daily"] if k % 4 == 0 else []) + ["cs.LG", "cs.CL"][: 1 + k % 2]
-                + ["2026-11-21"],
+                meta=" · ".join(["arXiv"] + (["HF daily"] if k % 4 == 0 else [])
+                                + ["cs.LG", "cs.CL"][: 1 + k % 2] + ["2026-11-21"]),
                 snippet=h.text, marked=tuple(h.parts()),
                 tldr=cut(abstract[::-1], 200) if k % 4 == 0 else "",
-                code=f"https://github.com/lab{r}/repo{k}" if k % 3 == 0 else "",
+                links=(("code", f"https://github.com/lab{r}/repo{k}"),) if k % 3 == 0 else (),
                 why="; ".join(['matches "sparse attention" in the title',
                                'similar to your paper "Attention is all you need"'][: 1 + k % 2]),
                 up=links.feedback(reader, entry_id, "up"),

@@ -47,15 +47,14 @@ class ItemView:
     title: str
     link: str  # "" when the feed gave none that is http(s)
     authors: str
-    tags: list[str]  # source badges (feed titles), categories, then the date
+    meta: str  # source badges (feed titles), categories, then the date: "arXiv · cs.LG · 2026-11-22"
     snippet: str  # the highlighted sentence (else the abstract's start), plain
     why: str  # the ranker's reasons, joined
     up: str
     down: str
     marked: tuple[tuple[str, bool], ...] = ()  # the snippet as (text, bold) runs, for HTML
     tldr: str = ""  # Hugging Face's AI summary, labelled as such by the templates
-    code: str = ""
-    data: str = ""
+    links: tuple[tuple[str, str], ...] = ()  # ("code" | "data", URL): what the paper links to
 
 
 @dataclass
@@ -144,12 +143,13 @@ def digest_view(config: Config, digest: Digest, links: Links) -> DigestView:
         snippet = h.text if h else cut(r.summary_text, SNIPPET_CHARS)
         return ItemView(
             number=number, title=cut(r.title, TITLE_CHARS), link=r.link, authors=shorten_authors(r.authors),
-            tags=sorted({labels.get(s, s) for s in r.sources}) + r.categories[:3]
-            + ([r.published[:10]] if r.published else []),
+            meta=" · ".join(sorted({labels.get(s, s) for s in r.sources}) + r.categories[:3]
+                            + ([r.published[:10]] if r.published else [])),
             snippet=snippet, why="; ".join(r.reasons),
             up=links.feedback(user.name, r.id, "up"), down=links.feedback(user.name, r.id, "down"),
             marked=tuple(h.parts()) if h else ((snippet, False),) if snippet else (),
-            tldr=cut(r.tldr, SNIPPET_CHARS), code=r.code, data=r.data)
+            tldr=cut(r.tldr, SNIPPET_CHARS),
+            links=tuple((k, u) for k, u in (("code", r.code), ("data", r.data)) if u))
 
     order = [s.title for s in user.sections] + [MORE_FOR_YOU, "", SURPRISE]
     grouped: dict[str, list[Ranked]] = {}

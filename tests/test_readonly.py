@@ -56,11 +56,11 @@ def test_every_preview_page_leaves_the_database_as_it_was(project, live_preview,
     links = Links("https://digest.example.org", b"test-secret")
     signed = [links.feed("ada"), links.feedback("ada", entry_id, "up"),
               links.feedback("ada", entry_id, "down"), links.unsubscribe("ada"),
-              links.view("ada", "2026-11-22")]
+              links.view("ada", "2026-11-22"), links.reader("ada")]
     pages = ["/", "/health", "/archive", "/search?q=style", "/search?q=style&reader=ada",
              "/search?q=%22unclosed", "/digest/ada/2026-11-22", "/digest/ada/2026-11-22.txt",
              "/digest/ada/2026-11-21", "/digest/ada/2026-13-45", "/digest/grace/2026-11-22",
-             "/feed/ada.atom?s=wrong"] + [u.removeprefix("https://digest.example.org") for u in signed]
+             "/feed/ada.atom?s=wrong", "/reader/ada?s=wrong"] + [u.removeprefix("https://digest.example.org") for u in signed]
     seen = set()
     for page in pages:
         for method in ("GET", "HEAD"):

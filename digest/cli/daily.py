@@ -74,7 +74,8 @@ def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
               help="Rank every stored entry of the reader's feeds, no window, floor or limit.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list of {id, title, link, score, reasons, sources, ...}.")
+              help="Print a JSON list of {id, title, link, score, reasons, sources, section, "
+              "highlight, tldr, code, data, ...}.")
 @click.pass_context
 def rank(ctx: click.Context, user: str, day: date | None, everything: bool, limit: int | None,
          as_json: bool) -> None:
@@ -95,7 +96,8 @@ def rank(ctx: click.Context, user: str, day: date | None, everything: bool, limi
         return
     table = Table("#", "score", "title", "why", "sources")
     for i, r in enumerate(ranked, 1):
-        table.add_row(str(i), f"{r.score:.3f}", r.title + (" (trending)" if r.trending else ""),
+        where = "trending" if r.trending else r.section
+        table.add_row(str(i), f"{r.score:.3f}", r.title + (f" ({where})" if where else ""),
                       "; ".join(r.reasons), ", ".join(r.sources))
     console().print(table if ranked else "Nothing new in this window.")
 
