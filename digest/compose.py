@@ -22,9 +22,7 @@ def recall(store: Store, user: UserConfig, day: date, data: str,
            labels: dict[str, str]) -> Digest:
     """A digest as it was sent, from Digest.to_json. Entries pruned since are left out."""
     d = json.loads(data)
-    ids = [p[0] for p in d["items"] + d["trending"]]
-
-    ids += [p[0] for p in d.get("updated", [])]
+    ids = [p[0] for p in d["items"] + d["trending"] + d.get("updated", [])]
     entries = {e.id: e for e in store.entries_for_ranking(ids=ids)} if ids else {}
 
     def ranked(picks: list, trending: bool) -> list[Ranked]:
@@ -111,7 +109,7 @@ def _updated(store: Store, user: UserConfig, ids: list[str], shown: set[str]) ->
         return []
     first_sent, told = store.sent_items(user.name, ids)
     return updated_items(store.entries_for_ranking(ids=ids), store.liked_versions(user.name, ids),
-                         first_sent, told)
+                         first_sent, told, store.mutes(user.name))
 
 
 def ranking(config: Config, store: Store, user: UserConfig, day: date | None, now: datetime,

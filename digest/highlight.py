@@ -33,7 +33,7 @@ class Profile:
     @classmethod
     def of(cls, phrases, library_titles) -> Profile:
         return cls(phrases=tuple(p for p in (tuple(_stems(x)) for x in phrases) if p),
-                   library=frozenset(w for t in library_titles for w in _content(t)))
+                   library=frozenset().union(*map(_title_words, library_titles)))
 
 
 def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
@@ -43,16 +43,26 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
     if not sentences:
         return Highlight("")
     # Only what of the profile occurs somewhere in the abstract is looked for sentence by
-    # sentence: most phrases and seed words occur nowhere in it.
+    # sentence, tier by tier: a later tier only breaks the ties of the one before.
     phrases = [p for p in profile.phrases if every.issuperset(p)]
     seed, library = seed & every, profile.library & every
-    best, key = 0, (0, 0, 0)
-    if phrases or seed or library:
-        for n, (_, stems, present) in enumerate(sentences):  # spans only for the best
-            k = (sum(len(_starts(stems, p)) for p in phrases if present.issuperset(p))
-                 if phrases else 0, len(present & seed), len(present & library))
-            if k > key:
-                best, key = n, k
+    candidates = range(len(sentences))
+    key = [0, 0, 0]
+    if phrases:
+        counts = [0] * len(sentences)
+        for p in phrases:
+            for j, (_, stems, present) in enumerate(sentences):
+                if p[0] in present and present.issuperset(p):
+                    counts[j] += len(_starts(stems, p))
+        candidates, key[0] = _best(counts)
+    for tier, words in ((1, seed), (2, library)):
+        if words and len(candidates) > 1:
+            counts = [len(sentences[j][2] & words) for j in candidates]
+            chosen, key[tier] = _best(counts)
+            candidates = [candidates[j] for j in chosen]
+        elif words:
+            key[tier] = len(sentences[candidates[0]][2] & words)
+    best = candidates[0]
     text, stems, _ = sentences[best]
     if not any(key):
         return _cut(text, ())
@@ -95,6 +105,12 @@ def _stem_all(words: list[str]) -> list[str]:
 _STEMS: dict[str, str] = {}
 
 
+def _best(counts: list[int]) -> tuple[list[int], int]:
+    """The positions holding the highest count, in order, and that count."""
+    top = max(counts)
+    return [j for j, c in enumerate(counts) if c == top], top
+
+
 def _starts(stems: list[str], phrase: tuple[str, ...]) -> list[int]:
     k, first = len(phrase), phrase[0]
     return [i for i, s in enumerate(stems) if s == first and tuple(stems[i:i + k]) == phrase]
@@ -102,7 +118,7 @@ def _starts(stems: list[str], phrase: tuple[str, ...]) -> list[int]:
 
 def _cut(text: str, marks) -> Highlight:
     if len(text) <= HIGHLIGHT_CHARS:
-        return Highlight(text, _merge(marks, text))
+        return Highlight(text, _merge(marks, text) if marks else ())
     head = text[:HIGHLIGHT_CHARS]
     space = head.rfind(" ")
     head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-") + "…"
@@ -128,6 +144,11 @@ def _stems(text: str) -> list[str]:
 def _content(text: str) -> list[str]:
     """The stems of a text's content words: what a seed paper or library contributes."""
     return _stem_all([w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS])
+
+
+@functools.lru_cache(maxsize=16384)  # readers share library papers
+def _title_words(title: str) -> frozenset[str]:
+    return frozenset(_content(title))
 
 
 @functools.lru_cache(maxsize=4096)  # readers share seed papers

@@ -6,18 +6,27 @@ from __future__ import annotations
 
 from datetime import date
 
+from digest.lexical import words
 from digest.models import UPDATED, Ranked, StoredEntry
+from digest.rank.seeds import author_key
 
 
 def updated_items(entries: list[StoredEntry], liked: dict[str, tuple[str, int]],
-                  first_sent: dict[str, str], told: set[tuple[str, int]]) -> list[Ranked]:
+                  first_sent: dict[str, str], told: set[tuple[str, int]],
+                  mutes: list[tuple[str, str, str]] = ()) -> list[Ranked]:
     """The revised `entries` this reader should hear of: liked on an older version, or sent
-    before the revision; not already told of at this version. `liked` is entry → (when,
-    version liked), `first_sent` entry → the first day it was in their digest, `told` the
-    (entry, version) pairs earlier digests told of."""
+    before the revision; not already told of at this version, and not muted since. `liked`
+    is entry → (when, version liked), `first_sent` entry → the first day it was in their
+    digest, `told` the (entry, version) pairs earlier digests told of, `mutes` the reader's
+    (kind, value, when)."""
+    authors = {author_key(v) for kind, v, _ in mutes if kind == "author"}
+    phrases = [set(words(v)) for kind, v, _ in mutes if kind == "phrase"]
     out = []
     for e in sorted(entries, key=lambda e: (e.revised, e.id)):
         if (e.id, e.version) in told or e.version < 2:
+            continue
+        have = set(words(e.title + " " + e.summary_text)) if phrases else set()
+        if authors & {author_key(a) for a in e.authors} or any(p <= have for p in phrases):
             continue
         why = ""
         if e.id in liked and liked[e.id][1] < e.version:

@@ -432,3 +432,27 @@ def test_mute_and_reset_change_the_next_ranking(project, live_preview, monkeypat
     assert {i["title"]: i["score"] for i in ranked(project)} == before
     with project.store() as s:
         assert s.votes("ada") == {} and s.mutes("ada") == []
+
+
+def test_the_updates_decider_tells_each_version_once_and_respects_mutes():
+    from digest.models import StoredEntry
+    from digest.updates import updated_items
+
+    def e(i, version, authors=("Ann Author",)):
+        return StoredEntry(id=i, title=f"Paper {i}", link="", summary_text="On style transfer.",
+                           authors=list(authors), categories=[], published="", fetched="",
+                           popularity=0, sources=[], version=version,
+                           revised="2026-11-20T08:00:00+00:00")
+
+    liked = {"a": ("2026-11-12T09:00:00+00:00", 1), "b": ("2026-11-12T09:00:00+00:00", 2)}
+    got = updated_items([e("a", 2), e("b", 2), e("c", 3), e("d", 2)], liked,
+                        {"c": "2026-11-02", "d": "2026-11-25"}, set())
+    assert [(r.id, r.reasons) for r in got] == [
+        ("a", ["v2 posted; you liked v1 on 12 Nov"]),  # b was liked at v2 already
+        ("c", ["v3 posted; in your digest of 2 Nov"])]  # d was sent after the revision
+    assert [r.section for r in got] == ["Updated", "Updated"]
+    assert updated_items([e("a", 2)], liked, {}, {("a", 2)}) == []  # told before
+    assert [r.id for r in updated_items([e("a", 3)], liked, {}, {("a", 2)})] == ["a"]
+    assert updated_items([e("a", 2, ["Grace Hopper"])], liked, {}, set(),
+                         [("author", "Grace Hopper", "")]) == []
+    assert updated_items([e("a", 2)], liked, {}, set(), [("phrase", "style transfer", "")]) == []
