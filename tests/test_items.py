@@ -32,6 +32,16 @@ def ranked(project, *args) -> list[dict]:
     return json.loads(result.output)
 
 
+def one_reader(project, feeds: dict[str, dict[str, str]], interest: str, *settings: str) -> None:
+    """A config of these feeds and one reader, ada, with one interest phrase."""
+    lines = ["[ranking]", 'semantic_mode = "off"']
+    for name, keys in feeds.items():
+        lines += [f"[feeds.{name}]", *(f'{k} = "{v}"' for k, v in keys.items())]
+    lines += ["[users.ada]", 'email = "ada@example.org"', *settings, "[users.ada.interests]",
+              f'"{interest}" = 1']
+    project.write("\n".join(lines) + "\n")
+
+
 # -- the sentence that matched ----------------------------------------------------------------
 
 ABSTRACT = ("We study how bees choose flowers. Our main tool is style transfer applied to "
@@ -81,19 +91,8 @@ def test_rank_json_carries_the_highlight(project):
 def test_hugging_face_summary_and_code_links_come_through(project):
     shutil.copy(FIXTURES / "hf_daily.json", project.root / "hf.json")
     shutil.copy(FIXTURES / "arxiv_api.xml", project.root / "arxiv.xml")
-    project.write("""
-        [ranking]
-        semantic_mode = "off"
-        [feeds.arxiv]
-        path = "arxiv.xml"
-        [feeds.hf]
-        path = "hf.json"
-        kind = "hf-daily-papers"
-        [users.ada]
-        email = "ada@example.org"
-        [users.ada.interests]
-        "speech recognition" = 1
-    """)
+    one_reader(project, {"arxiv": {"path": "arxiv.xml"},
+                         "hf": {"path": "hf.json", "kind": "hf-daily-papers"}}, "speech recognition")
     assert project.run("poll").exit_code == 0
     items = {i["title"]: i for i in ranked(project, "--all")}
     tiny = items["Sparse Mixtures of Tiny Experts for On-Device Speech Recognition"]
@@ -167,19 +166,9 @@ def day_of(project, when: datetime) -> str:
     return msg.get_body(("plain",)).get_content()
 
 
-def versions_project(project, updates: str = "") -> None:
-    project.write(f"""
-        [ranking]
-        semantic_mode = "off"
-        [feeds.arxiv]
-        path = "arxiv.xml"
-        [users.ada]
-        email = "ada@example.org"
-        max_items = 2
-        {updates}
-        [users.ada.interests]
-        "style transfer" = 1
-    """)
+def versions_project(project, *settings: str) -> None:
+    one_reader(project, {"arxiv": {"path": "arxiv.xml"}}, "style transfer", "max_items = 2",
+               *settings)
 
 
 def test_a_new_version_of_a_liked_or_sent_paper_is_told_once(project, monkeypatch):
@@ -324,17 +313,8 @@ def test_the_surprise_is_popular_and_outside_the_profile(project):
 # -- arXiv's calendar ---------------------------------------------------------------------------
 
 def calendar_project(project, last_new: datetime, polled: datetime) -> None:
-    project.write("""
-        [ranking]
-        semantic_mode = "off"
-        [feeds.cs-lg]
-        url = "https://rss.arxiv.org/rss/cs.LG"
-        title = "arXiv cs.LG"
-        [users.ada]
-        email = "ada@example.org"
-        [users.ada.interests]
-        "style transfer" = 1
-    """)
+    one_reader(project, {"cs-lg": {"url": "https://rss.arxiv.org/rss/cs.LG", "title": "arXiv cs.LG"}},
+               "style transfer")
     config = project.config()
     with project.store() as s:
         sync_feeds(config, s)

@@ -90,15 +90,19 @@ class EntryStore(Database):
                 strong.setdefault(entry_id, set()).update(mine)
                 known[e.ident] = entry_id
                 sightings.append((feed, e.ident, entry_id, fetched_s))
-            self.db.conn.executemany(_INSERT_ENTRY, new_rows)
-            self.db.conn.executemany("INSERT INTO keys VALUES (?, ?) ON CONFLICT DO NOTHING", new_keys)
-            self.db.conn.executemany("INSERT INTO sightings VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                                     sightings)
-            self.db.conn.executemany(
-                "UPDATE entries SET popularity = ? WHERE id = ? AND popularity < ?",
-                [(p, i, p) for i, p in bumps.items()])
-            self.db.conn.executemany(_LEND, lent)
+            self._write_entries(new_rows, new_keys, sightings, bumps, lent)
         return len(new_rows), len(entries) - len(new_rows)
+
+    def _write_entries(self, new_rows: list, new_keys: list, sightings: list,
+                       bumps: dict[str, int], lent: list[dict]) -> None:
+        """add_entries' writes, inside its transaction."""
+        run = self.db.conn.executemany
+        run(_INSERT_ENTRY, new_rows)
+        run("INSERT INTO keys VALUES (?, ?) ON CONFLICT DO NOTHING", new_keys)
+        run("INSERT INTO sightings VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", sightings)
+        run("UPDATE entries SET popularity = ? WHERE id = ? AND popularity < ?",
+            [(p, i, p) for i, p in bumps.items()])
+        run(_LEND, lent)
 
     def count_entries(self) -> int:
         return self.db.execute("SELECT count(*) FROM entries").fetchone()[0]
