@@ -170,7 +170,7 @@ def notify_digests(config: Config, store: Store, users: list[UserConfig], day: d
                 continue
             (done,) = render_digests(config, store, [user], local, now)
             heartbeat.beat()  # after ranking: its workers fork only a single-threaded process
-            items = len(done.digest.items)  # as the email counts them: trending aside
+            items = done.digest.news  # as the email counts them: trending and surprise aside
             for ch in todo:
                 if items == 0 and config.digest.empty_day == "skip":
                     store.advance(user.name, d, owner, SKIPPED, _clock(), channel=ch.name,
