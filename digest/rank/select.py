@@ -84,7 +84,7 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
     taken = set(chosen)
     allowed = None if len(idx) == len(pool.entries) else set(idx.tolist())
     if surprise and len(idx):
-        out += _surprises(pool, surprise, taken, allowed, explain)
+        out += _surprises(pool, surprise, taken, told, allowed, explain)
     trending = selection.trending
     if trending:
         for i in pool.by_popularity:  # most popular first, ties by id; shared by readers
@@ -100,7 +100,7 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
     return out
 
 
-def _surprises(pool: Pool, want: int, taken: set[int],
+def _surprises(pool: Pool, want: int, taken: set[int], told: set[int],
                allowed: set[int] | None, explain) -> list[Pick]:
     """The most popular entries of the window that are far from everything the reader
     follows: matching none of their phrases, authors or categories and close to none of their
@@ -110,7 +110,7 @@ def _surprises(pool: Pool, want: int, taken: set[int],
     for i in pool.by_popularity[:2000].tolist():  # bounded: a pool can be large
         if len(out) >= want or pool.popularity[i] <= 0:
             break
-        if i in taken or (allowed is not None and i not in allowed):
+        if i in taken or pool.story[i] in told or (allowed is not None and i not in allowed):
             continue
         (pick,) = explain([i])
         if any(not r.startswith("trending:") for r in pick.reasons):
