@@ -74,7 +74,8 @@ class ReaderPages:
         with Store(lo.config.digest.database) as store:
             if request.method == "POST":
                 if form.get("do") == "reset":
-                    done = f"Forgot {store.reset_votes(reader)} votes: your digests start afresh."
+                    n = store.reset_votes(reader)
+                    done = f"Forgot {n} vote{'s' * (n != 1)}: your digests start afresh."
                 elif form.get("do") == "unmute" and form.get("kind") in ("author", "phrase"):
                     store.unmute(reader, form["kind"], form.get("value", ""))
                     done = f"Unmuted {form.get('value', '')}."

@@ -408,7 +408,7 @@ def test_mute_and_reset_change_the_next_ranking(project, live_preview, monkeypat
         http.post(vote, data={"do": "vote"})
         assert {i["title"]: i["score"] for i in ranked(project)} != before
         reset = http.post(mine, data={"do": "reset"})
-        assert "Forgot 1 votes" in reset.text
+        assert "Forgot 1 vote: your digests start afresh." in reset.text
     assert {i["title"]: i["score"] for i in ranked(project)} == before
     with project.store() as s:
         assert s.votes("ada") == {} and s.mutes("ada") == []
