@@ -197,7 +197,15 @@ def test_a_new_version_of_a_liked_or_sent_paper_is_told_once(project, monkeypatc
     with project.store() as s, time_machine.travel(d3, tick=False):
         config = project.config()
         (done,) = render_digests(config, s, [config.users["ada"]], None, d3)
+        # A window reaching back over day 2 (a first digest's lookback, a resend) still
+        # does not tell it again: day 2's digest in the ledger already did.
+        (wide,) = render_digests(config, s, [config.users["ada"]], None, d3,
+                                 last_sent={"ada": d1})
+        # The day-2 digest reopens as it was emailed, Updated section and highlights included.
+        (again,) = render_digests(config, s, [config.users["ada"]], d2.date(), d3)
     assert done.digest.updated == [] and "v2 posted" not in done.text
+    assert wide.digest.updated == [] and "Style transfer under a budget" in wide.text
+    assert again.text == second.replace("\r\n", "\n")
     # A v3 is news again.
     d4 = d3 + timedelta(days=1)
     arxiv_feed(project, {"2611.00001": 3}, d4)
