@@ -26,15 +26,10 @@ class Calendar:
 
     def holiday(self, day: date) -> str:
         """The name of the holiday on `day`, or ''. A rule is a fixed date (nth 0) or the
-        nth weekday of a month (nth -1: the last)."""
+        nth weekday of a month."""
         for name, month, value, nth in self.holidays:
-            if day.month != month:
-                continue
-            if nth == 0 and day.day == value:
-                return name
-            if nth and day.weekday() == value and (
-                    (day.day - 1) // 7 + 1 == nth
-                    or (nth == -1 and (day + timedelta(days=7)).month != month)):
+            if day.month == month and (day.day == value if nth == 0 else
+                                       day.weekday() == value and (day.day - 1) // 7 + 1 == nth):
                 return name
         return ""
 

@@ -87,8 +87,8 @@ def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: date
     for (u, rows), (_, ranked) in zip(jobs, ranked_all, strict=True):
         since, until = windows[u.name]
         feeds = set(u.feeds) if u.feeds else set(config.feeds)
-        mine = [i for i, at in revised if (since is None or at > iso_utc(since))
-                and at <= iso_utc(until)] if u.updates else []
+        lo, hi = iso_utc(since) if since else "", iso_utc(until)
+        mine = [i for i, at in revised if lo < at <= hi] if u.updates else []
         yield Digest(user=u, day=digest_day(u, day, now), since=since, until=until,
                      items=[x for x in ranked if not x.trending],
                      trending=[x for x in ranked if x.trending],

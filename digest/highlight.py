@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from digest.lexical import STOPWORDS, stem
+from digest import lexical
 from digest.models import Highlight
 
 HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
@@ -28,7 +28,6 @@ class Profile:
 
     phrases: tuple[tuple[str, ...], ...] = ()  # each phrase as its words' stems
     library: frozenset[str] = frozenset()  # content-word stems of the library's titles
-    seeds: dict[int, frozenset[str]] = field(default_factory=dict)  # seed → its stems (lazy)
 
     @classmethod
     def of(cls, phrases, library_titles) -> Profile:
@@ -68,7 +67,7 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
         return _cut(text, ())
     found = list(_WORD.finditer(text))
     if len(found) != len(stems):  # lowercasing changed a word's bounds (rare, non-ASCII)
-        stems = _stem_all([m.group(0).lower() for m in found])
+        stems = lexical.stems([m.group(0).lower() for m in found])
     if key[0]:
         marks = [(found[i].start(), found[i + len(p) - 1].end()) for p in phrases
                  for i in _starts(stems, p)]
@@ -86,23 +85,9 @@ def _sentences(abstract: str) -> tuple[tuple[tuple[str, list[str], frozenset[str
     out = []
     for sentence in _SENTENCE_END.split(" ".join(abstract.split())):
         if sentence:
-            stems = _stem_all(_WORD.findall(sentence.lower()))
+            stems = lexical.stems(_WORD.findall(sentence.lower()))
             out.append((sentence, stems, frozenset(stems)))
     return tuple(out), frozenset().union(*(p for _, _, p in out))
-
-
-def _stem_all(words: list[str]) -> list[str]:
-    cache = _STEMS
-    try:
-        return list(map(cache.__getitem__, words))
-    except KeyError:
-        for w in words:
-            if w not in cache:
-                cache[w] = stem(w)
-        return list(map(cache.__getitem__, words))
-
-
-_STEMS: dict[str, str] = {}
 
 
 def _best(counts: list[int]) -> tuple[list[int], int]:
@@ -138,12 +123,13 @@ def _merge(marks, text: str) -> tuple[tuple[int, int], ...]:
 
 
 def _stems(text: str) -> list[str]:
-    return _stem_all(_WORD.findall(text.lower()))
+    return lexical.stems(_WORD.findall(text.lower()))
 
 
 def _content(text: str) -> list[str]:
     """The stems of a text's content words: what a seed paper or library contributes."""
-    return _stem_all([w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOPWORDS])
+    return lexical.stems([w for w in _WORD.findall(text.lower())
+                          if len(w) > 2 and w not in lexical.STOPWORDS])
 
 
 @functools.lru_cache(maxsize=16384)  # readers share library papers

@@ -50,6 +50,14 @@ def stem(word: str) -> str:
     return s
 
 
+def stems(words: list[str]) -> list[str]:
+    """stem() of each of `words`, through the cache in one map() when all were seen before."""
+    try:
+        return list(map(_stem_cache.__getitem__, words))
+    except KeyError:  # a word not seen yet in this process
+        return [stem(w) for w in words]
+
+
 def _term(word: str) -> str:
     t = "" if len(word) < 2 or word in STOPWORDS else stem(word)
     _term_cache[word] = t
@@ -82,14 +90,12 @@ def analyze(text: str) -> tuple[list[str], list[str]]:
     parts = " ".join(raw).replace("-", " ").split()  # compounds split: WORD_RE's words
     try:
         terms = list(filter(None, map(_term_cache.__getitem__, raw)))
-        stems = list(map(_stem_cache.__getitem__, parts))
     except KeyError:  # a word not seen yet in this process
         for w in raw:
             if w not in _term_cache:
                 _term(w)
         terms = list(filter(None, map(_term_cache.__getitem__, raw)))
-        stems = [stem(w) for w in parts]
-    return terms, stems
+    return terms, stems(parts)
 
 
 def analyze_entry(title: str, summary_text: str) -> tuple[list[str], list[str], list[str]]:

@@ -229,7 +229,9 @@ class Ranked:
 
     def saved(self) -> list:
         """How a digest keeps it (Digest.to_json): enough to show it again as it was."""
-        extra = {k: v for k, v in (("section", self.section), ("version", self.version)) if v}
+        extra = {"section": self.section} if self.section else {}
+        if self.section == UPDATED:  # the version told of: never told twice (updates.py)
+            extra["version"] = self.version
         if self.highlight:
             extra["highlight"] = [self.highlight.text, [list(m) for m in self.highlight.marks]]
         return [self.id, self.score, self.reasons, extra]

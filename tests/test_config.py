@@ -108,6 +108,38 @@ def test_wrong_types_and_minimums(project):
     assert "kind is 'rss3', which is not one of auto, feed, hf-daily-papers, json-feed" in text
 
 
+def test_sections_are_checked_and_have_a_short_form(project):
+    found = problems(project, """
+        [feeds.a]
+        path = "feed.xml"
+        [users.ada]
+        email = "ada@example.org"
+        serendipity = -1
+        [users.ada.sections]
+        "No match" = {max = 2}
+        "Bad cap" = {match = ["x"], max = 0}
+        "Typo" = {match = ["x"], maxx = 2}
+    """)
+    text = "\n".join(found)
+    assert "serendipity is -1, below the minimum 0" in text
+    assert "[users.ada] sections 'No match' needs match, a non-empty list" in text
+    assert "[users.ada] sections 'Bad cap' has max = 0, not a whole number of at least 1" in text
+    assert "[users.ada] sections 'Typo' must be {match = [...], max = N}" in text
+    (project.root / "feed.xml").write_text("")
+    project.write("""
+        [feeds.a]
+        path = "feed.xml"
+        [users.ada]
+        email = "ada@example.org"
+        [users.ada.sections]
+        "Short" = ["style transfer", "Grace Hopper"]
+        "Capped" = {match = "cs.LG", max = 3}
+    """)
+    (short, capped) = project.config().users["ada"].sections
+    assert (short.title, short.match, short.max) == ("Short", ("style transfer", "Grace Hopper"), None)
+    assert (capped.match, capped.max) == (("cs.LG",), 3)
+
+
 def test_toml_syntax_error_shows_the_line(project):
     project.path.write_text('[digest]\ntitle = "ok"\n\n[feeds.a]\nurl = https://example.org\n')
     with pytest.raises(ConfigError) as e:

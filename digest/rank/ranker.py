@@ -240,17 +240,11 @@ class Ranker:
     def _highlighted(self, picks: list[Pick], meta: Reader) -> list[Pick]:
         """The picks with the sentence of each abstract that matched the reader, chosen only
         for what is shown (not for every candidate select looked at)."""
-        out = []
-        for p in picks:
-            words = frozenset()
-            if p.seed is not None:
-                words = meta.profile.seeds.get(p.seed)
-                if words is None:
-                    words = meta.profile.seeds[p.seed] = seed_words(meta.seeds.titles[p.seed],
-                                                                    meta.seeds.texts[p.seed])
-            out.append(p._replace(highlight=highlight(self.entries[p.row].summary_text,
-                                                      meta.profile, words)))
-        return out
+        titles, texts = meta.seeds.titles, meta.seeds.texts
+        return [p._replace(highlight=highlight(
+            self.entries[p.row].summary_text, meta.profile,
+            seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset()))
+            for p in picks]
 
     def _voted(self, votes: dict[str, int], sign: int) -> list[StoredEntry]:
         ids = sorted(i for i, v in votes.items() if v == sign)
