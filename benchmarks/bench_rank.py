@@ -29,10 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_corpus, peak_rss_mib
 
+from digest import highlight, lexical
 from digest.config import load_config
 from digest.lexical import tokens
 from digest.normalize import make_entry
-from digest.rank import Ranker, Selection
+from digest.rank import Ranker, Selection, seeds
 from digest.store import Store
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -92,7 +93,19 @@ def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
     return store, load_config(tmp / "config.toml")
 
 
+def forget() -> None:
+    """Empty the per-process caches (stems, sentences, names), so each timed run starts as a
+    fresh `digest send` does: otherwise a run inherits what the runs before it worked out, and
+    forked workers inherit it from the parent."""
+    lexical._stem_cache.clear()
+    lexical._term_cache.clear()
+    for cached in (highlight._sentences, highlight._title_words, highlight.seed_words,
+                   seeds.author_key):
+        cached.cache_clear()
+
+
 def run_ours(config, store, semantic: bool = False, workers: int = 1) -> dict:
+    forget()
     t0 = time.perf_counter()
     embedder = None
     if semantic:

@@ -9,7 +9,9 @@ picks (benchmarks/bench_render.py measures the cost per item)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from digest import lexical
@@ -38,7 +40,7 @@ class Profile:
 def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences, every = _sentences(abstract)
+    sentences, every, where = _sentences(abstract)
     if not sentences:
         return Highlight("")
     # Only what of the profile occurs somewhere in the abstract is looked for sentence by
@@ -50,76 +52,98 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
     if phrases:
         counts = [0] * len(sentences)
         for p in phrases:
-            for j, (_, stems, present) in enumerate(sentences):
-                if p[0] in present and present.issuperset(p):
-                    counts[j] += len(_starts(stems, p))
+            for j in where[p[0]]:
+                if sentences[j].present.issuperset(p):
+                    counts[j] += len(sentences[j].starts(p))
         candidates, key[0] = _best(counts)
     for tier, words in ((1, seed), (2, library)):
         if words and len(candidates) > 1:
-            counts = [len(sentences[j][2] & words) for j in candidates]
+            counts = [len(sentences[j].present & words) for j in candidates]
             chosen, key[tier] = _best(counts)
             candidates = [candidates[j] for j in chosen]
         elif words:
-            key[tier] = len(sentences[candidates[0]][2] & words)
-    best = candidates[0]
-    text, stems, _ = sentences[best]
-    if not any(key):
-        return _cut(text, ())
-    found = list(_WORD.finditer(text))
-    if len(found) != len(stems):  # lowercasing changed a word's bounds (rare, non-ASCII)
-        stems = lexical.stems([m.group(0).lower() for m in found])
+            key[tier] = len(sentences[candidates[0]].present & words)
+    best = sentences[candidates[0]]
     if key[0]:
-        marks = [(found[i].start(), found[i + len(p) - 1].end()) for p in phrases
-                 for i in _starts(stems, p)]
-    else:
+        return best.shown([(i, i + len(p) - 1) for p in phrases for i in best.starts(p)])
+    if key[1] or key[2]:
         wanted = seed if key[1] else library
-        marks = [(m.start(), m.end()) for m, s in zip(found, stems, strict=True) if s in wanted]
-    return _cut(text, marks)
+        return best.shown([(i, i) for i, s in enumerate(best.stems) if s in wanted])
+    return best.shown()
+
+
+class _Sentence:
+    """One sentence of an abstract with what no reader changes: its words' stems, and (worked
+    out once it is first shown) its words' character spans and the text shown, cut at
+    HIGHLIGHT_CHARS."""
+
+    __slots__ = ("_at", "_layout", "present", "stems", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        words = _WORD.findall(text)
+        self.stems = lexical.stems(" ".join(words).lower().split(" ") if words else [])
+        self.present = frozenset(self.stems)
+        self._at: dict[str, list[int]] | None = None
+        self._layout: tuple[str, list[tuple[int, int]], list[bool], int] | None = None
+
+    def starts(self, phrase: tuple[str, ...]) -> list[int]:
+        """Where the phrase's stems stand together in this sentence."""
+        if self._at is None:
+            self._at = {}
+            for i, s in enumerate(self.stems):
+                self._at.setdefault(s, []).append(i)
+        k = len(phrase)
+        if k == 1:
+            return self._at.get(phrase[0], [])
+        return [i for i in self._at.get(phrase[0], ()) if tuple(self.stems[i:i + k]) == phrase]
+
+    def shown(self, runs: Iterable[tuple[int, int]] = ()) -> Highlight:
+        """The text shown, with the word runs (first, last word) as character spans: runs that
+        overlap (two phrases sharing a word) or stand a space apart join into one."""
+        if self._layout is None:
+            self._layout = self._lay_out()
+        text, spans, glued, visible = self._layout
+        out: list[list[int]] = []
+        for a, b in sorted(r for r in runs if r[1] < visible):
+            if out and (a <= out[-1][1] or (a == out[-1][1] + 1 and glued[a - 1])):
+                out[-1][1] = max(out[-1][1], b)
+            else:
+                out.append([a, b])
+        return Highlight(text, tuple((spans[a][0], spans[b][1]) for a, b in out))
+
+    def _lay_out(self):
+        text = self.text
+        spans = [m.span() for m in _WORD.finditer(text)]
+        glued = [text[a[1]:b[0]] == " " for a, b in itertools.pairwise(spans)]
+        if len(text) > HIGHLIGHT_CHARS:  # cut at a word; marks past the cut are dropped
+            head = text[:HIGHLIGHT_CHARS]
+            space = head.rfind(" ")
+            head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-")
+            text = head + "…"
+        limit = len(text) - (text is not self.text)
+        return text, spans, glued, sum(1 for _, end in spans if end <= limit)
 
 
 @functools.lru_cache(maxsize=4096)
-def _sentences(abstract: str) -> tuple[tuple[tuple[str, list[str], frozenset[str]], ...],
-                                       frozenset[str]]:
-    """An abstract's sentences with their words' stems, and all its stems: what does not
-    depend on the reader, so readers who are shown the same item share it."""
-    out = []
-    for sentence in _SENTENCE_END.split(" ".join(abstract.split())):
-        if sentence:
-            stems = lexical.stems(_WORD.findall(sentence.lower()))
-            out.append((sentence, stems, frozenset(stems)))
-    return tuple(out), frozenset().union(*(p for _, _, p in out))
+def _sentences(abstract: str) -> tuple[tuple[_Sentence, ...], frozenset[str],
+                                       dict[str, list[int]]]:
+    """An abstract's sentences, all its stems, and the sentences each stem is in: what does
+    not depend on the reader, so readers who are shown the same item share it."""
+    out = tuple(_Sentence(s) for s in _SENTENCE_END.split(" ".join(abstract.split())) if s)
+    where: dict[str, list[int]] = {}
+    for j, s in enumerate(out):
+        for stem in s.present:
+            where.setdefault(stem, []).append(j)
+    return out, frozenset(where), where
 
 
 def _best(counts: list[int]) -> tuple[list[int], int]:
     """The positions holding the highest count, in order, and that count."""
     top = max(counts)
+    if counts.count(top) == 1:  # the common case, without a Python loop
+        return [counts.index(top)], top
     return [j for j, c in enumerate(counts) if c == top], top
-
-
-def _starts(stems: list[str], phrase: tuple[str, ...]) -> list[int]:
-    k, first = len(phrase), phrase[0]
-    return [i for i, s in enumerate(stems) if s == first and tuple(stems[i:i + k]) == phrase]
-
-
-def _cut(text: str, marks) -> Highlight:
-    if len(text) <= HIGHLIGHT_CHARS:
-        return Highlight(text, _merge(marks, text) if marks else ())
-    head = text[:HIGHLIGHT_CHARS]
-    space = head.rfind(" ")
-    head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-") + "…"
-    return Highlight(head, _merge([(a, b) for a, b in marks if b <= len(head) - 1], head))
-
-
-def _merge(marks, text: str) -> tuple[tuple[int, int], ...]:
-    """Overlapping spans (two phrases sharing a word) as one, and marked words with only a
-    space between them: "**Reverse Instance Normalization**", not three bold runs."""
-    out: list[list[int]] = []
-    for a, b in sorted(marks):
-        if out and (a <= out[-1][1] or text[out[-1][1]:a] == " "):
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return tuple((a, b) for a, b in out)
 
 
 def _stems(text: str) -> list[str]:

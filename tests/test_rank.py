@@ -474,3 +474,23 @@ def test_ordered_blocks_continue_each_other_exactly_through_ties():
     assert len(blocks) > 2
     joined = np.concatenate(blocks)
     assert joined.tolist() == rows[np.lexsort((ranker.id_order[rows], -scores[rows]))].tolist()
+
+
+def test_the_compiled_stemmer_gives_the_pure_python_stems():
+    """PyStemmer (C) is what stems: the stems stored with entries and cached libraries must be
+    the ones snowballstemmer's pure-Python English stemmer gives, word for word."""
+    from pathlib import Path
+
+    from snowballstemmer.english_stemmer import EnglishStemmer
+
+    from digest import lexical
+
+    text = " ".join(p.read_text(errors="ignore") for p in Path(__file__).parent.glob("fixtures/*.*"))
+    found = set(lexical.WORD_RE.findall(text.lower()))
+    # Each word also with the endings English stemming is about.
+    words = sorted(found | {w + end for w in found if w.isalpha()
+                            for end in ("s", "es", "ing", "ed", "ly", "ation", "ness", "ize")})
+    assert len(found) > 300 and len(words) > 2000
+    assert type(lexical._stemmer).__module__ == "Stemmer"  # the compiled one is installed
+    slow = EnglishStemmer()
+    assert [lexical._stemmer.stemWord(w) for w in words] == [slow.stemWord(w) for w in words]

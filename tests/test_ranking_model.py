@@ -5,11 +5,15 @@ known by construction."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection, Tuning
+from digest.rank.scoring import SeedTerms, tf_idf_view
 from digest.rank.tuning import DEFAULT
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -76,7 +80,7 @@ def rank(project, name: str, tuning: Tuning = DEFAULT):
 # What the adaptive aggregation must beat, each on the case it gets wrong: a max over seed
 # papers (one close paper is enough), and a centroid (closeness to the library as a whole).
 PURE_MAX = DEFAULT.with_(temperature=0.005, concepts=0)
-CENTROID = DEFAULT.with_(temperature=50.0, concept_temperature=50.0)
+CENTROID = DEFAULT.with_(concept_temperature=50.0)  # TF-IDF is a centroid already
 
 
 def digest(project, name: str):
@@ -209,6 +213,40 @@ def test_scores_are_deterministic_across_builds(project):
     assert first == [(r.id, r.score, r.reasons) for r in rank(project, "u")]
     assert len({s for _, s, _ in first}) > len(first) // 2  # scores, not a handful of ties
 
+
+
+def test_the_tf_idf_view_is_the_mean_cosine_to_the_seeds(project):
+    """The centroid path (one row per reader in the product) gives each reader's weighted mean
+    of per-seed cosines, for libraries of different sizes in one batch, and is the limit the
+    soft-max approaches as T grows."""
+    rnd = random.Random(8)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+    sizes = {"a": 1, "b": 4, "c": 2}
+    configure(project, {name: f'papers = "{library(project.root / f"{name}.bib", [text(rnd, t) for t in list(TOPICS)[:k]])}"'
+                        for name, k in sizes.items()})
+    config = project.config()
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+        metas = [ranker._meta(config.users[name]) for name in sizes]
+    seeds = ranker.pool.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
+                                     np.concatenate([m.seeds.counts for m in metas]),
+                                     [x for m in metas for x in m.seeds.sizes])
+    counts = np.asarray(list(sizes.values()))
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    weights = np.asarray([1, 1, 1, 2.5, 1, 1, 0.5], np.float32)  # 👍 seeds weigh differently
+    per_seed = (seeds @ ranker.pool.by_term).toarray() * weights[:, None]
+    want = np.vstack([per_seed[o:o + k].mean(axis=0) for o, k in zip(offsets, counts, strict=True)])
+    got = tf_idf_view(ranker.pool, seeds, weights, offsets, counts, math.inf)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-6
+    softer = [np.abs(tf_idf_view(ranker.pool, seeds, weights, offsets, counts, t) - want).max()
+              for t in (0.1, 1.0, 10.0, 100.0)]
+    assert softer == sorted(softer, reverse=True) and 0 < softer[-1] < 0.005, softer
+    # The reasons' per-seed cosines, for a few entries (one twice), as a sparse product gives them.
+    docs, rows = ranker.pool.terms.docs, [5, 0, 17, 5, len(ranker.entries) - 1]
+    for o, k in zip(offsets, counts, strict=True):
+        want = (seeds[o:o + k] @ docs[rows].T).toarray()
+        assert np.abs(SeedTerms(seeds, o, k).cosines(docs, rows) - want).max() < 1e-6
 
 
 def test_vote_model_shares_the_pools_part_of_the_fit_exactly():

@@ -205,9 +205,11 @@ class Ranker:
                  meta: Reader) -> list[Pick]:
         """The entries at `rows` with their scores and reasons."""
         seeds: list[int | None] = [None] * len(rows)
-        if meta.seed_names and rows:  # the closest seed, by all models together, if close
-            best = sum(s[:, rows] for s in meta.sims).argmax(axis=0)
-            close = meta.sims[0][best, rows] >= SIMILAR_REASON
+        if meta.seed_names and rows:  # the closest seed, by words and meaning, if close
+            lexical = meta.seed_terms.cosines(self.pool.terms.docs, rows)
+            both = lexical if meta.semantic is None else lexical + meta.semantic[:, rows]
+            best = both.argmax(axis=0)
+            close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
             seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
         return [self._ranked(user, i, scores, meta, seed) for i, seed in zip(rows, seeds, strict=True)]
 

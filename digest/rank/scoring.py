@@ -6,7 +6,7 @@ above the pool's average (standardize). So a point means the same for a reader w
 500-paper library and one with two papers, a TF-IDF cosine and an embedding cosine meet without
 a hand-set exchange rate, and one `min_score` cuts every digest the same way.
 
-    similarity = std( library · [std(soft-max_T(TF-IDF cosines to the seeds))
+    similarity = std( library · [std(TF-IDF cosine to the seeds' centroid)
                                  + std(soft-max_Tc(concept-space cosines to the seeds))]
                       + semantic · share · std(soft-max(embedding cosines to the seeds)) )
     with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
@@ -20,13 +20,17 @@ With the default min_score, what passes is three deviations above the pool (on a
 unrelated papers, a handful in 500 for a library of any size), an abstract phrase of weight 1,
 or a followed author.
 
-The soft-max is close to the best match for a one-paper library or one of a few unrelated
-topics; in the concept space, where related papers are close, a library of many related papers
-lifts what they have in common; T, Tc and share are fitted (tuning.py).
+The soft-max, T·log(mean(exp(w·cos/T))), is close to the best match for a one-paper library or
+one of a few unrelated topics; in the concept space, where related papers are close, a library
+of many related papers lifts what they have in common; Tc and share are fitted (tuning.py).
+The TF-IDF view is the soft-max's limit T → ∞, the mean cosine, i.e. the cosine to the seeds'
+centroid: one row per reader in the sparse product instead of one per seed paper, and level
+with T = 1 on the dev sets (bench_quality.py shows both).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,7 +65,8 @@ class Reader:
     negative: sp.csr_matrix | None = None  # 👎 entries, TF-IDF rows
     phrases: list[tuple[str, float, Phrase]] = field(default_factory=list)
     excluded: list[tuple[str, Phrase]] = field(default_factory=list)
-    sims: list[np.ndarray] = field(default_factory=list)  # (seeds × entries) per model
+    seed_terms: SeedTerms | None = None  # the seeds' TF-IDF rows, for the reasons
+    semantic: np.ndarray | None = None  # (seeds × entries) embedding cosines, for the reasons
     authors: frozenset[str] = frozenset()  # followed authors' keys
     hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
     muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
@@ -86,6 +91,8 @@ def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
     at most 1, so unless w/T could overflow float32's exp (e^88), the blocks' maxima need not
     be subtracted first: that saves two of the five passes over the (seeds × entries) cells.
     `scaled`: `sims` already holds w·s/T, and may be overwritten."""
+    if math.isinf(temperature):  # the limit: the blocks' weighted mean
+        return np.add.reduceat(sims * weights[:, None], offsets, axis=0) / sizes[:, None]
     peak = float(weights.max()) / temperature
     # A new array unless scaled: `sims` is kept for the reasons.
     e = sims if scaled else sims * (weights / temperature)[:, None]
@@ -119,6 +126,51 @@ def vote_model(concepts: Concepts, liked: np.ndarray, disliked: np.ndarray | Non
     return (concepts.entries @ w[:-1]).astype(np.float32)
 
 
+class SeedTerms:
+    """A reader's seed rows as a dense (seeds × their terms) matrix with a term → column table:
+    the TF-IDF cosines to the few entries the reasons need come from plain numpy indexing
+    (a scipy product per reader costs more in overhead than in arithmetic)."""
+
+    def __init__(self, seeds: sp.csr_matrix, first: int, count: int):
+        """Rows first … first + count − 1 of a batch's seed matrix."""
+        ptr = seeds.indptr[first:first + count + 1]
+        terms, data = seeds.indices[ptr[0]:ptr[-1]], seeds.data[ptr[0]:ptr[-1]]
+        vocab = np.unique(terms)
+        self.column = np.full(seeds.shape[1], -1, np.int64)
+        self.column[vocab] = np.arange(len(vocab))
+        self.dense = np.zeros((count, len(vocab)), np.float32)
+        self.dense[np.repeat(np.arange(count), np.diff(ptr)), self.column[terms]] = data
+
+    def cosines(self, docs: sp.csr_matrix, rows: list[int]) -> np.ndarray:
+        """(seeds × rows) cosines to the entries at `rows` of `docs`."""
+        r = np.asarray(rows, dtype=np.int64)
+        start = docs.indptr[r]
+        lengths = docs.indptr[r + 1] - start
+        at = np.arange(int(lengths.sum())) + np.repeat(start - np.cumsum(lengths) + lengths,
+                                                       lengths)
+        column = self.column[docs.indices[at]]
+        hit = column >= 0
+        entries = np.zeros((len(r), self.dense.shape[1]), np.float32)
+        entries[np.repeat(np.arange(len(r)), lengths)[hit], column[hit]] = docs.data[at[hit]]
+        return self.dense @ entries.T
+
+
+def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: np.ndarray,
+                 sizes: np.ndarray, temperature: float) -> np.ndarray:
+    """Each reader's TF-IDF closeness of every entry to their seeds (rows of consecutive
+    blocks), one row per reader. At T = ∞ (the mean cosine) the seeds are summed into their
+    weighted centroid first, so the product has a row per reader, not per seed paper."""
+    if math.isinf(temperature):
+        owner = np.repeat(np.arange(len(sizes)), sizes)
+        share = (weights / np.repeat(sizes, sizes)).astype(np.float32)
+        centroids = sp.csr_matrix((share, (owner, np.arange(len(owner)))),
+                                  shape=(len(sizes), seeds.shape[0])) @ seeds
+        return (centroids @ pool.by_term).toarray().astype(np.float32, copy=False)
+    sims = (seeds @ pool.by_term).toarray().astype(np.float32, copy=False)
+    sims *= (weights / temperature)[:, None]
+    return block_soft_max(sims, weights, offsets, sizes, temperature, scaled=True)
+
+
 def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[UserConfig],
                 metas: list[Reader], embed=None) -> np.ndarray:
     """Scores as a (readers × entries) matrix; see the module docstring for the formula.
@@ -139,18 +191,15 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
         seeds = pool.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
                                   np.concatenate([m.seeds.counts for m in metas]),
                                   [s for m in metas for s in m.seeds.sizes], top=top)
-        lexical = (seeds @ pool.by_term).toarray().astype(np.float32, copy=False)
-        models = [(lexical, tuning.temperature, w.library)]
-        if pool.vectors is not None and embed is not None and w.semantic > 0:
-            vecs = embed([t for m in metas for t in m.seeds.texts])
-            models.append((vecs @ pool.vectors.T, tuning.semantic_temperature,
-                           w.semantic * tuning.semantic_share))
         has = sizes > 0
+        similarity = w.library * standardize(tf_idf_view(pool, seeds, weights, offsets[has],
+                                                          sizes[has], tuning.temperature))
+        semantic = None
+        if pool.vectors is not None and embed is not None and w.semantic > 0:
+            semantic = embed([t for m in metas for t in m.seeds.texts]) @ pool.vectors.T
+            similarity += w.semantic * tuning.semantic_share * standardize(block_soft_max(
+                semantic, weights, offsets[has], sizes[has], tuning.semantic_temperature))
         points = pool.concepts.project(seeds)
-        similarity = np.zeros((int(has.sum()), n), dtype=np.float32)
-        for sims, temperature, scale in models:
-            similarity += scale * standardize(block_soft_max(sims, weights, offsets[has],
-                                                             sizes[has], temperature))
         if pool.concepts.k and w.library > 0:
             # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
             # entry): one dense product, whose result the soft-max may then overwrite.
@@ -160,7 +209,8 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
                 scaled, weights, offsets[has], sizes[has], t, scaled=True))
         relevance[has] = standardize(similarity)
         for m, off, size in zip(metas, offsets, sizes, strict=True):
-            m.sims = [s[off:off + size] for s, _, _ in models]
+            m.seed_terms = SeedTerms(seeds, off, size)
+            m.semantic = None if semantic is None else semantic[off:off + size]
         for bi, m in enumerate(metas):
             off, size = offsets[bi], sizes[bi]
             if m.votes and size and pool.concepts.k:  # the reader's own model, once they voted

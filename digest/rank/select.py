@@ -107,18 +107,22 @@ def _surprises(pool: Pool, want: int, taken: set[int], told: set[int],
     seed papers (explain gives them no reason but popularity). So a profile does not close in
     on itself. Not the score: popularity is part of it."""
     out: list[Pick] = []
+    candidates = []
     for i in pool.by_popularity[:2000].tolist():  # bounded: a pool can be large
-        if len(out) >= want or pool.popularity[i] <= 0:
+        if pool.popularity[i] <= 0:
             break
-        if i in taken or pool.story[i] in told or (allowed is not None and i not in allowed):
-            continue
-        (pick,) = explain([i])
-        if any(not r.startswith("trending:") for r in pick.reasons):
-            continue  # something of the profile matched it
-        taken.add(i)
-        out.append(pick._replace(section=SURPRISE, reasons=[
-            f"something different: {pool.entries[i].popularity} upvotes, and far from what "
-            "you follow"]))
+        if i not in taken and pool.story[i] not in told and (allowed is None or i in allowed):
+            candidates.append(i)
+    for start in range(0, len(candidates), 32):  # explained a few at a time, not one by one
+        for pick in explain(candidates[start:start + 32]):
+            if len(out) >= want:
+                return out
+            if any(not r.startswith("trending:") for r in pick.reasons):
+                continue  # something of the profile matched it
+            taken.add(pick.row)
+            out.append(pick._replace(section=SURPRISE, reasons=[
+                f"something different: {pool.entries[pick.row].popularity} upvotes, and far "
+                "from what you follow"]))
     return out
 
 

@@ -8,14 +8,17 @@ set. Everything else in the ranker is a unit or a product decision, not a fit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
 class Tuning:
-    # Softness of the max over seed papers: T·log(mean(exp(cos/T))). Small T is a max (one
-    # close paper is enough), large T a mean (closeness to the library as a whole).
-    temperature: float = 1.0
+    # Softness of the max over seed papers' TF-IDF cosines: T·log(mean(exp(cos/T))). Small T
+    # is a max (one close paper is enough), large T a mean. ∞, the mean, is the cosine to the
+    # seeds' centroid, computed with one row per reader instead of one per seed paper, so the
+    # grid offers it in place of T = 1 (level with it; bench_quality.py shows both).
+    temperature: float = math.inf
     # Dimensions of the pool's concept space (pool.Concepts); 0 turns it off.
     concepts: int = 100
     # The same softness over concept-space cosines; large is a centroid (what many related
@@ -34,7 +37,7 @@ class Tuning:
     semantic_share: float = 3.0
     # Votes at which the reader's own vote model weighs as much as the library: its share is
     # votes / (votes + vote_half).
-    vote_half: float = 10.0
+    vote_half: float = 30.0
     # How much closeness to a 👎 item counts against an entry, in pool deviations per deviation.
     dislike: float = 0.5
 
@@ -47,7 +50,7 @@ DEFAULT = Tuning()
 # What the cross-validation chooses from (benchmarks/bench_quality.py, bench_feedback.py).
 # seed_terms is not in it: it is a speed constant (bench_quality.py reports its cost).
 GRID = {
-    "temperature": (0.1, 0.2, 0.5, 1.0),
+    "temperature": (0.1, 0.2, 0.5, math.inf),
     "concepts": (0, 50, 100),
     "concept_temperature": (0.05, 0.2, 1.0),
     "term_budget": (0, 200, 400),
