@@ -38,8 +38,9 @@ result results work new based
 
 _stemmer = snowballstemmer.stemmer("english")
 _stem_cache: dict[str, str] = {}
-# word → its TF-IDF term, or "" for stopwords and one-letter words. Snowball is slow in pure
-# Python; vocabularies are small, so every word is stemmed once per process.
+# word → its TF-IDF term, or "" for stopwords and one-letter words. Even compiled (PyStemmer,
+# which snowballstemmer picks when installed) a stem costs ~1.4 µs, a dict lookup far less;
+# vocabularies are small, so every word is stemmed once per process.
 _term_cache: dict[str, str] = {}
 
 
