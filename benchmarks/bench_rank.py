@@ -3,6 +3,7 @@
     python benchmarks/bench_rank.py                       # 1,000 and 10,000 readers × 5,000 entries
     python benchmarks/bench_rank.py --readers 1000 --semantic   # plus cached-embedding ranking
     python benchmarks/bench_rank.py --smoke               # CI size
+    python benchmarks/bench_rank.py --once DIR --readers 1000   # one ranking, for /usr/bin/time
 
 Each reader has 5 interest phrases, 2 followed authors and their own seed library of 10 papers
 (a .bib file), all drawn from ../shared/corpus/papers.jsonl. Timed: building the shared model
@@ -182,6 +183,21 @@ def in_fresh_process(fn, *args):
         return pool.submit(fn, *args).result()
 
 
+def once(where: Path, n_entries: int, n_readers: int) -> None:
+    """One ranking of every reader with the configured workers, in this process, of a database
+    built on the first call: the unit a whole-process comparison of two checkouts times."""
+    if not (where / "config.toml").exists():
+        where.mkdir(parents=True, exist_ok=True)
+        store, config = build(where, load_corpus(), n_entries, n_readers)
+        Ranker(config, store, store.entries_for_ranking(), NOW)  # tokenized once, stored
+        print(f"built {where}: {n_entries} entries, {n_readers} readers")
+        return
+    config = load_config(where / "config.toml")
+    with Store(where / "d.db") as store:
+        r = run_ours(config, store, workers=config.ranking.workers)
+    print(f"{len(config.users)} readers: model {r['model']:.2f} s, readers {r['readers']:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=5000)
@@ -190,7 +206,13 @@ def main() -> None:
     ap.add_argument("--semantic", action="store_true", help="also rank over cached embeddings")
     ap.add_argument("--fts-max", type=int, default=1000, help="largest size to run FTS5 at")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--once", type=Path, metavar="DIR",
+                    help="for whole-process timing (/usr/bin/time, two checkouts alternated): "
+                    "build DIR's database the first time, then rank its readers once per call")
     a = ap.parse_args()
+    if a.once:
+        once(a.once, a.entries, a.readers[0])
+        return
     if a.smoke:
         a.entries, a.readers, a.runs = 300, [20], 1
     papers = load_corpus()
