@@ -247,6 +247,10 @@ def test_the_tf_idf_view_is_the_mean_cosine_to_the_seeds(project):
     for o, k in zip(offsets, counts, strict=True):
         want = (seeds[o:o + k] @ docs[rows].T).toarray()
         assert np.abs(SeedTerms(seeds, o, k).cosines(docs, rows) - want).max() < 1e-6
+    unknown = seeds[:1].copy()  # a seed paper none of whose words is in the pool
+    unknown.data[:] = 0
+    unknown.eliminate_zeros()
+    assert SeedTerms(unknown, 0, 1).cosines(docs, rows).tolist() == [[0.0] * len(rows)]
 
 
 def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
