@@ -58,8 +58,11 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
         candidates, key[0] = _best(counts)
     for tier, words in ((1, seed), (2, library)):
         if words and len(candidates) > 1:
-            counts = [len(sentences[j].present & words) for j in candidates]
-            chosen, key[tier] = _best(counts)
+            counts = [0] * len(sentences)  # per sentence, how many of the words it has
+            for stem in words:
+                for j in where[stem]:
+                    counts[j] += 1
+            chosen, key[tier] = _best([counts[j] for j in candidates])
             candidates = [candidates[j] for j in chosen]
         elif words:
             key[tier] = len(sentences[candidates[0]].present & words)
@@ -67,8 +70,7 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
     if key[0]:
         return best.shown([(i, i + len(p) - 1) for p in phrases for i in best.starts(p)])
     if key[1] or key[2]:
-        wanted = seed if key[1] else library
-        return best.shown([(i, i) for i, s in enumerate(best.stems) if s in wanted])
+        return best.marked(seed if key[1] else library)
     return best.shown()
 
 
@@ -110,7 +112,23 @@ class _Sentence:
                 out[-1][1] = max(out[-1][1], b)
             else:
                 out.append([a, b])
-        return Highlight(text, tuple((spans[a][0], spans[b][1]) for a, b in out))
+        return Highlight(text, tuple([(spans[a][0], spans[b][1]) for a, b in out]))
+
+    def marked(self, wanted: frozenset[str]) -> Highlight:
+        """shown() with each word whose stem is `wanted` marked: the common case, so without
+        the general merge (single words come in order; neighbours a space apart join)."""
+        if self._layout is None:
+            self._layout = self._lay_out()
+        text, spans, glued, visible = self._layout
+        out: list[list[int]] = []
+        last = -2
+        for i in [i for i, s in enumerate(self.stems[:visible]) if s in wanted]:
+            if i == last + 1 and glued[last]:
+                out[-1][1] = spans[i][1]
+            else:
+                out.append(list(spans[i]))
+            last = i
+        return Highlight(text, tuple(map(tuple, out)))
 
     def _lay_out(self):
         text = self.text

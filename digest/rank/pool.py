@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
@@ -49,7 +50,10 @@ class Concepts:
         a = docs.astype(np.float64)
         y = a @ rng.standard_normal((v, k + 10))
         for _ in range(2):  # power iterations sharpen the top of the spectrum
-            y, _ = np.linalg.qr(y)
+            # Between them the columns need only be kept apart, not made orthonormal: an LU
+            # factor spans the same space at a tenth of a QR's cost (as scikit-learn's
+            # randomized_range_finder does); the last step is a QR.
+            y = scipy.linalg.lu(y, permute_l=True, check_finite=False)[0]
             y = a @ (a.T @ y)
         q, _ = np.linalg.qr(y)
         # The right singular vectors of (Qᵀ A) from the eigenvectors of its small Gram matrix:

@@ -178,71 +178,94 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
                 metas: list[Reader], embed=None) -> np.ndarray:
     """Scores as a (readers × entries) matrix; see the module docstring for the formula.
     `embed(texts)` gives seed embeddings (the semantic extra), or is None."""
-    n, b = len(pool.entries), len(users)
-    relevance = np.zeros((b, n), dtype=np.float32)
+    relevance = np.zeros((len(users), len(pool.entries)), dtype=np.float32)
+    _library(relevance, pool, w, tuning, metas, embed)
+    _dislikes(relevance, pool, w, tuning, metas)
+    _interests(relevance, pool, w, metas)
+    _follows(relevance, pool, w, users, metas)
+    popularity = np.asarray([u.popularity for u in users], dtype=np.float32)[:, None]
+    relevance += popularity * POPULARITY_POINTS * pool.pop_signal
+    return _decayed(relevance, pool, users, metas)
 
-    # Seed papers and 👍 entries: every reader's seeds in one product, then a soft-max over
-    # each reader's own block of rows; the same in the concept space.
+
+def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,
+             metas: list[Reader], embed) -> None:
+    """Closeness to the seed papers and 👍 entries: every reader's seeds in one product, then
+    a soft-max over each reader's own block of rows; the same in the concept space and over
+    embeddings; then each voter's own model blended in. Keeps on each Reader what the reasons
+    need (its seeds' TF-IDF rows, its embedding cosines)."""
     sizes = np.asarray([len(m.seed_names) for m in metas])
-    if sizes.sum():
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
-                                  for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
-        # Each seed paper on its heaviest terms; a small library's papers on more of them.
-        top = np.repeat([max(tuning.seed_terms, tuning.term_budget // max(s, 1)) for s in sizes],
-                        sizes)
-        seeds = pool.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
-                                  np.concatenate([m.seeds.counts for m in metas]),
-                                  [s for m in metas for s in m.seeds.sizes], top=top)
-        has = sizes > 0
-        similarity = w.library * standardize(tf_idf_view(pool, seeds, weights, offsets[has],
-                                                          sizes[has], tuning.temperature))
-        semantic = None
-        if pool.vectors is not None and embed is not None and w.semantic > 0:
-            semantic = embed([t for m in metas for t in m.seeds.texts]) @ pool.vectors.T
-            similarity += w.semantic * tuning.semantic_share * standardize(block_soft_max(
-                semantic, weights, offsets[has], sizes[has], tuning.semantic_temperature))
-        points = pool.concepts.project(seeds)
-        if pool.concepts.k and w.library > 0:
-            # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
-            # entry): one dense product, whose result the soft-max may then overwrite.
-            t = tuning.concept_temperature
-            scaled = (points * (weights / t)[:, None]) @ pool.concepts.entries.T
-            similarity += w.library * standardize(block_soft_max(
-                scaled, weights, offsets[has], sizes[has], t, scaled=True))
-        relevance[has] = standardize(similarity)
-        for m, off, size in zip(metas, offsets, sizes, strict=True):
-            m.seed_terms = SeedTerms(seeds, off, size)
-            m.semantic = None if semantic is None else semantic[off:off + size]
-        for bi, m in enumerate(metas):
-            off, size = offsets[bi], sizes[bi]
-            if m.votes and size and pool.concepts.k:  # the reader's own model, once they voted
-                share = m.votes / (m.votes + tuning.vote_half)
-                bad = None if m.negative is None else pool.concepts.project(m.negative)
-                model = standardize(vote_model(pool.concepts, points[off:off + size],
-                                               bad)[None, :])[0]
-                relevance[bi] = (1 - share) * relevance[bi] + share * model
+    if not sizes.sum():
+        return
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
+                              for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
+    # Each seed paper on its heaviest terms; a small library's papers on more of them.
+    top = np.repeat([max(tuning.seed_terms, tuning.term_budget // max(s, 1)) for s in sizes],
+                    sizes)
+    seeds = pool.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
+                              np.concatenate([m.seeds.counts for m in metas]),
+                              [s for m in metas for s in m.seeds.sizes], top=top)
+    has = sizes > 0
+    blocks = (weights, offsets[has], sizes[has])
+    similarity = w.library * standardize(tf_idf_view(pool, seeds, *blocks, tuning.temperature))
+    semantic = None
+    if pool.vectors is not None and embed is not None and w.semantic > 0:
+        semantic = embed([t for m in metas for t in m.seeds.texts]) @ pool.vectors.T
+        similarity += w.semantic * tuning.semantic_share * standardize(block_soft_max(
+            semantic, *blocks, tuning.semantic_temperature))
+    points = pool.concepts.project(seeds)
+    if pool.concepts.k and w.library > 0:
+        # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
+        # entry): one dense product, whose result the soft-max may then overwrite.
+        t = tuning.concept_temperature
+        scaled = (points * (weights / t)[:, None]) @ pool.concepts.entries.T
+        similarity += w.library * standardize(block_soft_max(scaled, *blocks, t, scaled=True))
+    relevance[has] = standardize(similarity)
+    for m, off, size in zip(metas, offsets, sizes, strict=True):
+        m.seed_terms = SeedTerms(seeds, off, size)
+        m.semantic = None if semantic is None else semantic[off:off + size]
     for bi, m in enumerate(metas):
-        if m.negative is not None:  # 👎: rare, so per reader
+        off, size = offsets[bi], sizes[bi]
+        if m.votes and size and pool.concepts.k:  # the reader's own model, once they voted
+            share = m.votes / (m.votes + tuning.vote_half)
+            bad = None if m.negative is None else pool.concepts.project(m.negative)
+            model = standardize(vote_model(pool.concepts, points[off:off + size], bad)[None, :])[0]
+            relevance[bi] = (1 - share) * relevance[bi] + share * model
+
+
+def _dislikes(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,
+              metas: list[Reader]) -> None:
+    """Closeness to 👎 items counts against: rare, so per reader."""
+    for bi, m in enumerate(metas):
+        if m.negative is not None:
             sims = (m.negative @ pool.by_term).toarray()
             one = np.ones(sims.shape[0], np.float32)
             soft = block_soft_max(sims, one, np.zeros(1, np.int64), np.asarray([len(one)]),
                                   tuning.temperature)
             relevance[bi] -= w.feedback * tuning.dislike * standardize(soft)[0]
 
-    # Interest phrases: one dense product of (entries × phrases) points and weights.
-    phrases = sorted({p for m in metas for p, _, _ in m.phrases})
-    if phrases:
-        column = {p: j for j, p in enumerate(phrases)}
-        found = {p: ph for m in metas for p, _, ph in m.phrases}
-        points = np.column_stack([found[p].points for p in phrases])
-        weight = np.zeros((len(phrases), b), dtype=np.float32)
-        for bi, m in enumerate(metas):
-            for p, wt, _ in m.phrases:
-                weight[column[p], bi] += wt
-        relevance += w.interests * (points @ weight).T
 
-    # Followed authors (up to two count) and categories (once), from inverted indexes.
+def _interests(relevance: np.ndarray, pool: Pool, w: RankingSettings,
+               metas: list[Reader]) -> None:
+    """Interest phrases: one dense product of (entries × phrases) points and weights."""
+    phrases = sorted({p for m in metas for p, _, _ in m.phrases})
+    if not phrases:
+        return
+    column = {p: j for j, p in enumerate(phrases)}
+    found = {p: ph for m in metas for p, _, ph in m.phrases}
+    points = np.column_stack([found[p].points for p in phrases])
+    weight = np.zeros((len(phrases), len(metas)), dtype=np.float32)
+    for bi, m in enumerate(metas):
+        for p, wt, _ in m.phrases:
+            weight[column[p], bi] += wt
+    relevance += w.interests * (points @ weight).T
+
+
+def _follows(relevance: np.ndarray, pool: Pool, w: RankingSettings, users: list[UserConfig],
+             metas: list[Reader]) -> None:
+    """Followed authors (up to two count) and categories (once), from inverted indexes."""
+    n = len(pool.entries)
     for bi, (user, m) in enumerate(zip(users, metas, strict=True)):
         if m.authors:
             count = np.zeros(n, dtype=np.float32)
@@ -255,13 +278,14 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
                 hit[pool.by_category.get(cat.lower(), [])] = True
             relevance[bi] += w.categories * CATEGORY_POINTS * hit
 
-    popularity = np.asarray([u.popularity for u in users], dtype=np.float32)[:, None]
-    relevance += popularity * POPULARITY_POINTS * pool.pop_signal
+
+def _decayed(relevance: np.ndarray, pool: Pool, users: list[UserConfig],
+             metas: list[Reader]) -> np.ndarray:
+    """Positive scores halve every half-life of age; an `exclude` match goes below any floor."""
     # Readers mostly share a half-life: one decay row per distinct one, not one per reader.
     lives, which = np.unique([max(u.half_life / 86400, 1e-6) for u in users], return_inverse=True)
     decay = np.power(np.float32(0.5), pool.age_days[None, :] / lives[:, None].astype(np.float32))
     scores = np.where(relevance > 0, relevance * decay[which], relevance).astype(np.float32)
-    # Excluded phrases push an item below any digest's floor, whatever else it has.
     for bi, m in enumerate(metas):
         for _, ph in m.excluded:
             hit = ph.match >= IN_ABSTRACT
