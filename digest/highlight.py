@@ -143,12 +143,17 @@ class _Sentence:
         return text, spans, glued, sum(1 for _, end in spans if end <= limit)
 
 
+def split_sentences(text: str) -> list[str]:
+    """A text's sentences, whitespace collapsed."""
+    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+
+
 @functools.lru_cache(maxsize=4096)
 def _sentences(abstract: str) -> tuple[tuple[_Sentence, ...], frozenset[str],
                                        dict[str, list[int]]]:
     """An abstract's sentences, all its stems, and the sentences each stem is in: what does
     not depend on the reader, so readers who are shown the same item share it."""
-    out = tuple(_Sentence(s) for s in _SENTENCE_END.split(" ".join(abstract.split())) if s)
+    out = tuple(map(_Sentence, split_sentences(abstract)))
     where: dict[str, list[int]] = {}
     for j, s in enumerate(out):
         for stem in s.present:

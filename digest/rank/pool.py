@@ -12,6 +12,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from digest.highlight import split_sentences
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
 from digest.models import StoredEntry
 from digest.rank.phrases import PhraseIndex
@@ -30,6 +31,12 @@ class Phrase:
 
     match: np.ndarray  # per entry: IN_TITLE, IN_ABSTRACT, APART or 0
     points: np.ndarray  # the same as interest points
+
+
+@dataclass(frozen=True)
+class Sentences:
+    vectors: np.ndarray  # (sentences × dimensions), each entry's consecutive
+    starts: np.ndarray  # per entry, the row of its first sentence
 
 
 class Concepts:
@@ -116,6 +123,7 @@ class Pool:
         self.concepts = Concepts(self.terms.docs, tuning.concepts)
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
+        self._embedder = embedder
         self._phrase_index = PhraseIndex([a[1] for a in analyses], [a[2] for a in analyses])
         # The configured readers' phrases, indexed in one pass rather than one per phrase.
         self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
@@ -142,6 +150,15 @@ class Pool:
         self.pop_signal = np.log1p(pops) / math.log(101)
         # Stories join near-identical titles, compared on their (stemmed) words.
         self.story = stories([frozenset(a[1].tolist()) for a in analyses])
+
+    @functools.cached_property
+    def sentences(self) -> Sentences:
+        """Every entry's sentences (its title first) embedded, for the libraries of a few
+        papers (scoring.sentence_view): embedded once ever, like the entries themselves."""
+        texts = [split_sentences(entry_text(e)) or [""] for e in self.entries]
+        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        vectors = self._embedder.embed([x for t in texts for x in t])
+        return Sentences(vectors, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
 
     def _phrase_ids(self, text: str) -> tuple[int, ...]:
         """A phrase's words as term ids; -1 for a word in no entry ranked so far."""

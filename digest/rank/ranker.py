@@ -16,10 +16,11 @@ from digest.highlight import Profile, highlight, seed_words
 from digest.models import Ranked, StoredEntry
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
-from digest.rank.scoring import Reader, score_batch
+from digest.rank.scoring import SENTENCE_PAPERS, Reader, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
 from digest.rank.select import Pick, Sections, Selection, select
 from digest.rank.tuning import DEFAULT, Tuning
+from digest.rank.workers import worker_batch, worker_init
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -74,13 +75,15 @@ class Ranker:
         Python work is only picking the top items. With `workers` > 1, batches run in that many
         forked processes."""
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
+        if workers > 1 and len(batches) > 1:
+            self._embed_sentences(readers)
         if workers > 1 and len(batches) > 1 and self._can_fork():
             ctx = multiprocessing.get_context("fork")
             # Forked children share the built model copy-on-write: nothing is pickled but
             # each batch's results and library warnings.
-            with ctx.Pool(min(workers, len(batches)), initializer=_worker_init,
+            with ctx.Pool(min(workers, len(batches)), initializer=worker_init,
                           initargs=(self, batches, limit, selection)) as pool:
-                for b, (results, warnings) in enumerate(pool.imap(_worker_batch, range(len(batches)))):
+                for b, (results, warnings) in enumerate(pool.imap(worker_batch, range(len(batches)))):
                     self.library_warnings.update(warnings)
                     yield from zip((u for u, _ in batches[b]), map(self._build, results), strict=True)
             return
@@ -106,6 +109,17 @@ class Ranker:
         scores and reasons, not every pick's abstract."""
         return [Ranked.of(self.entries[p.row], p.score, p.reasons, p.trending, p.section,
                           p.highlight) for p in picks]
+
+    def _embed_sentences(self, readers: list[tuple[UserConfig, np.ndarray | None]]) -> None:
+        """The pool's sentence embeddings, here before forking, if a reader has a library of a
+        few papers to match them against: not once per worker (with new entries to embed, the
+        model is then loaded, and ranking stays in this process, see _can_fork)."""
+        pool = self.pool
+        if pool.vectors is None or self.config.ranking.semantic <= 0 or "sentences" in vars(pool):
+            return  # embeddings off, or done
+        if any(u.papers and 0 < len(self.library(u.papers).titles) <= SENTENCE_PAPERS
+               for u, _ in readers):
+            _ = pool.sentences
 
     def _can_fork(self) -> bool:
         """Forking is safe only in a single-threaded process: a thread holding a lock at the
@@ -267,31 +281,6 @@ class Ranker:
         return np.asarray([i for i, e in enumerate(self.entries)
                            if lo < e.fetched <= hi and (feeds is None or feeds_of[i] & feeds)],
                           dtype=np.int64)
-
-
-# -- worker processes ----------------------------------------------------------------------
-# Set once per forked child by the pool initializer; the parent never reads it.
-_WORKER: dict = {}
-
-
-def _worker_init(ranker: Ranker, batches: list, limit: int | None,
-                 selection: Selection | None) -> None:
-    # The inherited SQLite connection belongs to the parent: keep it referenced (closing it
-    # here could checkpoint and remove the parent's WAL) and open this process's own.
-    # One BLAS thread per process: several spinning OpenBLAS pools per core thrash.
-    _WORKER["blas"] = threadpool_limits(1)
-    _WORKER["inherited"] = ranker.store
-    ranker.store = ranker.pool.store = Store(ranker.store.path)
-    if ranker.embedder is not None:
-        ranker.embedder.store = ranker.store
-    _WORKER.update(ranker=ranker, batches=batches, limit=limit, selection=selection)
-
-
-def _worker_batch(b: int) -> tuple[list[list[Pick]], dict[Path, list[str]]]:
-    ranker: Ranker = _WORKER["ranker"]
-    ranker.library_warnings = {}
-    results = ranker._rank_batch(_WORKER["batches"][b], _WORKER["limit"], _WORKER["selection"])
-    return results, ranker.library_warnings
 
 
 def build_ranker(config: Config, store: Store, now: datetime, since: datetime | None,

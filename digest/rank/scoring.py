@@ -9,6 +9,8 @@ a hand-set exchange rate, and one `min_score` cuts every digest the same way.
     similarity = std( library · [std(TF-IDF cosine to the seeds' centroid)
                                  + std(soft-max_Tc(concept-space cosines to the seeds))]
                       + semantic · share · std(soft-max(embedding cosines to the seeds)) )
+    with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(soft-max over the
+    seeds of the mean, over a seed's sentences, of the best cosine to an entry's sentence)
     with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
     relevance = similarity − feedback · dislike · std(softmax(cos to 👎 items))
               + interests · Σ weight × phrase points (title 8, abstract 4, scattered 1.2)
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from digest.highlight import Profile
+from digest.highlight import Profile, split_sentences
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Concepts, Phrase, Pool
 from digest.rank.seeds import Seeds
@@ -52,6 +54,10 @@ EXCLUDE_FACTOR, EXCLUDE_PENALTY = 0.1, 10.0
 PRIOR_ENTRIES = 20
 PRIOR_SPREAD = 0.05  # cosine spread between unrelated texts; the prior mean is 0
 VOTE_RIDGE = 1.0
+# A library of up to this many papers (with 👍 items) is also matched sentence by sentence
+# (_by_sentence), at a share of 1 / papers: past it the share is small and the cost is not
+# (sentences × sentences per seed paper). A speed limit, not fitted.
+SENTENCE_PAPERS = 3
 
 
 @dataclass
@@ -212,8 +218,10 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     semantic = None
     if pool.vectors is not None and embed is not None and w.semantic > 0:
         semantic = embed([t for m in metas for t in m.seeds.texts]) @ pool.vectors.T
-        similarity += w.semantic * tuning.semantic_share * standardize(block_soft_max(
-            semantic, *blocks, tuning.semantic_temperature))
+        view = standardize(block_soft_max(semantic, *blocks, tuning.semantic_temperature))
+        _by_sentence(view, pool, embed, [m for m in metas if m.seed_names],
+                     np.split(weights, np.cumsum(sizes[has])[:-1]), tuning.semantic_temperature)
+        similarity += w.semantic * tuning.semantic_share * view
     points = pool.concepts.project(seeds)
     if pool.concepts.k and w.library > 0:
         # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
@@ -232,6 +240,25 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             bad = None if m.negative is None else pool.concepts.project(m.negative)
             model = standardize(vote_model(pool.concepts, points[off:off + size], bad)[None, :])[0]
             relevance[bi] = (1 - share) * relevance[bi] + share * model
+
+
+def _by_sentence(view: np.ndarray, pool: Pool, embed, metas: list[Reader],
+                 weights: list[np.ndarray], temperature: float) -> None:
+    """In place, for each reader with at most SENTENCE_PAPERS seeds: their row of `view` mixed
+    with a sentence-by-sentence match, at a share of 1 / seeds. Each seed sentence is matched
+    to its closest sentence of an entry, and a seed scores the mean over its sentences: a
+    paper's background, method or result can each be what makes another relevant, and one
+    vector of the whole abstract blurs them (and stops at the model's 256 tokens)."""
+    for r, (m, wt) in enumerate(zip(metas, weights, strict=True)):
+        n = len(m.seed_names)
+        if n > SENTENCE_PAPERS:
+            continue
+        sentences = pool.sentences
+        per = np.vstack([np.maximum.reduceat(
+            embed(split_sentences(text) or [""]) @ sentences.vectors.T, sentences.starts,
+            axis=1).mean(axis=0) for text in m.seeds.texts])
+        soft = block_soft_max(per, wt, np.zeros(1, np.int64), np.asarray([n]), temperature)
+        view[r] = (1 - 1 / n) * view[r] + standardize(soft)[0] / n
 
 
 def _dislikes(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,
