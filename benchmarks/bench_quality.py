@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import EVAL, SETS, Project
 
+from digest.rank import scoring
 from digest.rank.tuning import DEFAULT, GRID
 
 LEXICAL = ("temperature", "concepts", "concept_temperature", "term_budget")
@@ -166,8 +167,17 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
     def say(t):
         return f"semantic_temperature={t.semantic_temperature}, semantic_share={t.semantic_share}"
     note = f"semantic: chosen per half {say(chosen[0])}; {say(chosen[1])}; on all {say(best)}"
+    whole = scoring.SENTENCE_PAPERS
+    try:  # the ablation: one vector per abstract, however small the library
+        scoring.SENTENCE_PAPERS = 0
+        no_sentences = {d.name: d.score(names[d.name], projects[d.name].scores(DEFAULT))
+                        for d in real}
+    finally:
+        scoring.SENTENCE_PAPERS = whole
     return [row("digest + semantic, shipped (in-fold)", shipped),
-            row("**digest + semantic, out-of-fold**", oof)], note
+            row("**digest + semantic, out-of-fold**", oof),
+            row("shipped + semantic, whole abstracts only, no sentence match (in-fold)",
+                no_sentences)], note
 
 if __name__ == "__main__":
     main()

@@ -154,8 +154,10 @@ def run_fts(config, store) -> dict:
     return {"model": t1 - t0, "readers": t2 - t1, "total": t2 - t0, "picked": picked}
 
 
-def embedding_rate(papers: list[dict], n: int = 256) -> float:
-    """Distinct texts embedded per second on this CPU (model load excluded)."""
+def embedding_rate(papers: list[dict], n: int = 256) -> tuple[float, float, float]:
+    """Distinct texts embedded per second on this CPU (model load excluded): whole entries,
+    and their sentences (what a library of a few papers is matched on), and how many
+    sentences an entry has."""
     from digest.semantic import Embedder
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,13 +168,33 @@ def embedding_rate(papers: list[dict], n: int = 256) -> float:
         t = time.perf_counter()
         embedder.embed(texts)
         rate = len(texts) / (time.perf_counter() - t)
+        sentences = list(dict.fromkeys(x for text in texts for x in highlight.split_sentences(text)))
+        t = time.perf_counter()
+        embedder.embed(sentences)
+        sentence_rate = len(sentences) / (time.perf_counter() - t)
         store.close()
-    return rate
+    return rate, sentence_rate, len(sentences) / len(texts)
 
 
-def embed_all(tmp: Path) -> None:
+def embed_all(tmp: Path, config: str = "config.toml") -> None:
     with Store(tmp / "d.db") as store:
-        run_ours(load_config(tmp / "config.toml"), store, semantic=True)
+        run_ours(load_config(tmp / config), store, semantic=True)
+
+
+def one_paper_readers(tmp: Path, papers: list[dict], n_readers: int):
+    """The same database with readers whose library is one paper each (matched sentence by
+    sentence with the semantic extra): tmp/one.toml."""
+    rnd = random.Random(11)
+    users = []
+    for j in range(n_readers):
+        s = rnd.choice(papers)
+        (tmp / f"one{j}.bib").write_text(
+            f"@article{{p,\n title={{{s['title'].replace('{', '').replace('}', '')}}},\n"
+            f" abstract={{{s['abstract'].replace('{', '').replace('}', '')}}}\n}}\n")
+        users.append(f'[users.o{j}]\nemail = "o{j}@example.org"\npapers = "one{j}.bib"\n')
+    (tmp / "one.toml").write_text('[digest]\ndatabase = "d.db"\n[ranking]\nsemantic_mode = "off"\n'
+                                  '[feeds.feed0]\npath = "x.xml"\n' + "".join(users))
+    return load_config(tmp / "one.toml")
 
 
 def in_fresh_process(fn, *args):
@@ -217,9 +239,11 @@ def main() -> None:
         a.entries, a.readers, a.runs = 300, [20], 1
     papers = load_corpus()
     if a.semantic:
-        rate = in_fresh_process(embedding_rate, papers, 32 if a.smoke else 256)
+        rate, sentence_rate, per = in_fresh_process(embedding_rate, papers, 32 if a.smoke else 256)
         print(f"embedding cost: {rate:.0f} entries/s "
-              "(all-MiniLM-L6-v2, CPU, title + abstract; each entry is embedded once, ever)")
+              "(all-MiniLM-L6-v2, CPU, title + abstract; each entry is embedded once, ever); "
+              f"their sentences, when a reader's library is of 1-3 papers: {sentence_rate:.0f}/s, "
+              f"{per:.1f} per entry ({rate * per / sentence_rate:.1f}× the entry's own time, once)")
     print(f"{a.entries} entries; medians of {a.runs} runs; lexical unless noted")
     print(f"{'readers':>8} {'method':<22} {'model s':>8} {'readers s':>10} {'total s':>8} {'ms/reader':>10}")
     for n in a.readers:
@@ -237,6 +261,10 @@ def main() -> None:
                       f"{time.perf_counter() - t:.1f} s")
                 methods.append((f"+ embeddings, {cores} proc", run_ours,
                                 {"semantic": True, "workers": cores}))
+                one = one_paper_readers(Path(tmp), papers, n)
+                in_fresh_process(embed_all, Path(tmp), "one.toml")  # and every entry's sentences
+                methods.append((f"1-paper libs + emb, {cores}p", run_ours,
+                                {"semantic": True, "workers": cores, "config": one}))
             t = time.perf_counter()
             Ranker(config, store, store.entries_for_ranking(), NOW)
             print(f"{n:>8} first ranking of the new entries: {time.perf_counter() - t:.2f} s to build "
@@ -244,7 +272,8 @@ def main() -> None:
             results: dict[str, list[dict]] = {name: [] for name, _, _ in methods}
             for _ in range(a.runs):
                 for name, fn, kw in methods:  # interleaved against machine noise
-                    results[name].append(fn(config, store, **kw))
+                    rest = {k: v for k, v in kw.items() if k != "config"}
+                    results[name].append(fn(kw.get("config", config), store, **rest))
             for name, runs in results.items():
                 med = {k: statistics.median(r[k] for r in runs) for k in ("model", "readers", "total")}
                 print(f"{n:>8} {name:<22} {med['model']:>8.2f} {med['readers']:>10.2f} "

@@ -58,6 +58,7 @@ VOTE_RIDGE = 1.0
 # (_by_sentence), at a share of 1 / papers: past it the share is small and the cost is not
 # (sentences × sentences per seed paper). A speed limit, not fitted.
 SENTENCE_PAPERS = 3
+SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
 
 
 @dataclass
@@ -249,16 +250,25 @@ def _by_sentence(view: np.ndarray, pool: Pool, embed, metas: list[Reader],
     to its closest sentence of an entry, and a seed scores the mean over its sentences: a
     paper's background, method or result can each be what makes another relevant, and one
     vector of the whole abstract blurs them (and stops at the model's 256 tokens)."""
-    for r, (m, wt) in enumerate(zip(metas, weights, strict=True)):
-        n = len(m.seed_names)
-        if n > SENTENCE_PAPERS:
-            continue
-        sentences = pool.sentences
-        per = np.vstack([np.maximum.reduceat(
-            embed(split_sentences(text) or [""]) @ sentences.vectors.T, sentences.starts,
-            axis=1).mean(axis=0) for text in m.seeds.texts])
-        soft = block_soft_max(per, wt, np.zeros(1, np.int64), np.asarray([n]), temperature)
-        view[r] = (1 - 1 / n) * view[r] + standardize(soft)[0] / n
+    rows = [r for r, m in enumerate(metas) if len(m.seed_names) <= SENTENCE_PAPERS]
+    if not rows:
+        return
+    seeds = [split_sentences(t) or [""] for r in rows for t in metas[r].seeds.texts]
+    queries = embed([x for sentences in seeds for x in sentences])
+    best = np.empty((len(queries), len(pool.entries)), np.float32)
+    vectors, starts = pool.sentences.vectors, pool.sentences.starts
+    # All the batch's seed sentences at once, a block of entries at a time: one product
+    # re-reads each entry sentence's vector for every query row, not once per reader.
+    for lo in range(0, len(starts), SENTENCE_BLOCK):
+        hi = min(lo + SENTENCE_BLOCK, len(starts))
+        a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
+        best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
+    counts = np.asarray([len(x) for x in seeds])
+    per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
+    sizes = np.asarray([len(metas[r].seed_names) for r in rows])
+    soft = block_soft_max(per_seed, np.concatenate([weights[r] for r in rows]),
+                          np.r_[0, np.cumsum(sizes)[:-1]], sizes, temperature)
+    view[rows] = (1 - 1 / sizes[:, None]) * view[rows] + standardize(soft) / sizes[:, None]
 
 
 def _dislikes(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,
