@@ -4,22 +4,19 @@ each shares the parent's built model copy-on-write and sends back only its resul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from threadpoolctl import threadpool_limits
 
+from digest.rank.select import Pick, Selection
 from digest.store import Store
-
-if TYPE_CHECKING:
-    from digest.rank.ranker import Ranker
-    from digest.rank.select import Pick, Selection
 
 # Set once per forked child by the pool initializer; the parent never reads it.
 _WORKER: dict = {}
 
 
-def worker_init(ranker: Ranker, batches: list, limit: int | None,
-                selection: Selection | None) -> None:
+def worker_init(ranker, batches: list, limit: int | None, selection: Selection | None) -> None:
+    """`ranker` is the parent's Ranker, inherited through the fork (this module does not import
+    ranker.py, which imports it)."""
     # The inherited SQLite connection belongs to the parent: keep it referenced (closing it
     # here could checkpoint and remove the parent's WAL) and open this process's own.
     # One BLAS thread per process: several spinning OpenBLAS pools per core thrash.
@@ -32,7 +29,7 @@ def worker_init(ranker: Ranker, batches: list, limit: int | None,
 
 
 def worker_batch(b: int) -> tuple[list[list[Pick]], dict[Path, list[str]]]:
-    ranker: Ranker = _WORKER["ranker"]
+    ranker = _WORKER["ranker"]
     ranker.library_warnings = {}
     results = ranker._rank_batch(_WORKER["batches"][b], _WORKER["limit"], _WORKER["selection"])
     return results, ranker.library_warnings
