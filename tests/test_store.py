@@ -155,6 +155,34 @@ def test_prune_cli(project):
     assert project.run("prune", "--older-than", "soon").exit_code == 1
 
 
+def test_prune_drops_the_cached_embeddings_nothing_uses(project):
+    """Embeddings are cached per text, forever unless pruned: `digest prune` keeps those of the
+    remaining entries and cached libraries (and their sentences) and deletes the rest."""
+    from digest.rank.seeds import entry_text, library_seeds
+    from digest.semantic import key, needed
+
+    project.write('[feeds.a]\npath = "a.xml"\n')
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Soil carbon under grass}, abstract={We measured it. Twice a year.}}\n")
+    with project.store() as s:
+        s.add_entries("a", [entry(link="https://b.example/old", title="An old paper on moss",
+                                  summary="Moss grows. Slowly.", published=T0 - timedelta(days=900))],
+                      T0 - timedelta(days=900))
+        s.add_entries("a", [entry(link="https://b.example/new", title="A new paper on ferns",
+                                  summary="Ferns spread. By spores.")], datetime.now(UTC))
+        library = library_seeds(s, project.root / "lib.bib")  # cached in the database
+        texts = {e.link: entry_text(e) for e in s.entries_for_ranking()}
+        keep = needed([texts["https://b.example/new"], *library.texts])
+        drop = needed([texts["https://b.example/old"]]) | {key("a text nobody has")}
+        s.save_embeddings({k: bytes(16) for k in keep | drop})
+    r = project.run("prune", "--older-than", "365d")
+    assert r.exit_code == 0, r.output
+    assert f"Pruned 1 entries older than 365d, and {len(drop)} cached embeddings" in r.stdout
+    with project.store() as s:
+        left = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
+    assert left == keep and len(keep) == 2 + 3 + 3  # each text and its sentences
+
+
 def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):
     first = store.term_ids(["bee", "flower", "bee"])
     assert set(first) == {"bee", "flower"} and len(set(first.values())) == 2

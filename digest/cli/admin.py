@@ -199,11 +199,18 @@ def schema() -> None:
               help="Delete entry content older than this (e.g. 90d).")
 @click.pass_context
 def prune(ctx: click.Context, older_than: str) -> None:
-    """Delete old entry content. Identities are kept, so old items never come back as new."""
+    """Delete old entry content, and the cached embeddings no entry or library needs any more.
+    Identities are kept, so old items never come back as new."""
+    from digest.rank.seeds import entry_text
+    from digest.semantic import needed
+
     cutoff = datetime.now(UTC) - duration_option("--older-than", older_than)
     config = load(ctx)
     with Store(config.digest.database) as store:
         removed = store.prune(cutoff)
-    click.echo(f"Pruned {removed} entries older than {older_than}.")
+        texts = [entry_text(e) for e in store.entries_for_ranking()] + store.library_texts()
+        vectors = store.keep_embeddings(needed(texts))
+    click.echo(f"Pruned {removed} entries older than {older_than}, and {vectors} cached "
+               "embeddings nothing uses.")
 
 

@@ -3,6 +3,7 @@ dictionary. Each can be rebuilt from the rest, so read-only commands and pages m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from digest.store.base import Database
@@ -30,6 +31,23 @@ class CacheStore(Database):
             self.db.conn.executemany("INSERT INTO embeddings VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                                      "SET vector = excluded.vector",
                                      list(items.items()))
+
+    def library_texts(self) -> list[str]:
+        """The texts of every cached seed library's papers (what their embeddings are of)."""
+        return [t for (data,) in self.db.execute("SELECT data FROM libraries")
+                for t in json.loads(data)["texts"]]
+
+    def keep_embeddings(self, keys: set[str]) -> int:
+        """Delete every cached embedding whose key is not in `keys`; how many went."""
+        with self.db.conn:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (key TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM wanted")
+            self.db.conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)",
+                                     [(k,) for k in keys])
+            gone = self.db.execute(
+                "DELETE FROM embeddings WHERE key NOT IN (SELECT key FROM wanted)").rowcount
+            self.db.execute("DELETE FROM wanted")
+        return gone
 
     def term_ids(self, strings: Iterable[str], add: bool = True) -> dict[str, int]:
         """Ids of `strings` in the term dictionary; with `add`, the missing ones are added
