@@ -35,6 +35,8 @@ class Phrase:
 
 @dataclass(frozen=True)
 class Sentences:
+    """The pool's entries' sentence embeddings, as one matrix."""
+
     vectors: np.ndarray  # (sentences × dimensions), each entry's consecutive
     starts: np.ndarray  # per entry, the row of its first sentence
 
@@ -154,7 +156,7 @@ class Pool:
     @functools.cached_property
     def sentences(self) -> Sentences:
         """Every entry's sentences (its title first) embedded, for the libraries of a few
-        papers (scoring.sentence_view): embedded once ever, like the entries themselves."""
+        papers (scoring._by_sentence): embedded once ever, like the entries themselves."""
         texts = [split_sentences(entry_text(e)) or [""] for e in self.entries]
         sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         vectors = self._embedder.embed([x for t in texts for x in t])
