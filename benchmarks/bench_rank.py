@@ -51,6 +51,14 @@ def name(k: int) -> str:
     return f"{FIRST[k % len(FIRST)]} {LAST[(k // len(FIRST)) % len(LAST)]}"
 
 
+def bib(seeds: list[dict]) -> str:
+    """Corpus papers as a BibTeX library (braces dropped from their text)."""
+    def clean(text: str) -> str:
+        return text.replace("{", "").replace("}", "")
+    return "".join(f"@article{{p{i},\n title={{{clean(s['title'])}}},\n"
+                   f" abstract={{{clean(s['abstract'])}}}\n}}\n" for i, s in enumerate(seeds))
+
+
 def write_readers(tmp: Path, papers: list[dict], n_readers: int, rnd: random.Random) -> str:
     """[users.rN] tables: 5 interest phrases (title bigrams that occur in the corpus), 2
     followed authors and a library of 10 corpus papers each (tmp/libN.bib)."""
@@ -58,11 +66,7 @@ def write_readers(tmp: Path, papers: list[dict], n_readers: int, rnd: random.Ran
                       for ws in [p["title"].lower().split()] for i in range(len(ws) - 1)
                       if all(w.isalpha() and len(w) > 3 for w in ws[i:i + 2])})
     for j in range(n_readers):
-        seeds = rnd.sample(papers, 10)
-        (tmp / f"lib{j}.bib").write_text("".join(
-            f"@article{{p{i},\n title={{{s['title'].replace('{', '').replace('}', '')}}},\n"
-            f" abstract={{{s['abstract'].replace('{', '').replace('}', '')}}}\n}}\n"
-            for i, s in enumerate(seeds)))
+        (tmp / f"lib{j}.bib").write_text(bib(rnd.sample(papers, 10)))
     users = []
     for r in range(n_readers):
         interests = "".join(f'"{ph}" = {rnd.randint(1, 3)}\n' for ph in rnd.sample(phrases, 5))
@@ -187,10 +191,7 @@ def one_paper_readers(tmp: Path, papers: list[dict], n_readers: int):
     rnd = random.Random(11)
     users = []
     for j in range(n_readers):
-        s = rnd.choice(papers)
-        (tmp / f"one{j}.bib").write_text(
-            f"@article{{p,\n title={{{s['title'].replace('{', '').replace('}', '')}}},\n"
-            f" abstract={{{s['abstract'].replace('{', '').replace('}', '')}}}\n}}\n")
+        (tmp / f"one{j}.bib").write_text(bib([rnd.choice(papers)]))
         users.append(f'[users.o{j}]\nemail = "o{j}@example.org"\npapers = "one{j}.bib"\n')
     (tmp / "one.toml").write_text('[digest]\ndatabase = "d.db"\n[ranking]\nsemantic_mode = "off"\n'
                                   '[feeds.feed0]\npath = "x.xml"\n' + "".join(users))

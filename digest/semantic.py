@@ -39,10 +39,16 @@ def key(text: str) -> str:
     return hashlib.sha1(f"{MODEL}\n{text}".encode()).hexdigest()
 
 
+def sentences(text: str) -> list[str]:
+    """What of a text is embedded sentence by sentence (a library of a few papers is matched
+    on them): its sentences, or one empty one. The one rule for the ranker and `needed`."""
+    return split_sentences(text) or [""]
+
+
 def needed(texts: Iterable[str]) -> set[str]:
     """The cache keys the ranker may ask for given these entry and seed texts: each text's,
-    and its sentences' (what a library of a few papers is matched on)."""
-    return {key(x) for t in texts for x in (t, *(split_sentences(t) or [""]))}
+    and its sentences'."""
+    return {key(x) for t in texts for x in (t, *sentences(t))}
 
 
 class Embedder:

@@ -201,14 +201,15 @@ def schema() -> None:
 def prune(ctx: click.Context, older_than: str) -> None:
     """Delete old entry content, and the cached embeddings no entry or library needs any more.
     Identities are kept, so old items never come back as new."""
-    from digest.rank.seeds import entry_text
+    from digest.rank.seeds import Seeds, entry_text
     from digest.semantic import needed
 
     cutoff = datetime.now(UTC) - duration_option("--older-than", older_than)
     config = load(ctx)
     with Store(config.digest.database) as store:
         removed = store.prune(cutoff)
-        texts = [entry_text(e) for e in store.entries_for_ranking()] + store.library_texts()
+        texts = [entry_text(e) for e in store.entries_for_ranking()] + [
+            t for data in store.cached_libraries() for t in Seeds.from_json(data).texts]
         vectors = store.keep_embeddings(needed(texts))
     click.echo(f"Pruned {removed} entries older than {older_than}, and {vectors} cached "
                "embeddings nothing uses.")

@@ -12,13 +12,13 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from digest.highlight import split_sentences
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
 from digest.models import StoredEntry
 from digest.rank.phrases import PhraseIndex
 from digest.rank.seeds import author_key, entry_text
 from digest.rank.stories import stories
 from digest.rank.tuning import Tuning
+from digest.semantic import sentences as sentence_texts
 from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
@@ -157,7 +157,7 @@ class Pool:
     def sentences(self) -> Sentences:
         """Every entry's sentences (its title first) embedded, for the libraries of a few
         papers (scoring._by_sentence): embedded once ever, like the entries themselves."""
-        texts = [split_sentences(entry_text(e)) or [""] for e in self.entries]
+        texts = [sentence_texts(entry_text(e)) for e in self.entries]
         sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         vectors = self._embedder.embed([x for t in texts for x in t])
         return Sentences(vectors, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))

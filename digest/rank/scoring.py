@@ -38,11 +38,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from digest.highlight import Profile, split_sentences
+from digest.highlight import Profile
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Concepts, Phrase, Pool
 from digest.rank.seeds import Seeds
 from digest.rank.tuning import Tuning
+from digest.semantic import sentences as sentence_texts
 from digest.settings import RankingSettings, UserConfig
 
 # A followed author outweighs a title phrase of weight 1, a category is three quarters of one, and
@@ -253,8 +254,8 @@ def _by_sentence(view: np.ndarray, pool: Pool, embed, metas: list[Reader],
     rows = [r for r, m in enumerate(metas) if len(m.seed_names) <= SENTENCE_PAPERS]
     if not rows:
         return
-    seeds = [split_sentences(t) or [""] for r in rows for t in metas[r].seeds.texts]
-    queries = embed([x for sentences in seeds for x in sentences])
+    seeds = [sentence_texts(t) for r in rows for t in metas[r].seeds.texts]
+    queries = embed([x for parts in seeds for x in parts])
     best = np.empty((len(queries), len(pool.entries)), np.float32)
     vectors, starts = pool.sentences.vectors, pool.sentences.starts
     # All the batch's seed sentences at once, a block of entries at a time: one product

@@ -3,7 +3,6 @@ dictionary. Each can be rebuilt from the rest, so read-only commands and pages m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from digest.store.base import Database
@@ -32,10 +31,9 @@ class CacheStore(Database):
                                      "SET vector = excluded.vector",
                                      list(items.items()))
 
-    def library_texts(self) -> list[str]:
-        """The texts of every cached seed library's papers (what their embeddings are of)."""
-        return [t for (data,) in self.db.execute("SELECT data FROM libraries")
-                for t in json.loads(data)["texts"]]
+    def cached_libraries(self) -> list[str]:
+        """Every cached seed library's data, as save_library was given it (Seeds.from_json)."""
+        return [data for (data,) in self.db.execute("SELECT data FROM libraries")]
 
     def keep_embeddings(self, keys: set[str]) -> int:
         """Delete every cached embedding whose key is not in `keys`; how many went."""
