@@ -11,8 +11,9 @@ at once (the mean gain over the TF-IDF baseline of each set) and scored on the o
 ways; "out-of-fold" is every reader scored with constants chosen without them. "Shipped" is
 tuning.DEFAULT, which is chosen the same way on all readers (so it is in-fold). Ablations report
 out-of-fold figures with one part switched off: a part that does not earn its keep there on at
-least two of the three sets is removed. Two speed choices are shown beside what they replace:
-seed papers on 40 terms, and the TF-IDF centroid (T = ∞) offered instead of T = 1.
+least two of the three sets is removed, as is a constant whose fitting does not beat leaving it
+out there (tuning.RULED_OUT: the rows "... softness fitted too" fit it all the same). A speed
+choice is shown beside what it replaces: seed papers on 40 terms.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import EVAL, SETS, Project
 
 from digest.rank import scoring
-from digest.rank.tuning import DEFAULT, GRID
+from digest.rank.tuning import DEFAULT, GRID, RULED_OUT
 
-LEXICAL = ("temperature", "concepts", "concept_temperature", "term_budget")
+LEXICAL = ("concepts", "concept_temperature", "term_budget")
 
 
 def grid(names: tuple[str, ...], smoke: bool):
-    values = [GRID[n] if not smoke else (getattr(DEFAULT, n), GRID[n][0]) for n in names]
+    values = [(GRID | RULED_OUT)[n] for n in names]
+    values = [v if not smoke else (getattr(DEFAULT, n), v[0]) for n, v in zip(names, values, strict=True)]
     seen = set()
     for combo in itertools.product(*values):
         t = DEFAULT.with_(**dict(zip(names, combo, strict=True)))
@@ -96,10 +98,11 @@ def main() -> None:
     baselines = {d.name: {k: d.score(names[d.name], f()) for k, f in d.baselines.items()}
                  for d in devs}
     tfidf = {d.name: next(iter(baselines[d.name].values())) for d in devs}
-    tunings = list(grid(LEXICAL, a.smoke))
+    tunings = list(grid((*LEXICAL, "temperature"), a.smoke))
     if DEFAULT not in tunings:
         tunings.append(DEFAULT)
-    runs = {t: {d.name: projects[d.name].scores(t) for d in devs} for t in tunings}
+    fitted = {t: {d.name: projects[d.name].scores(t) for d in devs} for t in tunings}
+    runs = {t: r for t, r in fitted.items() if t.temperature == DEFAULT.temperature}
     oof, chosen = cross_validate(devs, runs, tfidf)
     best_all = max(runs, key=lambda t: sum(gain(d, d.score(names[d.name], runs[t][d.name]),
                                                      tfidf[d.name]) for d in devs))
@@ -109,6 +112,7 @@ def main() -> None:
         sub = {t: r for t, r in runs.items() if keep(t)}
         if sub and len(sub) < len(runs):
             ablations[label] = cross_validate(devs, sub, tfidf)[0]
+    ablations["the TF-IDF softness fitted too"] = cross_validate(devs, fitted, tfidf)[0]
 
     rows = [("| | " + " | ".join(f"{d.name} {d.metric}" for d in devs) + " |"),
             "|---|" + "---|" * len(devs)]
@@ -123,8 +127,7 @@ def main() -> None:
     rows.append("| **digest, out-of-fold** | " + " | ".join(f"**{oof[d.name]:.3f}**" for d in devs) + " |")
     for label, figs in ablations.items():
         rows.append(f"| out-of-fold, {label} | " + " | ".join(f"{figs[d.name]:.3f}" for d in devs) + " |")
-    for label, t in (("seed papers on 100 terms, not 40", DEFAULT.with_(seed_terms=100)),
-                     ("TF-IDF soft-max at T = 1, not the centroid", DEFAULT.with_(temperature=1.0))):
+    for label, t in (("seed papers on 100 terms, not 40", DEFAULT.with_(seed_terms=100)),):
         rows.append(f"| shipped, {label} (in-fold) | " + " | ".join(
             f"{d.score(names[d.name], projects[d.name].scores(t)):.3f}" for d in devs) + " |")
     notes = []
@@ -148,13 +151,17 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
         (tmp / f"{d.name}-semantic").mkdir()
         projects[d.name] = Project(d, tmp / f"{d.name}-semantic", semantic=True)
     names = {d.name: list(d.readers) for d in real}
-    temps = GRID["semantic_temperature"] if not smoke else (DEFAULT.semantic_temperature,)
+    temps = RULED_OUT["semantic_temperature"]
+    temps = temps if not smoke else (DEFAULT.semantic_temperature, temps[0])
     shares = GRID["semantic_share"] if not smoke else (DEFAULT.semantic_share,)
-    runs = {t: {d.name: projects[d.name].scores(t) for d in real}
-            for t in (DEFAULT.with_(semantic_temperature=x, semantic_share=y)
-                      for x in temps for y in shares)}
+    fitted = {t: {d.name: projects[d.name].scores(t) for d in real}
+              for t in (DEFAULT.with_(semantic_temperature=x, semantic_share=y)
+                        for x in temps for y in shares)}
+    runs = {t: r for t, r in fitted.items()
+            if t.semantic_temperature == DEFAULT.semantic_temperature}
     base = {d.name: d.score(names[d.name], runs[next(iter(runs))][d.name]) for d in real}
     oof, chosen = cross_validate(real, runs, base)
+    oof_fitted = cross_validate(real, fitted, base)[0]
     best = max(runs, key=lambda t: sum(gain(d, d.score(names[d.name], runs[t][d.name]),
                                                  base[d.name]) for d in real))
 
@@ -165,7 +172,7 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
                if DEFAULT in runs}
 
     def say(t):
-        return f"semantic_temperature={t.semantic_temperature}, semantic_share={t.semantic_share}"
+        return f"semantic_share={t.semantic_share}"
     note = f"semantic: chosen per half {say(chosen[0])}; {say(chosen[1])}; on all {say(best)}"
     whole = scoring.SENTENCE_PAPERS
     try:  # the ablation: one vector per abstract, however small the library
@@ -176,6 +183,7 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
         scoring.SENTENCE_PAPERS = whole
     return [row("digest + semantic, shipped (in-fold)", shipped),
             row("**digest + semantic, out-of-fold**", oof),
+            row("digest + semantic, out-of-fold, the embedding softness fitted too", oof_fitted),
             row("shipped + semantic, whole abstracts only, no sentence match (in-fold)",
                 no_sentences)], note
 

@@ -221,7 +221,8 @@ class Ranker:
         seeds: list[int | None] = [None] * len(rows)
         if meta.seed_names and rows:  # the closest seed, by words and meaning, if close
             lexical = meta.seed_terms.cosines(self.pool.terms.docs, rows)
-            both = lexical if meta.semantic is None else lexical + meta.semantic[:, rows]
+            both = lexical if meta.seed_vectors is None else (
+                lexical + meta.seed_vectors @ self.pool.vectors[rows].T)
             best = both.argmax(axis=0)
             close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
             seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]

@@ -8,8 +8,8 @@ a hand-set exchange rate, and one `min_score` cuts every digest the same way.
 
     similarity = std( library · [std(TF-IDF cosine to the seeds' centroid)
                                  + std(soft-max_Tc(concept-space cosines to the seeds))]
-                      + semantic · share · std(soft-max(embedding cosines to the seeds)) )
-    with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(soft-max over the
+                      + semantic · share · std(embedding cosine to the seeds' centroid) )
+    with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(the mean over the
     seeds of the mean, over a seed's sentences, of the best cosine to an entry's sentence)
     with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
     relevance = similarity − feedback · dislike · std(softmax(cos to 👎 items))
@@ -25,9 +25,9 @@ or a followed author.
 The soft-max, T·log(mean(exp(w·cos/T))), is close to the best match for a one-paper library or
 one of a few unrelated topics; in the concept space, where related papers are close, a library
 of many related papers lifts what they have in common; Tc and share are fitted (tuning.py).
-The TF-IDF view is the soft-max's limit T → ∞, the mean cosine, i.e. the cosine to the seeds'
-centroid: one row per reader in the sparse product instead of one per seed paper, and level
-with T = 1 on the dev sets (bench_quality.py shows both).
+The TF-IDF and embedding views are the soft-max's limit T → ∞, the mean cosine, i.e. the
+cosine to the seeds' centroid: fitting their T did not earn its keep (tuning.RULED_OUT), and
+the TF-IDF centroid is one row per reader in the sparse product instead of one per seed paper.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Reader:
     phrases: list[tuple[str, float, Phrase]] = field(default_factory=list)
     excluded: list[tuple[str, Phrase]] = field(default_factory=list)
     seed_terms: SeedTerms | None = None  # the seeds' TF-IDF rows, for the reasons
-    semantic: np.ndarray | None = None  # (seeds × entries) embedding cosines, for the reasons
+    seed_vectors: np.ndarray | None = None  # the seeds' embeddings, for the reasons
     authors: frozenset[str] = frozenset()  # followed authors' keys
     hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
     muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
@@ -217,10 +217,15 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     has = sizes > 0
     blocks = (weights, offsets[has], sizes[has])
     similarity = w.library * standardize(tf_idf_view(pool, seeds, *blocks, tuning.temperature))
-    semantic = None
+    vectors = None
     if pool.vectors is not None and embed is not None and w.semantic > 0:
-        semantic = embed([t for m in metas for t in m.seeds.texts]) @ pool.vectors.T
-        view = standardize(block_soft_max(semantic, *blocks, tuning.semantic_temperature))
+        vectors = embed([t for m in metas for t in m.seeds.texts])
+        if math.isinf(tuning.semantic_temperature):  # the centroid: a row per reader, not seed
+            centroids = np.add.reduceat(vectors * weights[:, None], offsets[has], axis=0)
+            view = (centroids / sizes[has][:, None]).astype(np.float32) @ pool.vectors.T
+        else:
+            view = block_soft_max(vectors @ pool.vectors.T, *blocks, tuning.semantic_temperature)
+        view = standardize(view)
         _by_sentence(view, pool, embed, [m for m in metas if m.seed_names],
                      np.split(weights, np.cumsum(sizes[has])[:-1]), tuning.semantic_temperature)
         similarity += w.semantic * tuning.semantic_share * view
@@ -234,7 +239,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
         m.seed_terms = SeedTerms(seeds, off, size)
-        m.semantic = None if semantic is None else semantic[off:off + size]
+        m.seed_vectors = None if vectors is None else vectors[off:off + size]
     for bi, m in enumerate(metas):
         off, size = offsets[bi], sizes[bi]
         if m.votes and size and pool.concepts.k:  # the reader's own model, once they voted
