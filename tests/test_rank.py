@@ -494,3 +494,28 @@ def test_the_compiled_stemmer_gives_the_pure_python_stems():
     assert type(lexical._stemmer).__module__ == "Stemmer"  # the compiled one is installed
     slow = EnglishStemmer()
     assert [lexical._stemmer.stemWord(w) for w in words] == [slow.stemWord(w) for w in words]
+
+
+def test_a_digest_never_offers_a_paper_already_in_the_library(project):
+    """A library paper that turns up in a feed (a new arXiv version, a paper just saved) is the
+    closest match there is, and the one entry the reader needs no news of: it is left out of
+    the digest, matched on its title as feeds join titles (case and punctuation aside).
+    `digest rank --all` still lists it, with its score."""
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Graph Networks for Flood Forecasting},"
+        " abstract={River gauges and rainfall predict floods with graph networks.}}\n")
+    setup(project, 'papers = "lib.bib"\n')
+    with project.store() as s:
+        add(s, "mine", title="Graph networks for flood forecasting.")
+        add(s, "flood2", title="Flood forecasting from river gauges with graph networks")
+        for k in ("bees", "sparse", "st-phrase"):
+            add(s, k)
+    config = project.config()
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+        everything = titles(ranker.rank(config.users["u"]))
+        picked = titles(ranker.digest(config.users["u"], None, Selection(5, -100.0, 0)))
+    assert "Graph networks for flood forecasting." in everything[:2]  # --all: it is there
+    assert "Graph networks for flood forecasting." not in picked
+    assert picked[0] == "Flood forecasting from river gauges with graph networks"
+    assert len(picked) == 4  # only that one went

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
 from digest.models import StoredEntry
+from digest.normalize import MIN_TITLE_KEY_WORDS, title_key
 from digest.rank.phrases import PhraseIndex
 from digest.rank.seeds import author_key, entry_text
 from digest.rank.stories import stories
@@ -152,6 +153,17 @@ class Pool:
         self.pop_signal = np.log1p(pops) / math.log(101)
         # Stories join near-identical titles, compared on their (stemmed) words.
         self.story = stories([frozenset(a[1].tolist()) for a in analyses])
+
+    @functools.cached_property
+    def by_title(self) -> dict[str, list[int]]:
+        """Entry rows by title key, for finding a reader's library papers among the entries:
+        the key feeds join on (normalize.title_key), and like them not for short titles."""
+        out: dict[str, list[int]] = {}
+        for i, e in enumerate(self.entries):
+            key = title_key(e.title)
+            if len(key.split()) >= MIN_TITLE_KEY_WORDS:
+                out.setdefault(key, []).append(i)
+        return out
 
     @functools.cached_property
     def sentences(self) -> Sentences:

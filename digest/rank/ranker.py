@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from digest.highlight import Profile, highlight, seed_words
 from digest.models import Ranked, StoredEntry
+from digest.normalize import title_key
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
 from digest.rank.scoring import SENTENCE_PAPERS, Reader, score_batch
@@ -139,6 +140,8 @@ class Ranker:
         for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
             idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
             idx = self._unmuted(idx, meta)
+            if selection is not None and meta.owned:  # a digest never offers what they have
+                idx = idx[~np.isin(idx, meta.owned)]
             row = scores[b]
             if len(idx) == 0:
                 out.append([])
@@ -166,8 +169,9 @@ class Ranker:
         n_papers = len(lib.titles) - len(liked)
         names = [f'similar to your paper "{short(t)}"' for t in lib.titles[:n_papers]] + [
             f'like "{short(t)}", which you liked' for t in lib.titles[n_papers:]]
+        owned = sorted({i for t in lib.titles[:n_papers] for i in self.pool.by_title.get(title_key(t), ())})
         meta = Reader(seed_names=names, n_liked=len(liked), seeds=lib, votes=len(votes),
-                      authors=frozenset(author_key(a) for a in user.authors))
+                      authors=frozenset(author_key(a) for a in user.authors), owned=owned)
         if disliked:
             bad = make_seeds(self.store, [], [entry_text(e) for e in disliked], [])
             meta.negative = self.pool.terms.matrix(bad.ids, bad.counts, bad.sizes,

@@ -78,6 +78,7 @@ class Reader:
     authors: frozenset[str] = frozenset()  # followed authors' keys
     hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
     muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
+    owned: list[int] = field(default_factory=list)  # entries that are library papers
     profile: Profile = field(default_factory=Profile)  # what the highlight matches
 
 
