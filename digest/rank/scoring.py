@@ -78,7 +78,7 @@ class Reader:
     authors: frozenset[str] = frozenset()  # followed authors' keys
     hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
     muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
-    owned: list[int] = field(default_factory=list)  # entries that are library papers
+    owned: list[int] = field(default_factory=list)  # rows of library papers: not in digests
     profile: Profile = field(default_factory=Profile)  # what the highlight matches
 
 
@@ -202,7 +202,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     """Closeness to the seed papers and 👍 entries: every reader's seeds in one product, then
     a soft-max over each reader's own block of rows; the same in the concept space and over
     embeddings; then each voter's own model blended in. Keeps on each Reader what the reasons
-    need (its seeds' TF-IDF rows, its embedding cosines)."""
+    need (its seeds' TF-IDF rows and embeddings)."""
     sizes = np.asarray([len(m.seed_names) for m in metas])
     if not sizes.sum():
         return
