@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digest.errors import ConfigError
+from digest.normalize import paper_keys
 
 
 @dataclass
@@ -23,6 +24,7 @@ class SeedPaper:
     authors: list[str] = field(default_factory=list)
     year: int | None = None
     keywords: list[str] = field(default_factory=list)
+    keys: tuple[str, ...] = ()  # its arXiv id and DOI as entries are keyed (normalize.paper_keys)
 
     @property
     def text(self) -> str:
@@ -103,7 +105,10 @@ def parse_bibtex(text: str, name: str = "library") -> Library:
             authors=[_clean(a) for a in re.split(r"\s+and\s+", fields.get("author", "")) if a.strip()],
             year=_year(fields.get("year", "") or fields.get("date", "")),
             keywords=[k.strip() for k in re.split(r"[,;]", _clean(fields.get("keywords", "")))
-                      if k.strip()]))
+                      if k.strip()],
+            keys=_keys(fields.get("doi", ""), fields.get("url", ""), _eprint(fields),
+                       fields.get("journal", ""), fields.get("note", ""),
+                       fields.get("howpublished", ""))))
     if not papers and text.strip() and not warnings:
         warnings.append(f"{name}: no BibTeX entries found; export the library as BibTeX "
                         "(.bib) or CSL-JSON (.json).")
@@ -234,6 +239,25 @@ def _clean(value: str) -> str:
     return " ".join(v.split())
 
 
+# "arXiv:2411.01234" inside free text: Google Scholar's `journal = {arXiv preprint arXiv:…}`,
+# Zotero's CSL `number`, a `note`.
+_ARXIV_IN_TEXT = re.compile(r"\barxiv\s*:\s*([\w.\-/]+?)[.,;)]?(?:\s|$)", re.I)
+
+
+def _keys(*values: str) -> tuple[str, ...]:
+    """A paper's arXiv id and DOI, from the fields that may hold them."""
+    found = [v.strip() for v in values if v and v.strip()]
+    found += ["arXiv:" + m.group(1) for v in found for m in _ARXIV_IN_TEXT.finditer(v)]
+    return paper_keys(*found)
+
+
+def _eprint(fields: dict[str, str]) -> str:
+    """biblatex's and arXiv's own export: eprint = {2411.01234}, archivePrefix = {arXiv}."""
+    eprint = fields.get("eprint", "").strip()
+    prefix = (fields.get("archiveprefix") or fields.get("eprinttype") or "arxiv").strip().lower()
+    return f"arXiv:{eprint}" if eprint and prefix == "arxiv" else ""
+
+
 def _year(value: str) -> int | None:
     m = re.search(r"\b(1[89]\d\d|2\d\d\d)\b", value or "")
     return int(m.group(1)) if m else None
@@ -273,5 +297,6 @@ def _load_csl_json(path: Path, text: str) -> Library:
             title=" ".join(str(item["title"]).split()),
             abstract=" ".join(str(item.get("abstract") or "").split()),
             authors=authors, year=year,
-            keywords=[k.strip() for k in re.split(r"[,;]", str(keywords)) if k.strip()]))
+            keywords=[k.strip() for k in re.split(r"[,;]", str(keywords)) if k.strip()],
+            keys=_keys(*(str(item.get(k) or "") for k in ("DOI", "URL", "number", "note")))))
     return Library(papers, warnings)

@@ -142,6 +142,15 @@ def doi(*candidates: str) -> str:
     return ""
 
 
+def paper_keys(*candidates: str) -> tuple[str, ...]:
+    """The strong keys ("arxiv:ID", "doi:…") of the paper the candidate strings name (links,
+    DOIs, ids such as "arXiv:2411.01234v2"), as make_entry keys entries: how a library paper
+    is found among the entries whatever its title there."""
+    aid, doi_key = arxiv_id(*candidates), doi(*candidates)
+    return tuple(k for k in ("arxiv:" + aid if aid else "", "doi:" + doi_key if doi_key else "")
+                 if k)
+
+
 class EmptyEntry(ValueError):
     """An item with no title, no link and no text: nothing a reader could be shown (arXiv's
     legacy API answers a missing id with such a placeholder). Parsers drop and count it."""

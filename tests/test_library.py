@@ -106,3 +106,31 @@ def test_check_reads_the_cached_library_while_the_file_is_unchanged(project):
     # ...and a real edit is read again.
     lib.write_text("@article{a, title={Only one paper now}}\n")
     assert "1 papers" in project.run("check").output
+
+
+def test_a_papers_arxiv_id_and_doi_are_read_from_every_field_exports_use():
+    """What finds a library paper among the entries when its title there differs (a retitled
+    new version): the keys entries carry, from arXiv's and biblatex's eprint, a DOI (arXiv's
+    own DOIs are arXiv ids), a link, and Google Scholar's "arXiv preprint arXiv:…"."""
+    lib = parse_bibtex(r"""
+@article{a, title={A}, eprint={2411.01234}, archivePrefix={arXiv}}
+@article{b, title={B}, doi={10.48550/arXiv.2301.00001}}
+@article{c, title={C}, url={https://arxiv.org/abs/2302.12345v3}}
+@article{d, title={D}, journal={arXiv preprint arXiv:2303.54321}}
+@article{e, title={E}, doi={https://doi.org/10.1145/3571730.3571731}}
+@misc{f, title={F}, note={Preprint, arXiv:2304.11111v2.}, doi={10.1000/XYZ}}
+@article{g, title={G}, eprint={12345}, eprinttype={pubmed}}
+@article{h, title={H}, journal={Nature}}
+""")
+    assert [p.keys for p in lib.papers] == [
+        ("arxiv:2411.01234",), ("arxiv:2301.00001",), ("arxiv:2302.12345",), ("arxiv:2303.54321",),
+        ("doi:10.1145/3571730.3571731",), ("arxiv:2304.11111", "doi:10.1000/xyz"), (), ()]
+
+
+def test_csl_json_keys(tmp_path: Path):
+    lib_file = tmp_path / "lib.json"
+    lib_file.write_text('[{"title": "A", "DOI": "10.1038/s41586-024-07566-y"},'
+                        ' {"title": "B", "type": "article", "number": "arXiv:2405.00002"},'
+                        ' {"title": "C", "URL": "https://arxiv.org/pdf/2406.00003v1"}]')
+    assert [p.keys for p in load_library(lib_file).papers] == [
+        ("doi:10.1038/s41586-024-07566-y",), ("arxiv:2405.00002",), ("arxiv:2406.00003",)]

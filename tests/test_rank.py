@@ -519,3 +519,37 @@ def test_a_digest_never_offers_a_paper_already_in_the_library(project):
     assert "Graph networks for flood forecasting." not in picked
     assert picked[0] == "Flood forecasting from river gauges with graph networks"
     assert len(picked) == 4  # only that one went
+
+
+def test_a_retitled_version_of_a_library_paper_is_known_by_its_arxiv_id_or_doi(project):
+    """A paper's new arXiv version may carry a new title; the library's eprint or DOI still
+    names it, as the entry's link does. It stays out of digests, from the parsed library and
+    from its cache alike; another paper with the same words is still offered."""
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Graph Networks for Flood Forecasting}, eprint={2411.01234},"
+        " archivePrefix={arXiv}, abstract={River gauges and rainfall predict floods.}}\n"
+        "@article{b, title={Pollinator Counts}, doi={10.1000/BEES.7},"
+        " abstract={Bumblebees visit meadow flowers.}}\n")
+    setup(project, 'papers = "lib.bib"\n')
+    new_title = "Flood forecasting from river gauges with message-passing networks"
+    with project.store() as s:
+        for guid, link, title in (
+                ("oai:arXiv.org:2411.01234v2", "https://arxiv.org/abs/2411.01234v2", new_title),
+                ("doi:10.1000/bees.7", "https://journal.example.org/bees-7", "Counting pollinators"),
+                ("urn:other", "https://papers.example.org/other",
+                 "Flood forecasting from river gauges with graph networks")):
+            s.add_entries("papers", [make_entry(
+                guid=guid, link=link, title=title, summary="River gauges and rainfall floods.",
+                summary_is_html=False, authors=["Ann Author"], categories=[],
+                published=NOW - timedelta(hours=2), fetched=NOW - timedelta(hours=1))],
+                NOW - timedelta(hours=1))
+        add(s, "bees")
+    config = project.config()
+    for _ in range(2):  # parsed, then read back from the library cache
+        with project.store() as store:
+            ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+            everything = titles(ranker.rank(config.users["u"]))
+            picked = titles(ranker.digest(config.users["u"], None, Selection(10, -100.0, 0)))
+        assert new_title in everything and "Counting pollinators" in everything
+        assert new_title not in picked and "Counting pollinators" not in picked
+        assert "Flood forecasting from river gauges with graph networks" in picked

@@ -292,3 +292,22 @@ def test_fragment_guids_of_one_feed_stay_two_entries(store):
     a = entry(guid="http://log.example.org/2002/09/29#When:12:59:01PM", title="", summary="First note.")
     b = entry(guid="http://log.example.org/2002/09/29#When:6:52:02PM", title="", summary="Second note.")
     assert store.add_entries("log", [a, b], T0) == (2, 0)
+
+
+def test_prune_reads_a_library_cached_before_it_held_paper_keys(project):
+    """`digest prune` reads every cached library, whatever its format; one cached before the
+    arXiv ids and DOIs were kept (format 3) has no "keys"."""
+    import json
+
+    from digest.rank.seeds import library_seeds
+
+    project.write('[feeds.a]\npath = "a.xml"\n')
+    (project.root / "lib.bib").write_text("@article{a, title={Soil carbon}, eprint={2411.01234}}\n")
+    with project.store() as s:
+        seeds = library_seeds(s, project.root / "lib.bib")
+        assert seeds.keys == ["arxiv:2411.01234"]
+        old = json.loads(seeds.to_json())
+        del old["keys"]
+        s.save_library(str(project.root / "old.bib"), "1:2:3:3", json.dumps(old))
+    r = project.run("prune", "--older-than", "365d")
+    assert r.exit_code == 0 and "Pruned 0 entries" in r.stdout, r.output

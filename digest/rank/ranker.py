@@ -4,6 +4,7 @@ readers. The pieces: pool.py (shared by readers), seeds.py (a reader's library),
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import threading
 from datetime import datetime
@@ -81,12 +82,20 @@ class Ranker:
         if workers > 1 and len(batches) > 1 and self._can_fork():
             ctx = multiprocessing.get_context("fork")
             # Forked children share the built model copy-on-write: nothing is pickled but
-            # each batch's results and library warnings.
-            with ctx.Pool(min(workers, len(batches)), initializer=worker_init,
-                          initargs=(self, batches, limit, selection)) as pool:
-                for b, (results, warnings) in enumerate(pool.imap(worker_batch, range(len(batches)))):
-                    self.library_warnings.update(warnings)
-                    yield from zip((u for u, _ in batches[b]), map(self._build, results), strict=True)
+            # each batch's results and library warnings. A garbage collection in a child
+            # would visit every inherited object and so copy every page holding one; frozen,
+            # they are left alone (gc.freeze's documented use before a fork).
+            gc.freeze()
+            try:
+                with ctx.Pool(min(workers, len(batches)), initializer=worker_init,
+                              initargs=(self, batches, limit, selection)) as pool:
+                    for b, (results, warnings) in enumerate(pool.imap(worker_batch,
+                                                                      range(len(batches)))):
+                        self.library_warnings.update(warnings)
+                        yield from zip((u for u, _ in batches[b]), map(self._build, results),
+                                       strict=True)
+            finally:
+                gc.unfreeze()
             return
         for batch in batches:
             with threadpool_limits(1):  # BLAS threads only spin on these small products
@@ -169,7 +178,8 @@ class Ranker:
         n_papers = len(lib.titles) - len(liked)
         names = [f'similar to your paper "{short(t)}"' for t in lib.titles[:n_papers]] + [
             f'like "{short(t)}", which you liked' for t in lib.titles[n_papers:]]
-        owned = sorted({i for t in lib.titles[:n_papers] for i in self.pool.by_title.get(title_key(t), ())})
+        owned = sorted({i for t in lib.titles[:n_papers] for i in self.pool.by_title.get(title_key(t), ())}
+                       | self._keyed(lib.keys))
         meta = Reader(seed_names=names, n_liked=len(liked), seeds=lib, votes=len(votes),
                       authors=frozenset(author_key(a) for a in user.authors), owned=owned)
         if disliked:
@@ -185,6 +195,12 @@ class Ranker:
         meta.muted_authors = frozenset(author_key(v) for kind, v, _ in mutes if kind == "author")
         meta.profile = Profile.of([p for p, _, _ in meta.phrases], lib.titles)
         return meta
+
+    def _keyed(self, keys: list[str]) -> set[int]:
+        """Rows of the entries that are library papers by arXiv id or DOI (a new version may
+        be retitled)."""
+        index_of = self.pool.index_of
+        return {index_of[i] for i in self.store.entries_keyed(keys) if i in index_of}
 
     def _unmuted(self, idx: np.ndarray, meta: Reader) -> np.ndarray:
         """The rows at `idx` less those a reader muted: by a muted author or mentioning a

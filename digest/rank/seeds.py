@@ -9,7 +9,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from digest.library import load_library
 from digest.models import StoredEntry
 from digest.store import Store
 
-LIBRARY_CACHE_FORMAT = 3  # bump when Seeds.to_json changes
+LIBRARY_CACHE_FORMAT = 4  # bump when Seeds.to_json changes
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Seeds:
     ids: np.ndarray  # term ids of every paper, paper after paper
     counts: np.ndarray  # their counts
     sizes: list[int]  # terms per paper
+    keys: list[str] = field(default_factory=list)  # library papers' arXiv ids and DOIs
 
     # The arrays as base64 int32: a JSON list of numbers decodes ~5 times slower, and this
     # is read once per reader per ranking.
@@ -38,7 +39,7 @@ class Seeds:
             return base64.b64encode(np.asarray(a, dtype="<i4").tobytes()).decode()
         return json.dumps({"titles": self.titles, "texts": self.texts, "warnings": self.warnings,
                            "ids": pack(self.ids), "counts": pack(self.counts),
-                           "sizes": self.sizes})
+                           "sizes": self.sizes, "keys": self.keys})
 
     @classmethod
     def from_json(cls, data: str) -> Seeds:
@@ -46,12 +47,14 @@ class Seeds:
         def unpack(s):
             return np.frombuffer(base64.b64decode(s), dtype="<i4")
         return cls(d["titles"], d["texts"], d["warnings"], unpack(d["ids"]).astype(np.int64),
-                   unpack(d["counts"]).astype(np.float32), d["sizes"])
+                   unpack(d["counts"]).astype(np.float32), d["sizes"],
+                   d.get("keys", []))  # absent from the cache of format 3, which prune reads
 
     def __add__(self, other: Seeds) -> Seeds:
         return Seeds(self.titles + other.titles, self.texts + other.texts, self.warnings,
                      np.concatenate([self.ids, other.ids]),
-                     np.concatenate([self.counts, other.counts]), self.sizes + other.sizes)
+                     np.concatenate([self.counts, other.counts]), self.sizes + other.sizes,
+                     self.keys + other.keys)
 
 
 NO_SEEDS = Seeds([], [], [], np.zeros(0, np.int64), np.zeros(0, np.float32), [])
@@ -83,6 +86,7 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     lib = load_library(path)
     seeds = make_seeds(store, [p.title for p in lib.papers], [p.text for p in lib.papers],
                        lib.warnings, add=True)
+    seeds.keys = sorted({k for p in lib.papers for k in p.keys})
     if stamp:
         store.save_library(str(path), stamp, seeds.to_json())
     return seeds

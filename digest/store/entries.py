@@ -133,6 +133,13 @@ class EntryStore(Database):
             rows = self.db.execute(sql + " ORDER BY e.seq")
         return [_stored(r, _ENTRY_COLUMNS) for r in rows]
 
+    def entries_keyed(self, keys: list[str]) -> list[str]:
+        """Ids of the entries holding any of `keys` (normalize.paper_keys: "arxiv:…", "doi:…")."""
+        if not keys:
+            return []
+        return sorted({r[0] for r in self.in_query(
+            "SELECT entry_id FROM keys WHERE key IN ({})", [], keys)})
+
     def revised(self, since: datetime | None, until: datetime) -> list[tuple[str, str]]:
         """(id, when) of the entries a newer version of which was first seen in (since, until]."""
         return [tuple(r) for r in self.db.execute(
