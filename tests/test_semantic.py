@@ -148,7 +148,25 @@ def test_sentences_are_embedded_before_workers_fork(project):
     with project.store() as s:
         for key in CANDIDATES:
             _add(s, key)
+    _embedded_in_the_parent(project)
 
+
+def test_a_reader_with_only_a_few_likes_has_sentences_embedded_before_the_fork(project):
+    """Two 👍 and no library are two seeds: matched sentence by sentence like a two-paper
+    library, so the parent embeds the sentences for them too, not each worker."""
+    users = "".join(f'[users.u{k}]\nemail = "u{k}@example.org"\n' for k in range(Ranker.BATCH + 1))
+    project.write('[feeds.papers]\npath = "f.xml"\n' + users)
+    with project.store() as s:
+        for key in CANDIDATES:
+            _add(s, key)
+        ids = {e.link.rsplit("/", 1)[1]: e.id for e in s.entries_for_ranking()}
+        for k in range(Ranker.BATCH + 1):
+            for key in ("facet", "tax"):
+                s.set_vote(f"u{k}", ids[key], +1, NOW)
+    _embedded_in_the_parent(project)
+
+
+def _embedded_in_the_parent(project) -> None:
     def run(workers):
         done = subprocess.run([sys.executable, "-c", FORKED, str(project.root / "config.toml"),
                                NOW.isoformat(), json.dumps(workers)], capture_output=True,

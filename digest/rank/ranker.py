@@ -121,15 +121,21 @@ class Ranker:
                           p.highlight) for p in picks]
 
     def _embed_sentences(self, readers: list[tuple[UserConfig, np.ndarray | None]]) -> None:
-        """The pool's sentence embeddings, here before forking, if a reader has a library of a
-        few papers to match them against: not once per worker (with new entries to embed, the
-        model is then loaded, and ranking stays in this process, see _can_fork)."""
+        """The pool's sentence embeddings, here before forking, if a reader has a few seeds
+        (library papers and 👍 entries) to match them against: not once per worker (with new
+        entries to embed, the model is then loaded, and ranking stays in this process, see
+        _can_fork)."""
         pool = self.pool
         if pool.vectors is None or self.config.ranking.semantic <= 0 or "sentences" in vars(pool):
             return  # embeddings off, or done
-        if any(u.papers and 0 < len(self.library(u.papers).titles) <= SENTENCE_PAPERS
-               for u, _ in readers):
+        if any(0 < self._seeds_of(u) <= SENTENCE_PAPERS for u, _ in readers):
             _ = pool.sentences
+
+    def _seeds_of(self, user: UserConfig) -> int:
+        """How many seeds a reader has, as _meta will find them: library papers and 👍."""
+        papers = len(self.library(user.papers).titles) if user.papers else 0
+        votes = self.store.votes(user.name) if self._any_votes else {}
+        return papers + sum(v > 0 for v in votes.values())
 
     def _can_fork(self) -> bool:
         """Forking is safe only in a single-threaded process: a thread holding a lock at the
