@@ -20,7 +20,7 @@ from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
 from digest.rank.scoring import SENTENCE_PAPERS, Reader, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
-from digest.rank.select import Pick, Sections, Selection, select
+from digest.rank.select import Pick, Selection, sections_of, select, unmuted
 from digest.rank.tuning import DEFAULT, Tuning
 from digest.rank.workers import worker_batch, worker_init
 from digest.settings import Config, UserConfig
@@ -154,7 +154,7 @@ class Ranker:
         out: list[list[Pick]] = []
         for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
             idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
-            idx = self._unmuted(idx, meta)
+            idx = unmuted(self.pool, idx, meta.hidden, meta.muted_authors)
             if selection is not None and meta.owned:  # a digest never offers what they have
                 idx = idx[~np.isin(idx, meta.owned)]
             row = scores[b]
@@ -165,7 +165,8 @@ class Ranker:
                     return self._results(user, picked, row, meta)
                 most = user.max_items if selection.limit is None else selection.limit
                 out.append(self._highlighted(select(self.pool, idx, row, most, selection, explain,
-                                                    self._sections(user), user.serendipity), meta))
+                                                    sections_of(self.pool, user), user.serendipity),
+                                             meta))
             else:
                 order = idx[np.lexsort((self.id_order[idx], -row[idx]))]
                 if limit is not None:
@@ -207,39 +208,6 @@ class Ranker:
         be retitled)."""
         index_of = self.pool.index_of
         return {index_of[i] for i in self.store.entries_keyed(keys) if i in index_of}
-
-    def _unmuted(self, idx: np.ndarray, meta: Reader) -> np.ndarray:
-        """The rows at `idx` less those a reader muted: by a muted author or mentioning a
-        muted phrase (in the title or abstract)."""
-        if not (meta.hidden or meta.muted_authors) or not len(idx):
-            return idx
-        keep = np.ones(len(idx), dtype=bool)
-        for ph in meta.hidden:
-            keep &= ph.match[idx] < IN_ABSTRACT
-        if meta.muted_authors:
-            keys = self.pool.author_keys
-            keep &= np.fromiter((meta.muted_authors.isdisjoint(keys[i]) for i in idx.tolist()),
-                                dtype=bool, count=len(idx))
-        return idx[keep]
-
-    def _sections(self, user: UserConfig) -> Sections | None:
-        """The reader's [sections] as select() takes them: an entry fits a section when one of
-        its `match` strings is one of the entry's categories, one of its authors, or a phrase
-        in its title or abstract."""
-        if not user.sections:
-            return None
-        specs = [(frozenset(m.lower() for m in s.match), frozenset(author_key(m) for m in s.match),
-                  [self.pool.phrase(m) for m in s.match]) for s in user.sections]
-        entries, keys = self.entries, self.pool.author_keys
-
-        def fits(i: int) -> list[int]:
-            cats = {c.lower() for c in entries[i].categories}
-            return [k for k, (names, authors, phrases) in enumerate(specs)
-                    if not names.isdisjoint(cats) or not authors.isdisjoint(keys[i])
-                    or any(ph.match[i] >= IN_ABSTRACT for ph in phrases)]
-
-        return Sections(tuple(s.title for s in user.sections),
-                        tuple(s.max for s in user.sections), fits)
 
     def _results(self, user: UserConfig, rows: list[int], scores: np.ndarray,
                  meta: Reader) -> list[Pick]:

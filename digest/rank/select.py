@@ -11,7 +11,10 @@ from typing import NamedTuple
 import numpy as np
 
 from digest.models import MORE_FOR_YOU, SURPRISE
-from digest.rank.pool import Pool
+from digest.rank.phrases import IN_ABSTRACT
+from digest.rank.pool import Phrase, Pool
+from digest.rank.seeds import author_key
+from digest.settings import UserConfig
 
 
 class Pick(NamedTuple):
@@ -141,3 +144,39 @@ def ordered(pool: Pool, rows: np.ndarray, scores: np.ndarray, head: int) -> Iter
         block = top[np.lexsort((pool.id_order[top], -scores[top]))]
         yield block[done:]
         done = len(block)
+
+
+def unmuted(pool: Pool, idx: np.ndarray, hidden: list[Phrase], muted_authors: frozenset[str],
+            ) -> np.ndarray:
+    """The rows at `idx` less those a reader muted: by a muted author or mentioning a muted
+    phrase (in the title or abstract)."""
+    if not (hidden or muted_authors) or not len(idx):
+        return idx
+    keep = np.ones(len(idx), dtype=bool)
+    for ph in hidden:
+        keep &= ph.match[idx] < IN_ABSTRACT
+    if muted_authors:
+        keys = pool.author_keys
+        keep &= np.fromiter((muted_authors.isdisjoint(keys[i]) for i in idx.tolist()),
+                            dtype=bool, count=len(idx))
+    return idx[keep]
+
+
+def sections_of(pool: Pool, user: UserConfig) -> Sections | None:
+    """The reader's [sections] as select() takes them: an entry fits a section when one of its
+    `match` strings is one of the entry's categories, one of its authors, or a phrase in its
+    title or abstract."""
+    if not user.sections:
+        return None
+    specs = [(frozenset(m.lower() for m in s.match), frozenset(author_key(m) for m in s.match),
+              [pool.phrase(m) for m in s.match]) for s in user.sections]
+    entries, keys = pool.entries, pool.author_keys
+
+    def fits(i: int) -> list[int]:
+        cats = {c.lower() for c in entries[i].categories}
+        return [k for k, (names, authors, phrases) in enumerate(specs)
+                if not names.isdisjoint(cats) or not authors.isdisjoint(keys[i])
+                or any(ph.match[i] >= IN_ABSTRACT for ph in phrases)]
+
+    return Sections(tuple(s.title for s in user.sections),
+                    tuple(s.max for s in user.sections), fits)
