@@ -13,7 +13,8 @@ import numpy as np
 
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection, Tuning
-from digest.rank.scoring import SeedTerms, tf_idf_view
+from digest.rank.scoring import tf_idf_view
+from digest.rank.seeds import SeedTerms
 from digest.rank.tuning import DEFAULT
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)

@@ -41,7 +41,7 @@ import scipy.sparse as sp
 from digest.highlight import Profile
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Concepts, Phrase, Pool
-from digest.rank.seeds import Seeds
+from digest.rank.seeds import Seeds, SeedTerms
 from digest.rank.tuning import Tuning
 from digest.semantic import sentences as sentence_texts
 from digest.settings import RankingSettings, UserConfig
@@ -133,38 +133,6 @@ def vote_model(concepts: Concepts, liked: np.ndarray, disliked: np.ndarray | Non
         rhs += label * x.sum(axis=0)
     w = np.linalg.solve(lhs, rhs)
     return (concepts.entries @ w[:-1]).astype(np.float32)
-
-
-class SeedTerms:
-    """A reader's seed rows as a dense (seeds × their own terms) matrix: the TF-IDF cosines to
-    the few entries the reasons need come from plain numpy indexing (a scipy product per reader
-    costs more in overhead than in arithmetic). Terms are found by a search in the reader's
-    sorted vocabulary, not a table as long as the term dictionary, which grows for good."""
-
-    def __init__(self, seeds: sp.csr_matrix, first: int, count: int):
-        """Rows first … first + count − 1 of a batch's seed matrix."""
-        ptr = seeds.indptr[first:first + count + 1]
-        terms, data = seeds.indices[ptr[0]:ptr[-1]], seeds.data[ptr[0]:ptr[-1]]
-        self.vocab = np.unique(terms)
-        self.dense = np.zeros((count, len(self.vocab)), np.float32)
-        self.dense[np.repeat(np.arange(count), np.diff(ptr)),
-                   np.searchsorted(self.vocab, terms)] = data
-
-    def cosines(self, docs: sp.csr_matrix, rows: list[int]) -> np.ndarray:
-        """(seeds × rows) cosines to the entries at `rows` of `docs`."""
-        r = np.asarray(rows, dtype=np.int64)
-        if not len(self.vocab):
-            return np.zeros((self.dense.shape[0], len(r)), np.float32)
-        start = docs.indptr[r]
-        lengths = docs.indptr[r + 1] - start
-        at = np.arange(int(lengths.sum())) + np.repeat(start - np.cumsum(lengths) + lengths,
-                                                       lengths)
-        terms = docs.indices[at]
-        column = np.minimum(np.searchsorted(self.vocab, terms), len(self.vocab) - 1)
-        hit = self.vocab[column] == terms
-        entries = np.zeros((len(r), len(self.vocab)), np.float32)
-        entries[np.repeat(np.arange(len(r)), lengths)[hit], column[hit]] = docs.data[at[hit]]
-        return self.dense @ entries.T
 
 
 def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: np.ndarray,

@@ -1,5 +1,6 @@
-"""A reader's seed papers (library papers, then 👍 entries) as ranking uses them, and the
-SQLite cache that spares re-parsing and re-tokenizing a library on every ranking."""
+"""A reader's seed papers (library papers, then 👍 entries) as ranking uses them, the SQLite
+cache that spares re-parsing and re-tokenizing a library on every ranking, and their TF-IDF
+rows as the reasons read them (SeedTerms)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from digest.lexical import TOKENIZER_VERSION, tokens
 from digest.library import load_library
@@ -112,3 +114,35 @@ def author_key(name: str) -> str:
 
 def short(title: str, limit: int = 70) -> str:
     return title if len(title) <= limit else title[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+class SeedTerms:
+    """A reader's seed rows as a dense (seeds × their own terms) matrix: the TF-IDF cosines to
+    the few entries the reasons need come from plain numpy indexing (a scipy product per reader
+    costs more in overhead than in arithmetic). Terms are found by a search in the reader's
+    sorted vocabulary, not a table as long as the term dictionary, which grows for good."""
+
+    def __init__(self, seeds: sp.csr_matrix, first: int, count: int):
+        """Rows first … first + count − 1 of a batch's seed matrix."""
+        ptr = seeds.indptr[first:first + count + 1]
+        terms, data = seeds.indices[ptr[0]:ptr[-1]], seeds.data[ptr[0]:ptr[-1]]
+        self.vocab = np.unique(terms)
+        self.dense = np.zeros((count, len(self.vocab)), np.float32)
+        self.dense[np.repeat(np.arange(count), np.diff(ptr)),
+                   np.searchsorted(self.vocab, terms)] = data
+
+    def cosines(self, docs: sp.csr_matrix, rows: list[int]) -> np.ndarray:
+        """(seeds × rows) cosines to the entries at `rows` of `docs`."""
+        r = np.asarray(rows, dtype=np.int64)
+        if not len(self.vocab):
+            return np.zeros((self.dense.shape[0], len(r)), np.float32)
+        start = docs.indptr[r]
+        lengths = docs.indptr[r + 1] - start
+        at = np.arange(int(lengths.sum())) + np.repeat(start - np.cumsum(lengths) + lengths,
+                                                       lengths)
+        terms = docs.indices[at]
+        column = np.minimum(np.searchsorted(self.vocab, terms), len(self.vocab) - 1)
+        hit = self.vocab[column] == terms
+        entries = np.zeros((len(r), len(self.vocab)), np.float32)
+        entries[np.repeat(np.arange(len(r)), lengths)[hit], column[hit]] = docs.data[at[hit]]
+        return self.dense @ entries.T
