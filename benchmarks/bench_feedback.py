@@ -9,11 +9,12 @@ pool through the ranker's digest path (Ranker.digest, as compose uses it), votes
 that are in their hidden part and 👎 on up to three others through Store.set_vote (what the
 feedback page's POST calls), and those items leave their pool. The run without votes is the
 same days with the same items leaving, and no votes recorded. Reported: recall@20 of what is
-still hidden, day by day. vote_half and dislike (digest/rank/tuning.py) are chosen by 2-fold
-cross-validation over readers on the mean recall of days 2-5 (the days votes can act on: day 5
-alone rests on the few hidden papers four digests left, and a choice made on it chases noise);
-the figures with votes are out-of-fold. The day-5 ratio comes with a 90 % bootstrap interval
-over readers, resampled in pairs (the same readers with and without votes).
+still hidden, day by day, over the readers who still have something hidden that day.
+vote_half and dislike (digest/rank/tuning.py) are chosen by 2-fold cross-validation over
+readers on the mean recall of days 2-5 (the days votes can act on: day 5 alone rests on the
+few hidden papers four digests left, and a choice made on it chases noise); the figures with
+votes are out-of-fold. The day-5 ratio comes with a 90 % bootstrap interval over readers,
+resampled in pairs (the same readers with and without votes).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,7 +39,8 @@ DAYS, DIGEST, DISLIKES = 5, 20, 3
 
 def simulate(tmp: Path, dev, hidden: dict, votes: bool, tuning: Tuning) -> tuple[dict, dict]:
     """({reader: [recall@20 per day]}, {reader: [share of all their hidden papers shown so
-    far, per day]}) for one run."""
+    far, per day]}) for one run. A reader with nothing left to find has no recall that day
+    (None): counting it as 0 would charge a run for having found everything sooner."""
     project = Project(dev, tmp)
     store, config = project.store, project.config
     entries = store.entries_for_ranking()
@@ -57,7 +60,7 @@ def simulate(tmp: Path, dev, hidden: dict, votes: bool, tuning: Tuning) -> tuple
             name = project.names[user.name]
             left = {LINK + i for i in hidden[name]} - gone[name]
             hits = [r for r in items if r.link in left]
-            recall[name].append(len(hits) / min(len(left), DIGEST) if left else 0.0)
+            recall[name].append(len(hits) / min(len(left), DIGEST) if left else None)
             before = found[name][-1] if found[name] else 0.0
             found[name].append(before + len(hits) / max(len(hidden[name]), 1))
             misses = [r for r in items if r.link not in left][:DISLIKES]
@@ -69,6 +72,9 @@ def simulate(tmp: Path, dev, hidden: dict, votes: bool, tuning: Tuning) -> tuple
 
 
 def mean(xs) -> float:
+    """The mean of the figures that exist (a day's recall is None for a reader with nothing
+    left to find)."""
+    xs = [x for x in xs if x is not None]
     return sum(xs) / len(xs) if xs else 0.0
 
 
@@ -110,17 +116,22 @@ def main() -> None:
         f"{mean([found_without[n][d] for n in names]):.3f}" for d in range(DAYS)) + " |")
     print("| hidden papers shown so far, votes, out-of-fold | " + " | ".join(
         f"{mean([shown[n][d] for n in names]):.3f}" for d in range(DAYS)) + " |")
-    pairs = np.asarray([(oof[n][-1], without[n][-1]) for n in names])
+    # None (nothing left to find) as NaN: each run's mean is over its readers still looking.
+    pairs = np.asarray([(oof[n][-1], without[n][-1]) for n in names], dtype=float)
+    looking = (~np.isnan(pairs)).sum(axis=0)
     rng = np.random.default_rng(0)
-    draws = pairs[rng.integers(0, len(pairs), (2000, len(pairs)))].mean(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw where a run found everything
+        draws = np.nanmean(pairs[rng.integers(0, len(pairs), (2000, len(pairs)))], axis=1)
     draws = draws[draws[:, 1] > 0]
     interval = ("90 % interval over readers {:.2f}–{:.2f}×".format(
         *np.percentile(draws[:, 0] / draws[:, 1], [5, 95])) if len(draws) else "no interval")
     later = [mean([x for n in names for x in run[n][1:]]) for run in (oof, without)]
     print(f"\nreaders {len(names)}; chosen per half: {label(chosen[0])}; {label(chosen[1])}; "
           f"on all: {label(best)}; day-{DAYS} ratio votes / no votes (out-of-fold): "
-          f"{ratio(pairs[:, 0].mean(), pairs[:, 1].mean())} ({interval}); "
-          f"days 2–{DAYS} together: {ratio(*later)}")
+          f"{ratio(*np.nanmean(pairs, axis=0))} ({interval}); "
+          f"days 2–{DAYS} together: {ratio(*later)}; readers with hidden papers left on day "
+          f"{DAYS}: {looking[0]} with votes, {looking[1]} without")
 
 
 def ratio(a: float, b: float) -> str:
