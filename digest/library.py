@@ -246,7 +246,7 @@ _ARXIV_IN_TEXT = re.compile(r"\barxiv\s*:\s*([\w.\-/]+?)[.,;)]?(?:\s|$)", re.I)
 
 def _keys(*values: str) -> tuple[str, ...]:
     """A paper's arXiv id and DOI, from the fields that may hold them."""
-    found = [v.strip() for v in values if v and v.strip()]
+    found = [v.replace("{", "").replace("}", "").strip() for v in values if v and v.strip()]
     found += ["arXiv:" + m.group(1) for v in found for m in _ARXIV_IN_TEXT.finditer(v)]
     return paper_keys(*found)
 

@@ -116,7 +116,7 @@ def test_a_papers_arxiv_id_and_doi_are_read_from_every_field_exports_use():
 @article{a, title={A}, eprint={2411.01234}, archivePrefix={arXiv}}
 @article{b, title={B}, doi={10.48550/arXiv.2301.00001}}
 @article{c, title={C}, url={https://arxiv.org/abs/2302.12345v3}}
-@article{d, title={D}, journal={arXiv preprint arXiv:2303.54321}}
+@article{d, title={D}, journal={{arXiv} preprint {arXiv:2303.54321}}}
 @article{e, title={E}, doi={https://doi.org/10.1145/3571730.3571731}}
 @misc{f, title={F}, note={Preprint, arXiv:2304.11111v2.}, doi={10.1000/XYZ}}
 @article{g, title={G}, eprint={12345}, eprinttype={pubmed}}
