@@ -548,8 +548,11 @@ def test_a_retitled_version_of_a_library_paper_is_known_by_its_arxiv_id_or_doi(p
     for _ in range(2):  # parsed, then read back from the library cache
         with project.store() as store:
             ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
-            everything = titles(ranker.rank(config.users["u"]))
+            ranked = ranker.rank(config.users["u"])
             picked = titles(ranker.digest(config.users["u"], None, Selection(10, -100.0, 0)))
+        everything = titles(ranked)
         assert new_title in everything and "Counting pollinators" in everything
+        mine = [r.reasons for r in ranked if r.title in (new_title, "Counting pollinators")]
+        assert mine == [["in your library"]] * 2, mine
         assert new_title not in picked and "Counting pollinators" not in picked
         assert "Flood forecasting from river gauges with graph networks" in picked

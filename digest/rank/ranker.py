@@ -226,7 +226,10 @@ class Ranker:
                 seed: int | None) -> Pick:
         """One entry's score and reasons, strongest signal first."""
         e = self.entries[i]
-        reasons = [meta.seed_names[seed]] if seed is not None else []
+        if i in meta.owned:  # only `rank --all` shows one: "similar to" itself says nothing
+            reasons = ["in your library"]
+        else:
+            reasons = [meta.seed_names[seed]] if seed is not None else []
         for phrase, _, ph in meta.phrases:
             if ph.match[i] >= IN_ABSTRACT:
                 where = "title" if ph.match[i] == IN_TITLE else "abstract"
