@@ -146,7 +146,11 @@ def paper_keys(*candidates: str) -> tuple[str, ...]:
     """The strong keys ("arxiv:ID", "doi:…") of the paper the candidate strings name (links,
     DOIs, ids such as "arXiv:2411.01234v2"), as make_entry keys entries: how a library paper
     is found among the entries whatever its title there."""
-    aid, doi_key = arxiv_id(*candidates), doi(*candidates)
+    return strong_keys(arxiv_id(*candidates), doi(*candidates))
+
+
+def strong_keys(aid: str, doi_key: str) -> tuple[str, ...]:
+    """The keys an arXiv id and a DOI make ('' for none): what joins a paper for certain."""
     return tuple(k for k in ("arxiv:" + aid if aid else "", "doi:" + doi_key if doi_key else "")
                  if k)
 
@@ -287,10 +291,9 @@ def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_htm
     aid = arxiv_id(link, guid, *extra_ids)
     doi_key = doi(guid, link, *extra_ids)
     tkey = title_key(title)
-    keys = tuple(k for k in ("arxiv:" + aid if aid else "", "doi:" + doi_key if doi_key else "",
-                             # shorter titles ("Weekly update") are too generic to join on
-                             "title:" + tkey if len(tkey.split()) >= MIN_TITLE_KEY_WORDS else "")
-                 if k)
+    # shorter titles ("Weekly update") are too generic to join on
+    keys = strong_keys(aid, doi_key) + (
+        ("title:" + tkey,) if len(tkey.split()) >= MIN_TITLE_KEY_WORDS else ())
 
     # Dates in UTC; a missing or future date becomes the fetch time, so a wrong clock in a
     # feed cannot pin an item to the top or make an old item look new.

@@ -166,6 +166,15 @@ class Pool:
         return out
 
     @functools.cached_property
+    def by_key(self) -> dict[str, list[int]]:
+        """Entry rows by arXiv id and DOI key ("arxiv:…", "doi:…"), for finding a reader's
+        library papers among the entries whatever their titles here: one query per pool."""
+        out: dict[str, list[int]] = {}
+        for key, entry_id in self.store.strong_keys(list(self.index_of)):
+            out.setdefault(key, []).append(self.index_of[entry_id])
+        return out
+
+    @functools.cached_property
     def sentences(self) -> Sentences:
         """Every entry's sentences (its title first) embedded, for the libraries of a few
         papers (scoring._by_sentence): embedded once ever, like the entries themselves."""

@@ -186,7 +186,7 @@ class Ranker:
         names = [f'similar to your paper "{short(t)}"' for t in lib.titles[:n_papers]] + [
             f'like "{short(t)}", which you liked' for t in lib.titles[n_papers:]]
         owned = sorted({i for t in lib.titles[:n_papers] for i in self.pool.by_title.get(title_key(t), ())}
-                       | self._keyed(lib.keys))
+                       | {i for k in lib.keys for i in self.pool.by_key.get(k, ())})
         meta = Reader(seed_names=names, n_liked=len(liked), seeds=lib, votes=len(votes),
                       authors=frozenset(author_key(a) for a in user.authors), owned=owned)
         if disliked:
@@ -202,12 +202,6 @@ class Ranker:
         meta.muted_authors = frozenset(author_key(v) for kind, v, _ in mutes if kind == "author")
         meta.profile = Profile.of([p for p, _, _ in meta.phrases], lib.titles)
         return meta
-
-    def _keyed(self, keys: list[str]) -> set[int]:
-        """Rows of the entries that are library papers by arXiv id or DOI (a new version may
-        be retitled)."""
-        index_of = self.pool.index_of
-        return {index_of[i] for i in self.store.entries_keyed(keys) if i in index_of}
 
     def _results(self, user: UserConfig, rows: list[int], scores: np.ndarray,
                  meta: Reader) -> list[Pick]:

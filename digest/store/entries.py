@@ -57,9 +57,7 @@ class EntryStore(Database):
                                           list({k for ks in keys.values() for k in ks})))
             # The strong keys (arXiv id, DOI) of every entry a title might join.
             strong: dict[str, set[str]] = {}
-            for key, entry_id in self.in_query(
-                    "SELECT key, entry_id FROM keys WHERE entry_id IN ({}) AND "
-                    "(key LIKE 'arxiv:%' OR key LIKE 'doi:%')", [], list(set(key_ids.values()))):
+            for key, entry_id in self.strong_keys(list(set(key_ids.values()))):
                 strong.setdefault(entry_id, set()).add(key)
             new_rows, sightings, new_keys, lent = [], [], [], []
             bumps: dict[str, int] = {}
@@ -133,12 +131,10 @@ class EntryStore(Database):
             rows = self.db.execute(sql + " ORDER BY e.seq")
         return [_stored(r, _ENTRY_COLUMNS) for r in rows]
 
-    def entries_keyed(self, keys: list[str]) -> list[str]:
-        """Ids of the entries holding any of `keys` (normalize.paper_keys: "arxiv:…", "doi:…")."""
-        if not keys:
-            return []
-        return sorted({r[0] for r in self.in_query(
-            "SELECT entry_id FROM keys WHERE key IN ({})", [], keys)})
+    def strong_keys(self, entry_ids: list[str]) -> list[tuple[str, str]]:
+        """(key, entry id) of the arXiv ids and DOIs (STRONG_KEYS) the given entries hold."""
+        return self.in_query("SELECT key, entry_id FROM keys WHERE entry_id IN ({}) AND "
+                             "(key LIKE 'arxiv:%' OR key LIKE 'doi:%')", [], entry_ids)
 
     def revised(self, since: datetime | None, until: datetime) -> list[tuple[str, str]]:
         """(id, when) of the entries a newer version of which was first seen in (since, until]."""
