@@ -79,28 +79,32 @@ class Ranker:
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
         if workers > 1 and len(batches) > 1:
             self._embed_sentences(readers)
-        if workers > 1 and len(batches) > 1 and self._can_fork():
-            ctx = multiprocessing.get_context("fork")
-            # Forked children share the built model copy-on-write: nothing is pickled but
-            # each batch's results and library warnings. A garbage collection in a child
-            # would visit every inherited object and so copy every page holding one; frozen,
-            # they are left alone (gc.freeze's documented use before a fork).
-            gc.freeze()
-            try:
-                with ctx.Pool(min(workers, len(batches)), initializer=worker_init,
-                              initargs=(self, batches, limit, selection)) as pool:
-                    for b, (results, warnings) in enumerate(pool.imap(worker_batch,
-                                                                      range(len(batches)))):
-                        self.library_warnings.update(warnings)
-                        yield from zip((u for u, _ in batches[b]), map(self._build, results),
-                                       strict=True)
-            finally:
-                gc.unfreeze()
-            return
-        for batch in batches:
-            with threadpool_limits(1):  # BLAS threads only spin on these small products
-                results = self._rank_batch(batch, limit, selection)
-            yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
+        # The built model is a large heap of long-lived objects: a full garbage collection,
+        # which ranking's many small objects trigger now and then, would walk all of it each
+        # time. Frozen, they are left alone; in forked workers, a collection would also copy
+        # every page it visits (gc.freeze's documented use before a fork).
+        gc.freeze()
+        try:
+            if workers > 1 and len(batches) > 1 and self._can_fork():
+                yield from self._forked(batches, limit, selection, workers)
+                return
+            for batch in batches:
+                with threadpool_limits(1):  # BLAS threads only spin on these small products
+                    results = self._rank_batch(batch, limit, selection)
+                yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
+        finally:
+            gc.unfreeze()
+
+    def _forked(self, batches: list, limit: int | None, selection: Selection | None,
+                workers: int):
+        """rank_many's batches in forked processes. They share the built model copy-on-write:
+        nothing is pickled but each batch's results and library warnings."""
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(batches)), initializer=worker_init,
+                      initargs=(self, batches, limit, selection)) as pool:
+            for b, (results, warnings) in enumerate(pool.imap(worker_batch, range(len(batches)))):
+                self.library_warnings.update(warnings)
+                yield from zip((u for u, _ in batches[b]), map(self._build, results), strict=True)
 
     def score_matrix(self, users: list[UserConfig]) -> np.ndarray:
         """(readers × entries) scores, as rank() gives them but without reasons or results:
@@ -156,7 +160,9 @@ class Ranker:
             idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
             idx = unmuted(self.pool, idx, meta.hidden, meta.muted_authors)
             if selection is not None and meta.owned:  # a digest never offers what they have
-                idx = idx[~np.isin(idx, meta.owned)]
+                keep = np.ones(n, dtype=bool)
+                keep[meta.owned] = False
+                idx = idx[keep[idx]]
             row = scores[b]
             if len(idx) == 0:
                 out.append([])

@@ -175,8 +175,10 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     if not sizes.sum():
         return
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    weights = np.concatenate([np.r_[np.ones(s - m.n_liked), np.full(m.n_liked, w.feedback)]
-                              for s, m in zip(sizes, metas, strict=True)]).astype(np.float32)
+    # Each reader's block: library papers at 1, then 👍 entries at `feedback`.
+    weights = np.ones(int(sizes.sum()), np.float32)
+    for end, m in zip(np.cumsum(sizes).tolist(), metas, strict=True):
+        weights[end - m.n_liked:end] = w.feedback
     # Each seed paper on its heaviest terms; a small library's papers on more of them.
     top = np.repeat([max(tuning.seed_terms, tuning.term_budget // max(s, 1)) for s in sizes],
                     sizes)

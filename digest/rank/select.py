@@ -85,7 +85,12 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
             break
     out = [p._replace(section=where) for p, where in zip(explain(chosen), placed, strict=True)]
     taken = set(chosen)
-    allowed = None if len(idx) == len(pool.entries) else set(idx.tolist())
+    # The rows a reader may be offered, as a mask: a set of every row costs more than the
+    # few look-ups made in it.
+    allowed = None
+    if len(idx) != len(pool.entries):
+        allowed = np.zeros(len(pool.entries), dtype=bool)
+        allowed[idx] = True
     if surprise and len(idx):
         out += _surprises(pool, surprise, taken, told, allowed, explain)
     trending = selection.trending
@@ -93,7 +98,7 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
         for i in pool.by_popularity:  # most popular first, ties by id; shared by readers
             if trending == 0 or pool.popularity[i] <= 0:
                 break
-            if int(i) in taken or (allowed is not None and int(i) not in allowed):
+            if int(i) in taken or (allowed is not None and not allowed[i]):
                 continue
             (pick,) = explain([int(i)])
             if not any(x.startswith("trending:") for x in pick.reasons):
@@ -104,7 +109,7 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
 
 
 def _surprises(pool: Pool, want: int, taken: set[int], told: set[int],
-               allowed: set[int] | None, explain) -> list[Pick]:
+               allowed: np.ndarray | None, explain) -> list[Pick]:
     """The most popular entries of the window that are far from everything the reader
     follows: matching none of their phrases, authors or categories and close to none of their
     seed papers (explain gives them no reason but popularity). So a profile does not close in
@@ -114,7 +119,7 @@ def _surprises(pool: Pool, want: int, taken: set[int], told: set[int],
     for i in pool.by_popularity[:2000].tolist():  # bounded: a pool can be large
         if pool.popularity[i] <= 0:
             break
-        if i not in taken and pool.story[i] not in told and (allowed is None or i in allowed):
+        if i not in taken and pool.story[i] not in told and (allowed is None or allowed[i]):
             candidates.append(i)
     for start in range(0, len(candidates), 32):  # explained a few at a time, not one by one
         for pick in explain(candidates[start:start + 32]):
