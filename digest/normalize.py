@@ -36,6 +36,7 @@ ARXIV_PATTERNS = [
     re.compile(r"10\.48550/arxiv\." + _ARXIV_OLD, re.I),
     re.compile(r"huggingface\.co/papers/" + _ARXIV_NEW, re.I),
     re.compile(r"^arxiv:" + _ARXIV_NEW + "$", re.I),
+    re.compile(r"^arxiv:" + _ARXIV_OLD + "$", re.I),  # a library's pre-2007 eprint
 ]
 
 # DOIs in a link (doi.org/…, publisher /doi/… paths), a "doi:" guid, or bare. arXiv's own DOIs

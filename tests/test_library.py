@@ -111,7 +111,8 @@ def test_check_reads_the_cached_library_while_the_file_is_unchanged(project):
 def test_a_papers_arxiv_id_and_doi_are_read_from_every_field_exports_use():
     """What finds a library paper among the entries when its title there differs (a retitled
     new version): the keys entries carry, from arXiv's and biblatex's eprint, a DOI (arXiv's
-    own DOIs are arXiv ids), a link, and Google Scholar's "arXiv preprint arXiv:…"."""
+    own DOIs are arXiv ids), a link, and Google Scholar's "arXiv preprint arXiv:…"; old-style
+    ids (before 2007: archive/number) too."""
     lib = parse_bibtex(r"""
 @article{a, title={A}, eprint={2411.01234}, archivePrefix={arXiv}}
 @article{b, title={B}, doi={10.48550/arXiv.2301.00001}}
@@ -121,10 +122,13 @@ def test_a_papers_arxiv_id_and_doi_are_read_from_every_field_exports_use():
 @misc{f, title={F}, note={Preprint, arXiv:2304.11111v2.}, doi={10.1000/XYZ}}
 @article{g, title={G}, eprint={12345}, eprinttype={pubmed}}
 @article{h, title={H}, journal={Nature}}
+@article{i, title={I}, eprint={hep-th/9711200v3}, archivePrefix={arXiv}}
+@article{j, title={J}, eprint={math.GT/0309136}}
 """)
     assert [p.keys for p in lib.papers] == [
         ("arxiv:2411.01234",), ("arxiv:2301.00001",), ("arxiv:2302.12345",), ("arxiv:2303.54321",),
-        ("doi:10.1145/3571730.3571731",), ("arxiv:2304.11111", "doi:10.1000/xyz"), (), ()]
+        ("doi:10.1145/3571730.3571731",), ("arxiv:2304.11111", "doi:10.1000/xyz"), (), (),
+        ("arxiv:hep-th/9711200",), ("arxiv:math.GT/0309136",)]
 
 
 def test_csl_json_keys(tmp_path: Path):

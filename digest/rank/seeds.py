@@ -21,7 +21,7 @@ from digest.library import load_library
 from digest.models import StoredEntry
 from digest.store import Store
 
-LIBRARY_CACHE_FORMAT = 4  # bump when Seeds.to_json changes
+LIBRARY_CACHE_FORMAT = 5  # bump when Seeds.to_json or what it holds changes (5: pre-2007 arXiv ids)
 
 
 @dataclass
