@@ -14,12 +14,15 @@ vote_half and dislike (digest/rank/tuning.py) are chosen by 2-fold cross-validat
 readers on the mean recall of days 2-5 (the days votes can act on: day 5 alone rests on the
 few hidden papers four digests left, and a choice made on it chases noise); the figures with
 votes are out-of-fold. The day-5 ratio comes with a 90 % bootstrap interval over readers,
-resampled in pairs (the same readers with and without votes).
+resampled in pairs (the same readers with and without votes). Two in-fold rows show what
+each part of the votes' path does: the shipped constants without the vote model, and without
+the 👎 penalty.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import warnings
@@ -96,6 +99,14 @@ def main() -> None:
     for k, t in enumerate(grid):
         (tmp / f"votes{k}").mkdir()
         runs[t], found[t] = simulate(tmp / f"votes{k}", dev, hidden, True, t)
+    # What each part of the votes' path does: the shipped constants without the vote model
+    # (share 0), and without the 👎 penalty; in-fold, as the shipped row.
+    parts = {"without the vote model": DEFAULT.with_(vote_half=math.inf),
+             "without the 👎 penalty": DEFAULT.with_(dislike=0.0)}
+    ablations = {}
+    for k, (part, t) in enumerate(parts.items()):
+        (tmp / f"part{k}").mkdir()
+        ablations[part] = simulate(tmp / f"part{k}", dev, hidden, True, t)[0]
     names = sorted(dev.readers, key=str)
     folds = (names[0::2], names[1::2])
     def objective(t, readers):
@@ -109,6 +120,9 @@ def main() -> None:
         f"{mean([without[n][d] for n in names]):.3f}" for d in range(DAYS)) + " |")
     print(f"| recall@20, votes, shipped {label(DEFAULT)} (in-fold) | " + " | ".join(
         f"{mean([runs[DEFAULT][n][d] for n in names]):.3f}" for d in range(DAYS)) + " |")
+    for part, run in ablations.items():
+        print(f"| recall@20, votes, shipped {part} (in-fold) | " + " | ".join(
+            f"{mean([run[n][d] for n in names]):.3f}" for d in range(DAYS)) + " |")
     print("| **recall@20, votes, out-of-fold** | " + " | ".join(
         f"**{mean([oof[n][d] for n in names]):.3f}**" for d in range(DAYS)) + " |")
     shown = {n: found[chosen[1 - k]][n] for k, fold in enumerate(folds) for n in fold}

@@ -8,7 +8,10 @@ out-of-fold.
 Every fitted constant (tuning.GRID) is chosen by 2-fold cross-validation over readers: the
 readers of each set are split in two halves; the constants are chosen on one half of every set
 at once (the mean gain over the TF-IDF baseline of each set) and scored on the other half, both
-ways; "out-of-fold" is every reader scored with constants chosen without them. "Shipped" is
+ways; "out-of-fold" is every reader scored with constants chosen without them, on a fixed
+halving (every other reader, in sorted order). Beside it, the mean and standard deviation of
+that figure over 200 random halvings: a set of 29 readers split once is one draw, and the
+spread says how much of a difference between two figures the draw alone can make. "Shipped" is
 tuning.DEFAULT, which is chosen the same way on all readers (so it is in-fold). Ablations report
 out-of-fold figures with one part switched off: a part that does not earn its keep there on at
 least two of the three sets is removed, as is a constant whose fitting does not beat leaving it
@@ -23,6 +26,8 @@ import itertools
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import EVAL, SETS, Project
@@ -46,9 +51,7 @@ def grid(names: tuple[str, ...], smoke: bool):
             yield t
 
 
-def folds(dev) -> tuple[list, list]:
-    names = sorted(dev.readers, key=str)
-    return names[0::2], names[1::2]
+SPLITS = 200  # random halvings for the spread of the out-of-fold figures
 
 
 def gain(dev, value: float, base: float) -> float:
@@ -56,22 +59,60 @@ def gain(dev, value: float, base: float) -> float:
     return (base - value) / base if dev.lower_is_better else (value - base) / base
 
 
-def cross_validate(devs, runs: dict, bases: dict) -> tuple[dict, dict]:
-    """runs: {tuning: {set: scores}} → (out-of-fold figure per set, chosen tuning per fold)."""
-    split = {d.name: folds(d) for d in devs}
-
-    def objective(tuning, half):
-        return sum(gain(d, d.score(split[d.name][half], runs[tuning][d.name]), bases[d.name])
-                   for d in devs)
-    chosen = {half: max(runs, key=lambda t: objective(t, half)) for half in (0, 1)}
+def out_of_fold(devs, parts: dict, bases: dict, halves: dict) -> tuple[dict, dict]:
+    """parts: {tuning: {set: (readers × 2) numerators and denominators, readers in sorted
+    order}}; halves: {set: (rows of half 1, rows of half 2)} → (out-of-fold figure per set,
+    the tuning chosen on each half). The constants are chosen on one half of every set at once
+    (the mean gain over each set's TF-IDF baseline) and score the other half, both ways."""
+    def figure(t, name, rows):
+        num, den = parts[t][name][rows].sum(axis=0)
+        return num / den
+    chosen = {h: max(parts, key=lambda t, h=h: sum(
+        gain(d, figure(t, d.name, halves[d.name][h]), bases[d.name]) for d in devs))
+        for h in (0, 1)}
     out = {}
-    for d in devs:
-        merged = {}
-        for half in (0, 1):  # readers of this half, scored with what the other half chose
-            other = runs[chosen[1 - half]][d.name]
-            merged.update({r: other[r] for r in split[d.name][half]})
-        out[d.name] = d.score(list(d.readers), merged)
+    for d in devs:  # each half's readers scored with what the other half chose
+        num, den = sum(parts[chosen[1 - h]][d.name][halves[d.name][h]].sum(axis=0)
+                       for h in (0, 1))
+        out[d.name] = num / den
     return out, chosen
+
+
+def reader_parts(devs, runs: dict) -> dict:
+    """runs: {tuning: {set: {reader: {id: score}}}} → the `parts` out_of_fold takes."""
+    return {t: {d.name: d.parts(sorted(d.readers, key=str), r[d.name]) for d in devs}
+            for t, r in runs.items()}
+
+
+def cross_validate(devs, parts: dict, bases: dict, splits: int = 0) -> tuple[dict, dict, dict]:
+    """→ (out-of-fold figure per set on the fixed halves, every other reader in sorted order;
+    the tuning chosen on each; and per set the mean and standard deviation of the out-of-fold
+    figure over `splits` random halvings). One halving of 29 readers is one draw: the spread
+    says how far its figure may be luck."""
+    sizes = {d.name: len(d.readers) for d in devs}
+    fixed = {n: (np.arange(0, k, 2), np.arange(1, k, 2)) for n, k in sizes.items()}
+    out, chosen = out_of_fold(devs, parts, bases, fixed)
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(splits):
+        order = {n: rng.permutation(k) for n, k in sizes.items()}
+        draws.append(out_of_fold(devs, parts, bases,
+                                 {n: (o[0::2], o[1::2]) for n, o in order.items()})[0])
+    spread = {d.name: (float(np.mean([x[d.name] for x in draws])),
+                       float(np.std([x[d.name] for x in draws]))) for d in devs} if draws else {}
+    return out, chosen, spread
+
+
+def total(parts: np.ndarray) -> float:
+    """A set's figure over all its readers, from their parts."""
+    num, den = parts.sum(axis=0)
+    return num / den
+
+
+def spread_row(devs, spread: dict, splits: int, what: str = "") -> str:
+    return (f"| {what}out-of-fold, mean ± sd over {splits} random halvings | " + " | ".join(
+        "{:.3f} ± {:.3f}".format(*spread[d.name]) if d.name in spread else "–" for d in devs)
+        + " |")
 
 
 def describe(t) -> str:
@@ -101,11 +142,13 @@ def main() -> None:
     tunings = list(grid((*LEXICAL, "temperature"), a.smoke))
     if DEFAULT not in tunings:
         tunings.append(DEFAULT)
-    fitted = {t: {d.name: projects[d.name].scores(t) for d in devs} for t in tunings}
+    fitted = reader_parts(devs, {t: {d.name: projects[d.name].scores(t) for d in devs}
+                                 for t in tunings})
     runs = {t: r for t, r in fitted.items() if t.temperature == DEFAULT.temperature}
-    oof, chosen = cross_validate(devs, runs, tfidf)
-    best_all = max(runs, key=lambda t: sum(gain(d, d.score(names[d.name], runs[t][d.name]),
-                                                     tfidf[d.name]) for d in devs))
+    splits = 20 if a.smoke else SPLITS
+    oof, chosen, spread = cross_validate(devs, runs, tfidf, splits)
+    best_all = max(runs, key=lambda t: sum(gain(d, total(runs[t][d.name]), tfidf[d.name])
+                                           for d in devs))
     ablations = {}
     for label, keep in (("no concept space", lambda t: t.concepts == 0),
                         ("no extra terms for small libraries", lambda t: t.term_budget == 0)):
@@ -121,10 +164,11 @@ def main() -> None:
         rows.append(f"| baseline: {k} | " + " | ".join(
             f"{baselines[d.name][k]:.3f}" if k in baselines[d.name] else "–" for d in devs) + " |")
     rows.append("| digest, shipped constants (in-fold) | " + " | ".join(
-        f"{d.score(names[d.name], runs[DEFAULT][d.name]):.3f}" for d in devs) + " |")
+        f"{total(runs[DEFAULT][d.name]):.3f}" for d in devs) + " |")
     rows.append("| digest, best on all readers (in-fold) | " + " | ".join(
-        f"{d.score(names[d.name], runs[best_all][d.name]):.3f}" for d in devs) + " |")
+        f"{total(runs[best_all][d.name]):.3f}" for d in devs) + " |")
     rows.append("| **digest, out-of-fold** | " + " | ".join(f"**{oof[d.name]:.3f}**" for d in devs) + " |")
+    rows.append(spread_row(devs, spread, splits))
     for label, figs in ablations.items():
         rows.append(f"| out-of-fold, {label} | " + " | ".join(f"{figs[d.name]:.3f}" for d in devs) + " |")
     for label, t in (("seed papers on 100 terms, not 40", DEFAULT.with_(seed_terms=100)),):
@@ -154,22 +198,22 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
     temps = RULED_OUT["semantic_temperature"]
     temps = temps if not smoke else (DEFAULT.semantic_temperature, temps[0])
     shares = GRID["semantic_share"] if not smoke else (DEFAULT.semantic_share,)
-    fitted = {t: {d.name: projects[d.name].scores(t) for d in real}
-              for t in (DEFAULT.with_(semantic_temperature=x, semantic_share=y)
-                        for x in temps for y in shares)}
+    fitted = reader_parts(real, {t: {d.name: projects[d.name].scores(t) for d in real}
+                                 for t in (DEFAULT.with_(semantic_temperature=x, semantic_share=y)
+                                           for x in temps for y in shares)})
     runs = {t: r for t, r in fitted.items()
             if t.semantic_temperature == DEFAULT.semantic_temperature}
-    base = {d.name: d.score(names[d.name], runs[next(iter(runs))][d.name]) for d in real}
-    oof, chosen = cross_validate(real, runs, base)
+    base = {d.name: total(runs[next(iter(runs))][d.name]) for d in real}
+    splits = 20 if smoke else SPLITS
+    oof, chosen, spread = cross_validate(real, runs, base, splits)
     oof_fitted = cross_validate(real, fitted, base)[0]
-    best = max(runs, key=lambda t: sum(gain(d, d.score(names[d.name], runs[t][d.name]),
-                                                 base[d.name]) for d in real))
+    best = max(runs, key=lambda t: sum(gain(d, total(runs[t][d.name]), base[d.name])
+                                       for d in real))
 
     def row(label, figures):
         return f"| {label} | " + " | ".join(
             f"{figures[d.name]:.3f}" if d.name in figures else "–" for d in devs) + " |"
-    shipped = {d.name: d.score(names[d.name], runs[DEFAULT][d.name]) for d in real
-               if DEFAULT in runs}
+    shipped = {d.name: total(runs[DEFAULT][d.name]) for d in real if DEFAULT in runs}
 
     def say(t):
         return f"semantic_share={t.semantic_share}"
@@ -183,6 +227,7 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
         scoring.SENTENCE_PAPERS = whole
     return [row("digest + semantic, shipped (in-fold)", shipped),
             row("**digest + semantic, out-of-fold**", oof),
+            spread_row(devs, spread, splits, "digest + semantic, "),
             row("digest + semantic, out-of-fold, the embedding softness fitted too", oof_fitted),
             row("shipped + semantic, whole abstracts only, no sentence match (in-fold)",
                 no_sentences)], note

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from common import SHARED
 
 from digest.config import load_config
@@ -40,12 +41,23 @@ class DevSet:
     lower_is_better: bool
     readers: dict[str, list[dict]]  # reader → library papers ({title, abstract, authors})
     candidates: dict[str, dict]  # id → paper
-    score: object  # (reader names, {reader: {id: score}}) → the metric over those readers
+    # (reader, {id: score}) → (numerator, denominator): the metric over any readers is the sum
+    # of their numerators over the sum of their denominators, so a half is scored by adding.
+    part: object
     baselines: dict  # name → () → {reader: {id: score}}
     hidden: dict | None = None  # citeulike: reader → the ids held back from their library
 
     def better(self, a: float, b: float) -> bool:
         return a < b if self.lower_is_better else a > b
+
+    def parts(self, names, scores) -> np.ndarray:
+        """(readers × 2): each reader's numerator and denominator."""
+        return np.asarray([self.part(r, scores[r]) for r in names], dtype=float).reshape(-1, 2)
+
+    def score(self, names, scores) -> float:
+        """The metric over the readers `names` ({reader: {id: score}})."""
+        num, den = self.parts(names, scores).sum(axis=0)
+        return num / den
 
 
 def _paper(p: dict) -> dict:
@@ -59,18 +71,14 @@ def reviewer(limit: int | None = None) -> DevSet:
     users = users[:limit] if limit else users
     judged = {u["id"]: u["judged"] for u in users}
 
-    def score(names, scores):
-        num = den = 0.0
-        for r in names:
-            n, d = rq.pairwise_error(judged[r], scores[r])
-            num, den = num + n, den + d
-        return num / den
+    def part(r, scores):  # errors over judged pairs: pairs weigh alike across readers
+        return rq.pairwise_error(judged[r], scores)
 
     def base(kind):
         return lambda: rq.baseline(users, paper, kind)
     return DevSet("reviewer-dev", "pairwise error", True,
                   {u["id"]: [_paper(p) for p in u["profile"]] for u in users},
-                  {p: _paper(paper(p)) for u in users for p, _ in u["judged"]}, score,
+                  {p: _paper(paper(p)) for u in users for p, _ in u["judged"]}, part,
                   {"TF-IDF centroid": base("tfidf-mean"), "TF-IDF max": base("tfidf-max")})
 
 
@@ -84,17 +92,16 @@ def csfcube(limit: int | None = None) -> DevSet:
 
     own = {q["id"]: q["query"] for q in queries}
 
-    def score(names, scores):
+    def part(r, scores):  # a mean over the queries that have a relevant candidate
         # Without the query paper itself, as the harness scores a project (one query paper is
         # among its own judged candidates: ranked first, it would add 0.014 to the mean).
-        xs = [x for r in names if (x := cs.ndcg(judged[r], {c: s for c, s in scores[r].items()
-                                                            if c != own[r]})) is not None]
-        return sum(xs) / len(xs)
+        x = cs.ndcg(judged[r], {c: s for c, s in scores.items() if c != own[r]})
+        return (0.0, 0.0) if x is None else (x, 1.0)
 
     def base(kind):
         return lambda: cs.baseline(queries, papers, kind)
     return DevSet("csfcube-dev", "NDCG@20", False,
-                  {q["id"]: [_paper(papers[q["query"]])] for q in queries}, cands, score,
+                  {q["id"]: [_paper(papers[q["query"]])] for q in queries}, cands, part,
                   {"TF-IDF": base("tfidf"), "BM25": base("bm25")})
 
 
@@ -103,15 +110,12 @@ def citeulike(limit: int | None = None) -> DevSet:
     users, split_libs, pool, paper, pop = cu.load(EVAL / "citeulike-dev", "dev")
     users = users[:limit] if limit else users
 
-    def score(names, scores):
-        total = 0.0
-        for u in names:
-            seeds, hidden = split_libs[u]
-            seen = {str(i) for i in seeds}
-            ranking = sorted((str(i) for i in pool if str(i) not in seen),
-                             key=lambda i: -scores[u].get(i, -1e9))
-            total += cu.metrics({str(i) for i in hidden}, ranking)[0]
-        return total / len(names)
+    def part(u, scores):  # a mean over readers
+        seeds, hidden = split_libs[u]
+        seen = {str(i) for i in seeds}
+        ranking = sorted((str(i) for i in pool if str(i) not in seen),
+                         key=lambda i: -scores.get(i, -1e9))
+        return cu.metrics({str(i) for i in hidden}, ranking)[0], 1.0
 
     def base(kind):
         def run():
@@ -120,7 +124,7 @@ def citeulike(limit: int | None = None) -> DevSet:
         return run
     return DevSet("citeulike-dev", "recall@20", False,
                   {u: [_paper(paper(i)) for i in split_libs[u][0]] for u in users},
-                  {str(i): _paper(paper(i)) for i in pool}, score,
+                  {str(i): _paper(paper(i)) for i in pool}, part,
                   {"TF-IDF centroid": base("tfidf-mean"), "TF-IDF max": base("tfidf-max"),
                    "popularity": base("popular")},
                   {u: [str(i) for i in split_libs[u][1]] for u in users})
