@@ -10,6 +10,7 @@ from conftest import FIXTURES
 
 from digest.dates import digest_window
 from digest.lexical import TOKENIZER_VERSION, decode_analysis
+from digest.models import SURPRISE
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection
 from digest.rank.scoring import POPULARITY_POINTS
@@ -215,6 +216,30 @@ def test_select_floor_limit_duplicates_and_trending(project):
     assert [r.id for r in select(limit=1, min_score=3.0, trending=0)] == [picked[0].id]
     assert select(limit=5, min_score=100.0, trending=0) == []
     assert len(select(limit=5, min_score=100.0, trending=3)) == 1  # only one item is popular
+
+
+def test_trending_and_the_surprise_come_only_from_the_readers_own_rows(project):
+    """A reader's rows (their feeds, their window) bound the popular extras too: the most
+    popular entry of the pool is in a feed they do not follow, so neither the trending item
+    nor the surprise is it."""
+    setup(project, 'feeds = ["papers"]\nserendipity = 1\n[users.u.interests]\n"style transfer" = 1\n')
+    with project.store() as s:
+        add(s, "st-phrase")
+        add(s, "bees", popularity=90, feed="elsewhere")
+        add(s, "flood", popularity=40)
+        add(s, "sparse", popularity=20)
+    _, ranker = ranked(project)
+    user = project.config().users["u"]
+    rows = ranker.rows_for(user)
+    assert len(rows) == 3 and len(ranker.entries) == 4
+    picked = ranker.digest(user, rows, Selection(5, 3.0, 1))
+    assert [(r.title, r.trending, r.section) for r in picked] == [
+        ("Fast style transfer for video", False, ""),
+        ("Graph networks for flood forecasting", False, SURPRISE),
+        ("Sparse attention for long documents", True, "")]
+    everything = ranker.digest(user, None, Selection(5, 3.0, 1))  # all rows: bees first
+    assert [r.title for r in everything[1:]] == ["Bees prefer blue flowers",
+                                                 "Graph networks for flood forecasting"]
 
 
 def test_digest_window_uses_the_readers_local_send_time(project):
