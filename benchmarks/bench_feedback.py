@@ -146,6 +146,9 @@ def main() -> None:
           f"{ratio(*np.nanmean(pairs, axis=0))} ({interval}); "
           f"days 2–{DAYS} together: {ratio(*later)}; readers with hidden papers left on day "
           f"{DAYS}: {looking[0]} with votes, {looking[1]} without")
+    together = {"no votes": without, "votes, out-of-fold": oof, **ablations}
+    print(f"recall@20 on days 2–{DAYS} together (over readers and days): " + "; ".join(
+        f"{k} {mean([x for n in names for x in run[n][1:]]):.3f}" for k, run in together.items()))
 
 
 def ratio(a: float, b: float) -> str:
