@@ -100,11 +100,14 @@ def main() -> None:
         (tmp / f"votes{k}").mkdir()
         runs[t], found[t] = simulate(tmp / f"votes{k}", dev, hidden, True, t)
     # What each part of the votes' path does: the shipped constants without the vote model
-    # (share 0), and without the 👎 penalty; in-fold, as the shipped row.
+    # (share 0), and without the 👎 penalty; in-fold, as the shipped row. A grid run is reused.
     parts = {"without the vote model": DEFAULT.with_(vote_half=math.inf),
              "without the 👎 penalty": DEFAULT.with_(dislike=0.0)}
     ablations = {}
     for k, (part, t) in enumerate(parts.items()):
+        if t in runs:
+            ablations[part] = runs[t]
+            continue
         (tmp / f"part{k}").mkdir()
         ablations[part] = simulate(tmp / f"part{k}", dev, hidden, True, t)[0]
     names = sorted(dev.readers, key=str)
