@@ -275,3 +275,41 @@ def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
                         (x * weight[:, None]).T @ y)
     assert np.allclose(got, concepts.entries @ w[:-1], atol=1e-5)
     assert got.std() > 0  # a model, not a constant
+
+
+def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(project, monkeypatch):
+    """Readers whose libraries pass BATCH_SEEDS papers are scored a group at a time, a soft-max
+    over more than SEED_ROWS seed rows is summed chunk by chunk (a reader's rows split across
+    chunks), and the reasons' cosines are built DENSE_CELLS at a time: the same scores and
+    reasons as in one piece, for the shipped constants, a soft TF-IDF view, and a concept
+    softness so small that the blocks' maxima must come off first."""
+    from digest.rank import scoring, seeds, softmax
+
+    rnd = random.Random(11)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+    shapes = {"one": ["bees"], "two": ["floods", "stars"], "none": [],
+              "many": ["graphs"] * 12 + ["soil"] * 9, "mixed": list(TOPICS) * 3}
+    configure(project, {name: (f'papers = "{library(project.root / f"{name}.bib", [text(rnd, t) for t in topics])}"'
+                               if topics else '[users.none.interests]\n"river gauge" = 2')
+                        for name, topics in shapes.items()})
+    config = project.config()
+    users = [config.users[name] for name in shapes]
+
+    def run(tuning):
+        with project.store() as store:
+            ranker = Ranker(config, store, store.entries_for_ranking(), NOW, tuning=tuning)
+            return ranker.score_matrix(users), [
+                [(r.id, r.reasons) for r in ranker.rank(u, limit=15)] for u in users]
+
+    for tuning in (DEFAULT, DEFAULT.with_(temperature=0.5), DEFAULT.with_(concept_temperature=0.01)):
+        whole, reasons = run(tuning)
+        with monkeypatch.context() as m:
+            m.setattr(softmax, "SEED_ROWS", 7)
+            m.setattr(scoring, "BATCH_SEEDS", 10)
+            m.setattr(seeds, "DENSE_CELLS", 40)
+            pieces, pieces_reasons = run(tuning)
+            assert scoring._groups([1, 2, 0, 21, 18]) == [(0, 3), (3, 4), (4, 5)]
+        assert whole.shape == pieces.shape and np.isfinite(whole).all()
+        assert np.abs(whole - pieces).max() < 1e-4, tuning
+        assert reasons == pieces_reasons, tuning

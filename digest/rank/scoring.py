@@ -42,6 +42,7 @@ from digest.highlight import Profile
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Concepts, Phrase, Pool
 from digest.rank.seeds import Seeds, SeedTerms
+from digest.rank.softmax import block_soft_max, seed_soft_max
 from digest.rank.tuning import Tuning
 from digest.semantic import sentences as sentence_texts
 from digest.settings import RankingSettings, UserConfig
@@ -59,6 +60,10 @@ VOTE_RIDGE = 1.0
 # (_by_sentence), at a share of 1 / papers: past it the share is small and the cost is not
 # (sentences × sentences per seed paper). A speed limit, not fitted.
 SENTENCE_PAPERS = 3
+# Seed papers scored in one batch: their term arrays and sparse rows (~50 bytes a term while
+# they are built) stay in the tens of MB when readers import libraries of thousands of papers.
+# A batch of ordinary libraries (64 readers of ten papers) is one group. Not fitted.
+BATCH_SEEDS = 8192
 SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
 
 
@@ -91,26 +96,6 @@ def standardize(rows: np.ndarray) -> np.ndarray:
     mean = k * rows.mean(axis=1, keepdims=True)
     var = k * rows.var(axis=1, keepdims=True) + (1 - k) * PRIOR_SPREAD ** 2
     return ((rows - mean) / np.sqrt(var)).astype(np.float32)
-
-
-def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
-                   sizes: np.ndarray, temperature: float, scaled: bool = False) -> np.ndarray:
-    """The soft-max over consecutive row blocks (one block of seed rows per reader, each row's
-    cosines scaled by its weight) → one row per block: T·log(mean(exp(w·s/T))). Cosines are
-    at most 1, so unless w/T could overflow float32's exp (e^88), the blocks' maxima need not
-    be subtracted first: that saves two of the five passes over the (seeds × entries) cells.
-    `scaled`: `sims` already holds w·s/T, and may be overwritten."""
-    if math.isinf(temperature):  # the limit: the blocks' weighted mean
-        return np.add.reduceat(sims * weights[:, None], offsets, axis=0) / sizes[:, None]
-    peak = float(weights.max()) / temperature
-    # A new array unless scaled: `sims` is kept for the reasons.
-    e = sims if scaled else sims * (weights / temperature)[:, None]
-    top = 0.0
-    if peak > 80:
-        top = np.maximum.reduceat(e, offsets, axis=0)
-        e -= np.repeat(top, sizes, axis=0)
-    np.exp(e, out=e)
-    return temperature * (top + np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None]))
 
 
 def vote_model(concepts: Concepts, liked: np.ndarray, disliked: np.ndarray | None,
@@ -146,15 +131,22 @@ def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: 
         centroids = sp.csr_matrix((share, (owner, np.arange(len(owner)))),
                                   shape=(len(sizes), seeds.shape[0])) @ seeds
         return (centroids @ pool.by_term).toarray().astype(np.float32, copy=False)
-    sims = (seeds @ pool.by_term).toarray().astype(np.float32, copy=False)
-    sims *= (weights / temperature)[:, None]
-    return block_soft_max(sims, weights, offsets, sizes, temperature, scaled=True)
+    def product(a, b, scale):
+        sims = (seeds[a:b] @ pool.by_term).toarray().astype(np.float32, copy=False)
+        sims *= scale[:, None]
+        return sims
+    return seed_soft_max(product, weights, offsets, sizes, temperature)
 
 
 def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[UserConfig],
                 metas: list[Reader], embed=None) -> np.ndarray:
     """Scores as a (readers × entries) matrix; see the module docstring for the formula.
-    `embed(texts)` gives seed embeddings (the semantic extra), or is None."""
+    `embed(texts)` gives seed embeddings (the semantic extra), or is None. Readers whose
+    libraries together pass BATCH_SEEDS papers are scored a group at a time."""
+    groups = _groups([len(m.seed_names) for m in metas])
+    if len(groups) > 1:
+        return np.vstack([score_batch(pool, w, tuning, users[a:b], metas[a:b], embed)
+                          for a, b in groups])
     relevance = np.zeros((len(users), len(pool.entries)), dtype=np.float32)
     _library(relevance, pool, w, tuning, metas, embed)
     _dislikes(relevance, pool, w, tuning, metas)
@@ -163,6 +155,18 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
     popularity = np.asarray([u.popularity for u in users], dtype=np.float32)[:, None]
     relevance += popularity * POPULARITY_POINTS * pool.pop_signal
     return _decayed(relevance, pool, users, metas)
+
+
+def _groups(sizes: list[int]) -> list[tuple[int, int]]:
+    """Consecutive readers, as (first, end), with at most BATCH_SEEDS seeds in a group unless
+    one reader alone has more."""
+    groups, start, total = [], 0, 0
+    for i, n in enumerate(sizes):
+        if total and total + n > BATCH_SEEDS:
+            groups.append((start, i))
+            start, total = i, 0
+        total += n
+    return [*groups, (start, len(sizes))]
 
 
 def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,
@@ -195,7 +199,8 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             centroids = np.add.reduceat(vectors * weights[:, None], offsets[has], axis=0)
             view = (centroids / sizes[has][:, None]).astype(np.float32) @ pool.vectors.T
         else:
-            view = block_soft_max(vectors @ pool.vectors.T, *blocks, tuning.semantic_temperature)
+            view = seed_soft_max(lambda a, b, scale: (vectors[a:b] * scale[:, None]) @ pool.vectors.T,
+                                 *blocks, tuning.semantic_temperature)
         view = standardize(view)
         _by_sentence(view, pool, embed, [m for m in metas if m.seed_names],
                      np.split(weights, np.cumsum(sizes[has])[:-1]), tuning.semantic_temperature)
@@ -203,10 +208,11 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     points = pool.concepts.project(seeds)
     if pool.concepts.k and w.library > 0:
         # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
-        # entry): one dense product, whose result the soft-max may then overwrite.
-        t = tuning.concept_temperature
-        scaled = (points * (weights / t)[:, None]) @ pool.concepts.entries.T
-        similarity += w.library * standardize(block_soft_max(scaled, *blocks, t, scaled=True))
+        # entry): a dense product, whose result the soft-max may then overwrite.
+        def product(a, b, scale):
+            return (points[a:b] * scale[:, None]) @ pool.concepts.entries.T
+        view = seed_soft_max(product, *blocks, tuning.concept_temperature)
+        similarity += w.library * standardize(view)
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
         m.seed_terms = SeedTerms(seeds, off, size)

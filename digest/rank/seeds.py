@@ -21,6 +21,8 @@ from digest.library import load_library
 from digest.models import StoredEntry
 from digest.store import Store
 
+# A reader's seeds as a dense (seeds × terms) matrix up to this many cells (4 MB), for the reasons.
+DENSE_CELLS = 1 << 20
 LIBRARY_CACHE_FORMAT = 5  # bump when Seeds.to_json or what it holds changes (5: pre-2007 arXiv ids)
 
 
@@ -120,13 +122,19 @@ class SeedTerms:
     """A reader's seed rows as a dense (seeds × their own terms) matrix: the TF-IDF cosines to
     the few entries the reasons need come from plain numpy indexing (a scipy product per reader
     costs more in overhead than in arithmetic). Terms are found by a search in the reader's
-    sorted vocabulary, not a table as long as the term dictionary, which grows for good."""
+    sorted vocabulary, not a table as long as the term dictionary, which grows for good. A
+    library so large that the dense matrix would pass DENSE_CELLS (thousands of papers: a
+    20,000-paper one needed gigabytes) keeps its sparse rows and pays a scipy product per call."""
 
     def __init__(self, seeds: sp.csr_matrix, first: int, count: int):
         """Rows first … first + count − 1 of a batch's seed matrix."""
         ptr = seeds.indptr[first:first + count + 1]
         terms, data = seeds.indices[ptr[0]:ptr[-1]], seeds.data[ptr[0]:ptr[-1]]
         self.vocab = np.unique(terms)
+        self.sparse = None
+        if count * len(self.vocab) > DENSE_CELLS:
+            self.sparse = seeds[first:first + count]
+            return
         self.dense = np.zeros((count, len(self.vocab)), np.float32)
         self.dense[np.repeat(np.arange(count), np.diff(ptr)),
                    np.searchsorted(self.vocab, terms)] = data
@@ -134,6 +142,8 @@ class SeedTerms:
     def cosines(self, docs: sp.csr_matrix, rows: list[int]) -> np.ndarray:
         """(seeds × rows) cosines to the entries at `rows` of `docs`."""
         r = np.asarray(rows, dtype=np.int64)
+        if self.sparse is not None:
+            return (self.sparse @ docs[r].T).toarray().astype(np.float32, copy=False)
         if not len(self.vocab):
             return np.zeros((self.dense.shape[0], len(r)), np.float32)
         start = docs.indptr[r]

@@ -1,0 +1,89 @@
+"""The soft-max over each reader's block of seed rows, T·log(mean(exp(w·cos/T))), computed a
+bounded number of seed rows at a time. Pure numpy.
+
+The (seed rows × entries) cosines are the largest thing ranking holds: 20 KB per seed paper at
+5,000 entries, so a batch of 64 readers with 500-paper libraries held 640 MB at once, and a
+lab whose readers import their whole Zotero libraries would be killed for memory on a small
+server. Past SEED_ROWS rows, the blocks' sums are accumulated chunk by chunk instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+# Seed rows whose cosines to every entry are held at once: 40 MB at 5,000 entries. A batch of
+# ordinary libraries (64 readers of ten papers) is one chunk. A memory bound, not fitted.
+SEED_ROWS = 2048
+# exp(w·cos/T) overflows float32 past e^88: beyond this peak the blocks' maxima come off first.
+SAFE_PEAK = 80.0
+
+
+def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
+                   sizes: np.ndarray, temperature: float, scaled: bool = False) -> np.ndarray:
+    """The soft-max over consecutive row blocks (one block of seed rows per reader, each row's
+    cosines scaled by its weight) → one row per block: T·log(mean(exp(w·s/T))). Cosines are
+    at most 1, so unless w/T could overflow float32's exp, the blocks' maxima need not be
+    subtracted first: that saves two of the five passes over the (seeds × entries) cells.
+    `scaled`: `sims` already holds w·s/T, and may be overwritten."""
+    if math.isinf(temperature):  # the limit: the blocks' weighted mean
+        return np.add.reduceat(sims * weights[:, None], offsets, axis=0) / sizes[:, None]
+    peak = float(weights.max()) / temperature
+    # A new array unless scaled: `sims` is kept for the reasons.
+    e = sims if scaled else sims * (weights / temperature)[:, None]
+    top = 0.0
+    if peak > SAFE_PEAK:
+        top = np.maximum.reduceat(e, offsets, axis=0)
+        e -= np.repeat(top, sizes, axis=0)
+    np.exp(e, out=e)
+    return temperature * (top + np.log(np.add.reduceat(e, offsets, axis=0) / sizes[:, None]))
+
+
+def seed_soft_max(product: Callable[[int, int, np.ndarray], np.ndarray], weights: np.ndarray,
+                  offsets: np.ndarray, sizes: np.ndarray, temperature: float) -> np.ndarray:
+    """block_soft_max of the cosines `product(a, b, scale)` gives for seed rows a … b − 1, each
+    row times its `scale` (a new float32 array, (b − a) × entries). Up to SEED_ROWS rows, in
+    one product, as block_soft_max; past that, SEED_ROWS at a time, each block's sum (and,
+    where exp could overflow, first its maximum) accumulated across chunks."""
+    rows = len(weights)
+    inf = math.isinf(temperature)
+    scale = weights if inf else weights / temperature
+    if rows <= SEED_ROWS:
+        if inf:
+            return block_soft_max(product(0, rows, np.ones_like(weights)), weights, offsets,
+                                  sizes, temperature)
+        return block_soft_max(product(0, rows, scale), weights, offsets, sizes, temperature,
+                              scaled=True)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    chunks = [(a, min(a + SEED_ROWS, rows)) for a in range(0, rows, SEED_ROWS)]
+
+    def blocks(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The readers whose rows are in a … b − 1, and where each one's rows start there."""
+        own = owner[a:b]
+        starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+        return own[starts], starts
+
+    top = None
+    if not inf and float(weights.max()) / temperature > SAFE_PEAK:  # one pass more, rarely
+        for a, b in chunks:
+            who, starts = blocks(a, b)
+            peak = np.maximum.reduceat(product(a, b, scale[a:b]), starts, axis=0)
+            if top is None:
+                top = np.full((len(sizes), peak.shape[1]), -np.inf, np.float32)
+            top[who] = np.maximum(top[who], peak)
+    total = None
+    for a, b in chunks:
+        e = product(a, b, scale[a:b])
+        who, starts = blocks(a, b)
+        if not inf:
+            if top is not None:
+                e -= top[owner[a:b]]
+            np.exp(e, out=e)
+        if total is None:
+            total = np.zeros((len(sizes), e.shape[1]), np.float32)
+        total[who] += np.add.reduceat(e, starts, axis=0)
+    if inf:
+        return total / sizes[:, None]
+    return temperature * ((0.0 if top is None else top) + np.log(total / sizes[:, None]))
