@@ -279,10 +279,11 @@ def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
 
 def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(project, monkeypatch):
     """Readers whose libraries pass BATCH_SEEDS papers are scored a group at a time, a soft-max
-    over more than SEED_ROWS seed rows is summed chunk by chunk (a reader's rows split across
-    chunks), and the reasons' cosines are built DENSE_CELLS at a time: the same scores and
-    reasons as in one piece, for the shipped constants, a soft TF-IDF view, and a concept
-    softness so small that the blocks' maxima must come off first."""
+    over more than SEED_CELLS (seed rows × entries) is summed chunk by chunk (a reader's rows,
+    and their 👎 items, split across chunks), and a library past DENSE_CELLS keeps sparse rows
+    for the reasons: the same scores and reasons as in one piece, for the shipped constants, a
+    soft TF-IDF view, and a concept softness so small that the blocks' maxima must come off
+    first."""
     from digest.rank import scoring, seeds, softmax
 
     rnd = random.Random(11)
@@ -295,6 +296,10 @@ def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(proje
                         for name, topics in shapes.items()})
     config = project.config()
     users = [config.users[name] for name in shapes]
+    with project.store() as store:  # 👍 two, 👎 twelve
+        ids = [e.id for e in store.entries_for_ranking()]
+        for k, i in enumerate(ids[5:19]):
+            store.set_vote("two", i, 1 if k < 2 else -1, NOW)
 
     def run(tuning):
         with project.store() as store:
@@ -305,7 +310,7 @@ def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(proje
     for tuning in (DEFAULT, DEFAULT.with_(temperature=0.5), DEFAULT.with_(concept_temperature=0.01)):
         whole, reasons = run(tuning)
         with monkeypatch.context() as m:
-            m.setattr(softmax, "SEED_ROWS", 7)
+            m.setattr(softmax, "SEED_CELLS", 7 * 200)
             m.setattr(scoring, "BATCH_SEEDS", 10)
             m.setattr(seeds, "DENSE_CELLS", 40)
             pieces, pieces_reasons = run(tuning)

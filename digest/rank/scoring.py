@@ -135,7 +135,7 @@ def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: 
         sims = (seeds[a:b] @ pool.by_term).toarray().astype(np.float32, copy=False)
         sims *= scale[:, None]
         return sims
-    return seed_soft_max(product, weights, offsets, sizes, temperature)
+    return seed_soft_max(product, weights, offsets, sizes, temperature, len(pool.entries))
 
 
 def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[UserConfig],
@@ -200,7 +200,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             view = (centroids / sizes[has][:, None]).astype(np.float32) @ pool.vectors.T
         else:
             view = seed_soft_max(lambda a, b, scale: (vectors[a:b] * scale[:, None]) @ pool.vectors.T,
-                                 *blocks, tuning.semantic_temperature)
+                                 *blocks, tuning.semantic_temperature, len(pool.entries))
         view = standardize(view)
         _by_sentence(view, pool, embed, [m for m in metas if m.seed_names],
                      np.split(weights, np.cumsum(sizes[has])[:-1]), tuning.semantic_temperature)
@@ -211,7 +211,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         # entry): a dense product, whose result the soft-max may then overwrite.
         def product(a, b, scale):
             return (points[a:b] * scale[:, None]) @ pool.concepts.entries.T
-        view = seed_soft_max(product, *blocks, tuning.concept_temperature)
+        view = seed_soft_max(product, *blocks, tuning.concept_temperature, len(pool.entries))
         similarity += w.library * standardize(view)
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
@@ -259,10 +259,9 @@ def _dislikes(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tun
     """Closeness to 👎 items counts against: rare, so per reader."""
     for bi, m in enumerate(metas):
         if m.negative is not None:
-            sims = (m.negative @ pool.by_term).toarray()
-            one = np.ones(sims.shape[0], np.float32)
-            soft = block_soft_max(sims, one, np.zeros(1, np.int64), np.asarray([len(one)]),
-                                  tuning.temperature)
+            n = m.negative.shape[0]  # a year of 👎 is thousands: the same bounded view
+            soft = tf_idf_view(pool, m.negative, np.ones(n, np.float32), np.zeros(1, np.int64),
+                               np.asarray([n]), tuning.temperature)
             relevance[bi] -= w.feedback * tuning.dislike * standardize(soft)[0]
 
 

@@ -4,7 +4,7 @@ bounded number of seed rows at a time. Pure numpy.
 The (seed rows × entries) cosines are the largest thing ranking holds: 20 KB per seed paper at
 5,000 entries, so a batch of 64 readers with 500-paper libraries held 640 MB at once, and a
 lab whose readers import their whole Zotero libraries would be killed for memory on a small
-server. Past SEED_ROWS rows, the blocks' sums are accumulated chunk by chunk instead.
+server. Past SEED_CELLS cells, the blocks' sums are accumulated chunk by chunk instead.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-# Seed rows whose cosines to every entry are held at once: 40 MB at 5,000 entries. A batch of
+# (seed row × entry) cosines held at once: 40 MB, 2,048 seed rows at 5,000 entries. A batch of
 # ordinary libraries (64 readers of ten papers) is one chunk. A memory bound, not fitted.
-SEED_ROWS = 2048
+SEED_CELLS = 10 * (1 << 20)
 # exp(w·cos/T) overflows float32 past e^88: beyond this peak the blocks' maxima come off first.
 SAFE_PEAK = 80.0
 
@@ -42,22 +42,24 @@ def block_soft_max(sims: np.ndarray, weights: np.ndarray, offsets: np.ndarray,
 
 
 def seed_soft_max(product: Callable[[int, int, np.ndarray], np.ndarray], weights: np.ndarray,
-                  offsets: np.ndarray, sizes: np.ndarray, temperature: float) -> np.ndarray:
+                  offsets: np.ndarray, sizes: np.ndarray, temperature: float,
+                  entries: int) -> np.ndarray:
     """block_soft_max of the cosines `product(a, b, scale)` gives for seed rows a … b − 1, each
-    row times its `scale` (a new float32 array, (b − a) × entries). Up to SEED_ROWS rows, in
-    one product, as block_soft_max; past that, SEED_ROWS at a time, each block's sum (and,
-    where exp could overflow, first its maximum) accumulated across chunks."""
+    row times its `scale` (a new float32 array, (b − a) × `entries`). Up to SEED_CELLS cells,
+    in one product, as block_soft_max; past that, a chunk of rows at a time, each block's sum
+    (and, where exp could overflow, first its maximum) accumulated across chunks."""
     rows = len(weights)
     inf = math.isinf(temperature)
     scale = weights if inf else weights / temperature
-    if rows <= SEED_ROWS:
+    step = max(1, SEED_CELLS // max(entries, 1))
+    if rows <= step:
         if inf:
             return block_soft_max(product(0, rows, np.ones_like(weights)), weights, offsets,
                                   sizes, temperature)
         return block_soft_max(product(0, rows, scale), weights, offsets, sizes, temperature,
                               scaled=True)
     owner = np.repeat(np.arange(len(sizes)), sizes)
-    chunks = [(a, min(a + SEED_ROWS, rows)) for a in range(0, rows, SEED_ROWS)]
+    chunks = [(a, min(a + step, rows)) for a in range(0, rows, step)]
 
     def blocks(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """The readers whose rows are in a … b − 1, and where each one's rows start there."""
