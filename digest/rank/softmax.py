@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-# (seed row × entry) cosines held at once: 40 MB, 2,048 seed rows at 5,000 entries. A batch of
+# (seed row × entry) cosines held at once: 40 MB, about 2,100 seed rows at 5,000 entries. A batch of
 # ordinary libraries (64 readers of ten papers) is one chunk. A memory bound, not fitted.
 SEED_CELLS = 10 * (1 << 20)
 # exp(w·cos/T) overflows float32 past e^88: beyond this peak the blocks' maxima come off first.
