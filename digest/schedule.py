@@ -9,6 +9,8 @@
   has passed, until `catch_up` later. The ledger (reader, local date) makes it exactly once,
   across ticks, restarts and overlapping runs. The first tick runs at start-up: that is the
   catch-up after downtime.
+- A prune a day, the first at start-up (`[digest] keep`): entry content older than that goes,
+  as `digest prune` deletes it, so an unattended database does not grow for ever.
 - One `digest run` per database (an exclusive lock next to it); SIGTERM and SIGINT let the
   running jobs finish, then exit 0.
 """
@@ -37,6 +39,7 @@ from digest.errors import DigestError
 from digest.ledger import FAILED, PENDING, SKIPPED, lost_report
 from digest.models import iso_utc
 from digest.poll import poll
+from digest.retention import prune
 from digest.send import Outcome, send_digests, settle
 from digest.settings import Config, UserConfig
 from digest.store import Store
@@ -156,6 +159,17 @@ def poll_tick(config: Config) -> None:
                         r.feed, r.status, r.new, f" ({r.error})" if r.error else "")
 
 
+def prune_tick(config: Config, now: datetime | None = None) -> None:
+    keep = config.digest.keep
+    if keep is None:  # "never"
+        return
+    now = now or datetime.now(UTC)
+    with Store(config.digest.database) as store:
+        done = prune(store, now - timedelta(seconds=keep))
+    log.info("prune: %d entries older than %g days, %d cached embeddings nothing uses",
+             done.entries, keep / 86400, done.vectors)
+
+
 def lock(database: Path):
     """An exclusive lock on <database>.run.lock, held for the life of the process."""
     path = database.with_name(database.name + ".run.lock")
@@ -198,6 +212,8 @@ def run(config: Config, stop: threading.Event | None = None,
                       id="poll", next_run_time=now + timedelta(seconds=TICK))
     scheduler.add_job(_logged(send_tick), IntervalTrigger(seconds=TICK), args=[config],
                       kwargs={"stop": stop}, id="send", next_run_time=now)
+    scheduler.add_job(_logged(prune_tick), IntervalTrigger(days=1), args=[config], id="prune",
+                      next_run_time=now)
     scheduler.start()
     log.info("digest run: started %s", iso_utc(now))
     try:

@@ -31,6 +31,9 @@ def _value(s: Setting) -> dict:
     if k == "duration":
         return {"anyOf": [{"type": "integer", "exclusiveMinimum": 0},
                           {"type": "string", "pattern": DURATION}]}
+    if k == "retention":
+        return {"anyOf": [{"type": "integer", "exclusiveMinimum": 0},
+                          {"type": "string", "pattern": DURATION}, {"const": "never"}]}
     if k == "size":
         return {"anyOf": [{"type": "integer", "exclusiveMinimum": 0},
                           {"type": "string", "pattern": SIZE}]}

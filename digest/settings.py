@@ -23,7 +23,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() o
 @dataclass(frozen=True)
 class Setting:
     name: str  # the TOML key
-    kind: str  # one of values._KINDS: str, int, float, bool, time, duration, path, list, weights…
+    kind: str  # one of values._KINDS: str, int, float, bool, time, duration, retention, path…
     default: object  # None: unset, resolved from another section after validation
     help: str
     choices: tuple[str, ...] = ()
@@ -81,6 +81,9 @@ class DigestSettings:
     catch_up: int = setting('duration', '12h',
         '`digest run` sends a digest missed while it was down if it is at most this late; '
         'later ones are recorded as missed.')
+    keep: int | None = setting('retention', '180d',
+        "`digest run` deletes entry content older than this once a day, as `digest prune` "
+        'does (what a reader voted on stays, and so does every identity); "never" keeps all.')
     templates: Path | None = setting('path', '',
         'Folder of templates that override the built-in ones, file by file (digest.mjml, '
         'digest.txt, partials/...); default: the built-in ones.')

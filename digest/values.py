@@ -47,7 +47,7 @@ def convert(s: Setting, value, label: str, base: Path, report):
 
 def default(s: Setting, base: Path):
     """The declared default, converted like a user value (defaults are written as in TOML)."""
-    if s.kind in ("time", "duration", "size", "path") and s.default:
+    if s.kind in ("time", "duration", "retention", "size", "path") and s.default:
         return convert(s, s.default, "", base, _never)
     return dict(s.default) if isinstance(s.default, dict) else s.default
 
@@ -109,6 +109,17 @@ def _scaled(value, pattern: re.Pattern, units: dict, what: str, example: str) ->
 def _duration(s, value, *_):
     return _scaled(value, DURATION_RE, DURATION_UNITS, "duration",
                    'write a number and a unit, e.g. "30m", "1h" or "1d"')
+
+
+def _retention(s, value, *rest):
+    """How long something is kept: a duration, or "never" to keep it for good (None)."""
+    if value == "never":
+        return None
+    try:
+        return _duration(s, value, *rest)
+    except Bad:
+        raise Bad(f"is {value!r}, not a duration or \"never\"",
+                  'write e.g. "180d" or "52w", or "never" to keep everything') from None
 
 
 def _size(s, value, *_):
@@ -197,7 +208,7 @@ _KINDS = {
     "int": lambda s, v, *_: _number(s, v, whole=True),
     "float": lambda s, v, *_: _number(s, v, whole=False),
     "bool": _bool, "choice": _choice, "time": _time, "timezone": _timezone,
-    "duration": _duration, "size": _size, "url": _url, "email": _email, "env": _env,
+    "duration": _duration, "retention": _retention, "size": _size, "url": _url, "email": _email, "env": _env,
     "path": lambda s, v, label, base, _: (base / v).resolve() if v else v,
     "list": _list, "weights": _weights, "sections": _sections,
 }

@@ -68,7 +68,7 @@ def test_config_full_of_mistakes_reports_each_one(project):
         [users.bob]
         emial = "bob@example.org"
         [sections]
-    """, extra_digest='timeout = "fast"\n')
+    """, extra_digest='timeout = "fast"\nkeep = "forever"\n')
     text = "\n".join(found)
     expected = [
         "[smtp] password must not hold a password",  # inline secret
@@ -86,6 +86,7 @@ def test_config_full_of_mistakes_reports_each_one(project):
         "[users.bob] is missing 'email'",
         "[sections] is not a known section",
         "[digest] timeout must be a number, not a string",
+        "[digest] keep is 'forever', not a duration or \"never\"; write e.g. \"180d\"",
     ]
     for e in expected:
         assert e in text, f"missing problem: {e}\n---\n{text}"

@@ -10,7 +10,7 @@ from conftest import FIXTURES
 
 from digest.dates import digest_window
 from digest.lexical import TOKENIZER_VERSION, decode_analysis
-from digest.models import SURPRISE
+from digest.models import SURPRISE, iso_utc
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection
 from digest.rank.scoring import POPULARITY_POINTS
@@ -581,3 +581,32 @@ def test_a_retitled_version_of_a_library_paper_is_known_by_its_arxiv_id_or_doi(p
         assert mine == [["in your library"]] * 2, mine
         assert new_title not in picked and "Counting pollinators" not in picked
         assert "Flood forecasting from river gauges with graph networks" in picked
+
+
+def test_votes_outlive_the_pruning_of_what_they_were_on(project):
+    """`digest prune` (and `digest run`'s daily prune) deletes old entry content, but not an
+    entry a reader voted on: a 👍 from last year is still a seed of their profile, a 👎 still
+    counts against, and the liked paper is still named in the reasons."""
+    setup(project, "")
+    long_ago = NOW - timedelta(days=400)
+    with project.store() as s:
+        flood = add(s, "flood", published=long_ago)
+        bees = add(s, "bees", published=long_ago)
+        add(s, "old", title="An unvoted paper on glaciers from last year", published=long_ago)
+        s.db.execute("UPDATE entries SET fetched = ?", [iso_utc(long_ago)])
+        ids = {e.title: e.id for e in s.entries_for_ranking()}
+        s.set_vote("u", ids[flood.title], +1, long_ago)
+        s.set_vote("u", ids[bees.title], -1, long_ago)
+        assert s.prune(NOW - timedelta(days=180)) == 1  # the unvoted one only
+        assert {e.title for e in s.entries_for_ranking()} == {flood.title, bees.title}
+        add(s, "rain", title="Rainfall nowcasting for river floods")
+        add(s, "pollinators", title="Bumblebee foraging on blue flowers in gardens")
+        add(s, "sparse")
+    config = project.config()
+    with project.store() as s:
+        ranker = Ranker(config, s, s.entries_for_ranking(since=NOW - timedelta(days=1)), NOW)
+        results = {r.title: r for r in ranker.rank(config.users["u"])}
+    rain = results["Rainfall nowcasting for river floods"]
+    assert rain.reasons == ['like "Graph networks for flood forecasting", which you liked']
+    assert rain.score > results["Sparse attention for long documents"].score
+    assert results["Bumblebee foraging on blue flowers in gardens"].score < 0

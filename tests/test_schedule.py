@@ -3,9 +3,12 @@ downtime, one scheduler per database, clean stop on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -221,3 +224,44 @@ def test_send_days_that_are_no_weekdays_are_a_config_error(project, extra, words
     r = project.run("check")
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert words in r.output
+
+
+def test_run_prunes_old_content_at_start_but_not_what_a_reader_voted_on(project):
+    """A real `digest run` prunes at start-up (then daily): entry content older than
+    [digest] keep goes, except an entry a reader voted on; keep = "never" prunes nothing."""
+    from digest.normalize import make_entry
+
+    project.write('[feeds.a]\npath = "a.xml"\n', extra_digest='keep = "30d"\n')
+    now = datetime.now(UTC)
+    ages = {"voted": 400, "old": 400, "recent": 2}
+    with project.store() as s:
+        for name, days in ages.items():
+            when = now - timedelta(days=days)
+            s.add_entries("a", [make_entry(
+                guid=f"urn:{name}", link=f"https://b.example/{name}", title=f"The {name} paper here",
+                summary="text", summary_is_html=False, authors=[], categories=[], published=when,
+                fetched=when)], when)
+        s.set_vote("ada", next(e.id for e in s.entries_for_ranking() if "voted" in e.title), 1, now)
+    proc = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(project.path), "run"],
+                            stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True)
+    reader.start()
+    seen, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:  # bounded, even if the line never comes
+        with contextlib.suppress(queue.Empty):
+            seen.append(lines.get(timeout=1))
+            if "prune:" in seen[-1]:
+                break
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    reader.join(timeout=60)
+    log = "".join(seen + list(lines.queue))
+    assert proc.returncode == 0 and "prune: 1 entries older than 30 days" in log, log
+    with project.store() as s:
+        assert sorted(e.title for e in s.entries_for_ranking()) == [
+            "The recent paper here", "The voted paper here"]
+    project.write('[feeds.a]\npath = "a.xml"\n', extra_digest='keep = "never"\n')
+    schedule.prune_tick(project.config(), now + timedelta(days=1000))
+    with project.store() as s:
+        assert s.count_entries() == 2

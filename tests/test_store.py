@@ -2,6 +2,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
 from digest.errors import StoreError
 from digest.normalize import make_entry
@@ -311,3 +312,24 @@ def test_prune_reads_a_library_cached_before_it_held_paper_keys(project):
         s.save_library(str(project.root / "old.bib"), "1:2:3:3", json.dumps(old))
     r = project.run("prune", "--older-than", "365d")
     assert r.exit_code == 0 and "Pruned 0 entries" in r.stdout, r.output
+
+
+def test_prune_defaults_to_the_configured_keep_and_never_means_never(project):
+    """`digest prune` without --older-than uses [digest] keep (what `digest run` prunes daily);
+    with keep = "never" it prunes only when told how old, and says so."""
+    old = [entry(link=f"https://b.example/{k}", title=f"A paper published {k} days ago",
+                 published=T0 - timedelta(days=k)) for k in (100, 300)]
+    project.write('[feeds.a]\npath = "a.xml"\n', extra_digest='keep = "200d"\n')
+    with project.store() as s:
+        for e in old:
+            s.add_entries("a", [e], e.published)
+    with time_machine.travel(T0, tick=False):
+        r = project.run("prune")
+    assert r.exit_code == 0 and "Pruned 1 entries older than 200d" in r.stdout
+    project.write('[feeds.a]\npath = "a.xml"\n', extra_digest='keep = "never"\n')
+    assert project.config().digest.keep is None
+    r = project.run("prune")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert '[digest] keep is "never"' in r.output and "--older-than" in r.output
+    with project.store() as s:
+        assert s.count_entries() == 1

@@ -195,23 +195,24 @@ def schema() -> None:
 
 
 @cli.command()
-@click.option("--older-than", default="180d", show_default=True, metavar="DURATION",
-              help="Delete entry content older than this (e.g. 90d).")
+@click.option("--older-than", default=None, metavar="DURATION",
+              help="Delete entry content older than this (e.g. 90d); default: [digest] keep.")
 @click.pass_context
-def prune(ctx: click.Context, older_than: str) -> None:
+def prune(ctx: click.Context, older_than: str | None) -> None:
     """Delete old entry content, and the cached embeddings no entry or library needs any more.
-    Identities are kept, so old items never come back as new."""
-    from digest.rank.seeds import Seeds, entry_text
-    from digest.semantic import needed
+    What a reader voted on stays; identities are kept, so old items never come back as new."""
+    from digest.retention import prune as prune_store
 
-    cutoff = datetime.now(UTC) - duration_option("--older-than", older_than)
     config = load(ctx)
+    if older_than is None:
+        if config.digest.keep is None:
+            raise CliError('[digest] keep is "never": nothing is old enough to prune; pass '
+                           "--older-than (e.g. 180d) to prune all the same.")
+        older_than = duration(config.digest.keep)
+    cutoff = datetime.now(UTC) - duration_option("--older-than", older_than)
     with Store(config.digest.database) as store:
-        removed = store.prune(cutoff)
-        texts = [entry_text(e) for e in store.entries_for_ranking()] + [
-            t for data in store.cached_libraries() for t in Seeds.from_json(data).texts]
-        vectors = store.keep_embeddings(needed(texts))
-    click.echo(f"Pruned {removed} entries older than {older_than}, and {vectors} cached "
-               "embeddings nothing uses.")
+        done = prune_store(store, cutoff)
+    click.echo(f"Pruned {done.entries} entries older than {older_than}, and {done.vectors} "
+               "cached embeddings nothing uses.")
 
 

@@ -149,12 +149,15 @@ class EntryStore(Database):
                                      [(a, i) for i, a in items])
 
     def prune(self, before: datetime) -> int:
-        """Delete entry content published and fetched before `before`. Identities (sightings,
-        keys) stay, so a pruned item that reappears in a feed is still recognised as old."""
+        """Delete entry content published and fetched before `before`, except what a reader
+        voted on: a 👍 item is one of their seed papers and a 👎 one counts against, for as long
+        as the vote stands. Identities (sightings, keys) stay, so a pruned item that reappears
+        in a feed is still recognised as old."""
         cutoff = iso_utc(before)
         with self.db.conn:
             cur = self.db.execute(
-                "DELETE FROM entries WHERE published < ? AND fetched < ?", [cutoff, cutoff])
+                "DELETE FROM entries WHERE published < ? AND fetched < ? "
+                "AND id NOT IN (SELECT entry_id FROM feedback)", [cutoff, cutoff])
         return cur.rowcount
 
 

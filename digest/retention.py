@@ -1,0 +1,26 @@
+"""What is kept, and for how long: `digest prune`, and `digest run`'s daily prune."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from digest.rank.seeds import Seeds, entry_text
+from digest.semantic import needed
+from digest.store import Store
+
+
+@dataclass(frozen=True)
+class Pruned:
+    entries: int  # entries whose content was deleted
+    vectors: int  # cached embeddings nothing needs any more
+
+
+def prune(store: Store, before: datetime) -> Pruned:
+    """Delete the content of entries older than `before` (not what a reader voted on; see
+    Store.prune), then the cached embeddings that no remaining entry or cached library (or
+    one of their sentences) needs."""
+    entries = store.prune(before)
+    texts = [entry_text(e) for e in store.entries_for_ranking()] + [
+        t for data in store.cached_libraries() for t in Seeds.from_json(data).texts]
+    return Pruned(entries, store.keep_embeddings(needed(texts)))
