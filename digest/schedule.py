@@ -4,6 +4,8 @@
   interval (or later, under backoff or Retry-After), and all due feeds are fetched
   concurrently, as `digest poll` does. Jobs have max_instances=1 and coalesce: a slow poll never
   overlaps itself, and ticks missed while busy or asleep collapse into one.
+- A poll that brings new entries then embeds, with the semantic extra, what the next sends
+  will rank (warm.py), so that work is not done while a digest waits.
 - One send tick a minute asks, per reader, which local dates are due (`due_digests`): a date
   is due once its send instant (dates.send_instant: one per local date, whatever DST does)
   has passed, until `catch_up` later. The ledger (reader, local date) makes it exactly once,
@@ -43,6 +45,7 @@ from digest.retention import prune
 from digest.send import Outcome, send_digests, settle
 from digest.settings import Config, UserConfig
 from digest.store import Store
+from digest.warm import warm
 
 log = logging.getLogger("digest.run")
 TICK = 60  # seconds between send checks
@@ -153,10 +156,14 @@ def send_tick(config: Config, now: datetime | None = None,
 
 def poll_tick(config: Config) -> None:
     with Store(config.digest.database) as store:
-        for r in poll(config, store):
+        results = poll(config, store)
+        for r in results:
             if r.status not in ("skipped", "inactive"):
                 log.log(logging.WARNING if r.error else logging.INFO, "poll %s: %s, %d new%s",
                         r.feed, r.status, r.new, f" ({r.error})" if r.error else "")
+        # Here, not at send time, where every reader's digest would wait for it.
+        if any(r.new for r in results) and (embedded := warm(config, store, datetime.now(UTC))):
+            log.info("poll: embedded %d texts ahead of the next send", embedded)
 
 
 def prune_tick(config: Config, now: datetime | None = None) -> None:

