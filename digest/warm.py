@@ -22,7 +22,8 @@ def warm(config: Config, store: Store, now: datetime) -> int:
     texts that was (0, at once, without the semantic extra or with nothing new)."""
     r = config.ranking
     users = list(config.users.values())
-    if not users or r.semantic <= 0 or not semantic.resolve_mode(r.semantic_mode):
+    # Not resolve_mode: semantic_mode = "on" without the extra is the send's error to report.
+    if not users or r.semantic <= 0 or r.semantic_mode == "off" or not semantic.available():
         return 0
     last = store.last_delivered()
     since = min(digest_window(r.lookback, u, None, now, last.get(u.name))[0] for u in users)

@@ -54,26 +54,34 @@ def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
                     on_result=lambda r: bar.update(task, advance=1, description=r.feed))
         else:
             results = run_poll(config, store, names=list(names) or None, force=force)
-        embedded = _warm(config, store) if any(r.new for r in results) else 0
-    table = Table("feed", "status", "new", "total", "seconds", "error / warning")
-    for r in results:
-        table.add_row(r.feed, r.status, str(r.new), str(r.total), f"{r.seconds:.2f}",
-                      r.error or r.warning or (f"next poll {r.next_poll_at}"
-                                               if r.status == "skipped" else ""))
-    out.print(table)
-    if embedded:
-        out.print(f"Embedded {embedded} texts (new entries, library papers, sentences) ahead of "
-                  "the next send.")
+        table = Table("feed", "status", "new", "total", "seconds", "error / warning")
+        for r in results:
+            table.add_row(r.feed, r.status, str(r.new), str(r.total), f"{r.seconds:.2f}",
+                          r.error or r.warning or (f"next poll {r.next_poll_at}"
+                                                   if r.status == "skipped" else ""))
+        out.print(table)
+        if any(r.new for r in results):
+            _warm(config, store)
     failed = [r for r in results if r.status in ("error", "gone")]
     if failed:
         raise CliError(f"{len(failed)} of {len(results)} feeds failed: "
                        f"{', '.join(r.feed for r in failed)}; see the error column above.")
 
 
-def _warm(config: Config, store: Store) -> int:
+def _warm(config: Config, store: Store) -> None:
+    """The embeddings the next send will want (warm.py), after the table: it can take minutes.
+    A failure is the send's to report (it embeds what is missing); the poll itself succeeded."""
     from digest.warm import warm
 
-    return warm(config, store, datetime.now(UTC))
+    try:
+        embedded = warm(config, store, datetime.now(UTC))
+    except Exception as e:  # noqa: BLE001 - e.g. a broken model install: say so, keep the poll
+        click.echo(f"Warning: embedding ahead of the send failed ({e}); the send will embed "
+                   "what it needs.", err=True)
+        return
+    if embedded:
+        click.echo(f"Embedded {embedded} texts (new entries, library papers, sentences) ahead of "
+                   "the next send.")
 
 
 @cli.command()
