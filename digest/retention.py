@@ -21,6 +21,8 @@ def prune(store: Store, before: datetime) -> Pruned:
     Store.prune), then the cached embeddings that no remaining entry or cached library (or
     one of their sentences) needs."""
     entries = store.prune(before)
-    texts = [entry_text(e) for e in store.entries_for_ranking()] + [
-        t for data in store.cached_libraries() for t in Seeds.from_json(data).texts]
-    return Pruned(entries, store.keep_embeddings(needed(texts)))
+
+    def wanted() -> set[str]:
+        return needed([entry_text(e) for e in store.entries_for_ranking()] + [
+            t for data in store.cached_libraries() for t in Seeds.from_json(data).texts])
+    return Pruned(entries, store.keep_embeddings(wanted))

@@ -333,3 +333,19 @@ def test_prune_defaults_to_the_configured_keep_and_never_means_never(project):
     assert '[digest] keep is "never"' in r.output and "--older-than" in r.output
     with project.store() as s:
         assert s.count_entries() == 1
+
+
+def test_prune_never_deletes_an_embedding_saved_while_it_works(tmp_path, store):
+    """Working out which embeddings are needed takes a while on a large database; a poll or a
+    send saving new ones meanwhile (another thread or process) must not lose them to the
+    prune, which only deletes what it listed before it began."""
+    store.save_embeddings({"old-needed": b"1", "old-unneeded": b"2"})
+
+    def wanted():
+        with Store(tmp_path / "d.db") as other:  # a concurrent writer, on its own connection
+            other.save_embeddings({"saved-meanwhile": b"3"})
+        return {"old-needed"}
+
+    assert store.keep_embeddings(wanted) == 1
+    left = {k for (k,) in store.db.execute("SELECT key FROM embeddings")}
+    assert left == {"old-needed", "saved-meanwhile"}

@@ -3,7 +3,7 @@ dictionary. Each can be rebuilt from the rest, so read-only commands and pages m
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from digest.store.base import Database
 
@@ -40,16 +40,26 @@ class CacheStore(Database):
         """Every cached seed library's data, as save_library was given it (Seeds.from_json)."""
         return [data for (data,) in self.db.execute("SELECT data FROM libraries")]
 
-    def keep_embeddings(self, keys: set[str]) -> int:
-        """Delete every cached embedding whose key is not in `keys`; how many went."""
+    def keep_embeddings(self, wanted: Callable[[], set[str]]) -> int:
+        """Delete the cached embeddings whose keys `wanted()` does not name; how many went.
+        Only those listed before it is called can go: one saved while it works out what is
+        needed (by a poll or a send in another thread or process) is not in its answer, and
+        stays."""
+        with self.db.conn:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS listed (key TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM listed")
+            self.db.execute("INSERT INTO listed SELECT key FROM embeddings")
+        keys = wanted()
         with self.db.conn:
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (key TEXT PRIMARY KEY)")
             self.db.execute("DELETE FROM wanted")
             self.db.conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)",
                                      [(k,) for k in keys])
             gone = self.db.execute(
-                "DELETE FROM embeddings WHERE key NOT IN (SELECT key FROM wanted)").rowcount
+                "DELETE FROM embeddings WHERE key IN (SELECT key FROM listed) "
+                "AND key NOT IN (SELECT key FROM wanted)").rowcount
             self.db.execute("DELETE FROM wanted")
+            self.db.execute("DELETE FROM listed")
         return gone
 
     def term_ids(self, strings: Iterable[str], add: bool = True) -> dict[str, int]:
