@@ -304,8 +304,9 @@ def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(proje
     def run(tuning):
         with project.store() as store:
             ranker = Ranker(config, store, store.entries_for_ranking(), NOW, tuning=tuning)
-            return ranker.score_matrix(users), [
-                [(r.id, r.reasons) for r in ranker.rank(u, limit=15)] for u in users]
+            return ranker.score_matrix(users), [  # the readers in one batch: grouped there
+                [(r.id, r.reasons) for r in ranked]
+                for _, ranked in ranker.rank_many([(u, None) for u in users], limit=15)]
 
     for tuning in (DEFAULT, DEFAULT.with_(temperature=0.5), DEFAULT.with_(concept_temperature=0.01)):
         whole, reasons = run(tuning)
@@ -314,7 +315,7 @@ def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(proje
             m.setattr(scoring, "BATCH_SEEDS", 10)
             m.setattr(seeds, "DENSE_CELLS", 40)
             pieces, pieces_reasons = run(tuning)
-            assert scoring._groups([1, 2, 0, 21, 18]) == [(0, 3), (3, 4), (4, 5)]
+            assert list(scoring.in_groups([1, 2, 0, 21, 18], int)) == [[1, 2, 0], [21], [18]]
         assert whole.shape == pieces.shape and np.isfinite(whole).all()
         assert np.abs(whole - pieces).max() < 1e-4, tuning
         assert reasons == pieces_reasons, tuning

@@ -18,7 +18,7 @@ from digest.models import Ranked, StoredEntry
 from digest.normalize import title_key
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
-from digest.rank.scoring import SENTENCE_PAPERS, Reader, score_batch
+from digest.rank.scoring import SENTENCE_PAPERS, Reader, in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
 from digest.rank.tuning import DEFAULT, Tuning
@@ -150,13 +150,24 @@ class Ranker:
 
     def _rank_batch(self, batch: list[tuple[UserConfig, np.ndarray | None]], limit: int | None,
                     selection: Selection | None) -> list[list[Pick]]:
-        n = len(self.entries)
-        users = [u for u, _ in batch]
-        metas = [self._meta(user) for user in users]
-        embed = self.embedder.embed if self.embedder is not None else None
-        scores = score_batch(self.pool, self.config.ranking, self.tuning, users, metas, embed)
         out: list[list[Pick]] = []
-        for b, ((user, rows), meta) in enumerate(zip(batch, metas, strict=True)):
+        # A group of readers at a time (one for ordinary libraries), each finished before the
+        # next group's libraries are loaded: readers who bring thousands of papers each hold
+        # one group's library text in memory, not the batch's.
+        for group in in_groups(((job, self._meta(job[0])) for job in batch),
+                               lambda pair: len(pair[1].seed_names)):
+            out += self._rank_group(group, limit, selection)
+            del group  # before the next group's libraries load
+        return out
+
+    def _rank_group(self, group: list, limit: int | None,
+                    selection: Selection | None) -> list[list[Pick]]:
+        n = len(self.entries)
+        embed = self.embedder.embed if self.embedder is not None else None
+        scores = score_batch(self.pool, self.config.ranking, self.tuning,
+                             [u for (u, _), _ in group], [m for _, m in group], embed)
+        out: list[list[Pick]] = []
+        for b, ((user, rows), meta) in enumerate(group):
             idx = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
             idx = unmuted(self.pool, idx, meta.hidden, meta.muted_authors)
             if selection is not None and meta.owned:  # a digest never offers what they have

@@ -33,7 +33,9 @@ the TF-IDF centroid is one row per reader in the sparse product instead of one p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,6 +66,7 @@ SENTENCE_PAPERS = 3
 # they are built) stay in the tens of MB when readers import libraries of thousands of papers.
 # A batch of ordinary libraries (64 readers of ten papers) is one group. Not fitted.
 BATCH_SEEDS = 8192
+T = TypeVar("T")
 SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
 
 
@@ -143,10 +146,10 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
     """Scores as a (readers × entries) matrix; see the module docstring for the formula.
     `embed(texts)` gives seed embeddings (the semantic extra), or is None. Readers whose
     libraries together pass BATCH_SEEDS papers are scored a group at a time."""
-    groups = _groups([len(m.seed_names) for m in metas])
+    groups = list(in_groups(range(len(metas)), lambda i: len(metas[i].seed_names)))
     if len(groups) > 1:
-        return np.vstack([score_batch(pool, w, tuning, users[a:b], metas[a:b], embed)
-                          for a, b in groups])
+        return np.vstack([score_batch(pool, w, tuning, users[g[0]:g[-1] + 1],
+                                      metas[g[0]:g[-1] + 1], embed) for g in groups])
     relevance = np.zeros((len(users), len(pool.entries)), dtype=np.float32)
     _library(relevance, pool, w, tuning, metas, embed)
     _dislikes(relevance, pool, w, tuning, metas)
@@ -157,16 +160,21 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
     return _decayed(relevance, pool, users, metas)
 
 
-def _groups(sizes: list[int]) -> list[tuple[int, int]]:
-    """Consecutive readers, as (first, end), with at most BATCH_SEEDS seeds in a group unless
-    one reader alone has more."""
-    groups, start, total = [], 0, 0
-    for i, n in enumerate(sizes):
-        if total and total + n > BATCH_SEEDS:
-            groups.append((start, i))
-            start, total = i, 0
+def in_groups(items: Iterable[T], seeds: Callable[[T], int]) -> Iterator[list[T]]:
+    """Consecutive items in lists of at most BATCH_SEEDS seeds, unless one alone has more.
+    Lazy: an item is taken (a reader's library loaded) only as its group fills, so a caller
+    that finishes a group before the next holds one group's libraries at a time."""
+    group: list[T] = []
+    total = 0
+    for item in items:
+        n = seeds(item)
+        if group and total + n > BATCH_SEEDS:
+            yield group
+            group, total = [], 0
+        group.append(item)
         total += n
-    return [*groups, (start, len(sizes))]
+    if group:
+        yield group
 
 
 def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,
