@@ -82,8 +82,9 @@ class DigestSettings:
         '`digest run` sends a digest missed while it was down if it is at most this late; '
         'later ones are recorded as missed.')
     keep: int | None = setting('retention', '180d',
-        "`digest run` deletes entry content older than this once a day, as `digest prune` "
-        'does (what a reader voted on stays, and so does every identity); "never" keeps all.')
+        "`digest run` deletes entry content older than this at start-up and once a day, as "
+        '`digest prune` does (what a reader voted on stays, and so does every identity); '
+        '"never" keeps all.')
     templates: Path | None = setting('path', '',
         'Folder of templates that override the built-in ones, file by file (digest.mjml, '
         'digest.txt, partials/...); default: the built-in ones.')

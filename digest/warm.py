@@ -13,7 +13,7 @@ from digest import semantic
 from digest.dates import digest_window
 from digest.rank.scoring import SENTENCE_PAPERS
 from digest.rank.seeds import entry_text, library_seeds
-from digest.settings import Config
+from digest.settings import Config, UserConfig
 from digest.store import Store
 
 
@@ -36,7 +36,7 @@ def warm(config: Config, store: Store, now: datetime) -> int:
     return semantic.Embedder(store).cache(texts)
 
 
-def _seed_texts(store: Store, user) -> list[str]:
+def _seed_texts(store: Store, user: UserConfig) -> list[str]:
     """The reader's seeds as the ranker embeds them: library papers, then 👍 entries."""
     papers = library_seeds(store, user.papers).texts if user.papers else []
     liked = sorted(i for i, v in store.votes(user.name).items() if v > 0)

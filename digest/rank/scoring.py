@@ -66,8 +66,8 @@ SENTENCE_PAPERS = 3
 # they are built) stay in the tens of MB when readers import libraries of thousands of papers.
 # A batch of ordinary libraries (64 readers of ten papers) is one group. Not fitted.
 BATCH_SEEDS = 8192
-T = TypeVar("T")
 SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
+Item = TypeVar("Item")  # what in_groups groups: readers, or (job, Reader) pairs
 
 
 @dataclass
@@ -160,11 +160,11 @@ def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[User
     return _decayed(relevance, pool, users, metas)
 
 
-def in_groups(items: Iterable[T], seeds: Callable[[T], int]) -> Iterator[list[T]]:
+def in_groups(items: Iterable[Item], seeds: Callable[[Item], int]) -> Iterator[list[Item]]:
     """Consecutive items in lists of at most BATCH_SEEDS seeds, unless one alone has more.
     Lazy: an item is taken (a reader's library loaded) only as its group fills, so a caller
     that finishes a group before the next holds one group's libraries at a time."""
-    group: list[T] = []
+    group: list[Item] = []
     total = 0
     for item in items:
         n = seeds(item)
