@@ -12,7 +12,7 @@ from datetime import datetime
 from digest import semantic
 from digest.dates import digest_window
 from digest.rank.scoring import SENTENCE_PAPERS
-from digest.rank.seeds import entry_text, library_seeds
+from digest.rank.seeds import entry_text, library_texts
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -38,6 +38,6 @@ def warm(config: Config, store: Store, now: datetime) -> int:
 
 def _seed_texts(store: Store, user: UserConfig) -> list[str]:
     """The reader's seeds as the ranker embeds them: library papers, then 👍 entries."""
-    papers = library_seeds(store, user.papers).texts if user.papers else []
+    papers = library_texts(store, user.papers) if user.papers else []
     liked = sorted(i for i, v in store.votes(user.name).items() if v > 0)
     return papers + [entry_text(e) for e in store.entries_for_ranking(ids=liked)] if liked else papers

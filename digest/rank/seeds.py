@@ -79,11 +79,7 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
 def library_seeds(store: Store, path: Path) -> Seeds:
     """A reader's seed library, parsed and tokenized once per file version: the result is
     cached in SQLite under the file's mtime and size, as titles, texts and term ids."""
-    try:
-        st = path.stat()
-        stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
-    except OSError:
-        stamp = ""
+    stamp = _stamp(path)
     cached = store.cached_library(str(path), stamp) if stamp else None
     if cached is not None:
         return Seeds.from_json(cached)
@@ -94,6 +90,27 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     if stamp:
         store.save_library(str(path), stamp, seeds.to_json())
     return seeds
+
+
+def library_texts(store: Store, path: Path) -> list[str]:
+    """The library papers' texts, as library_seeds has them, without tokenizing them when
+    they are not cached yet: tokenizing gives new words their term ids, and the order ids
+    are given in shapes the pool's concept space (its random projection is by term id), so
+    a step that only wants texts must not be the one to give them."""
+    stamp = _stamp(path)
+    cached = store.cached_library(str(path), stamp) if stamp else None
+    if cached is not None:
+        return Seeds.from_json(cached).texts
+    return [p.text for p in load_library(path).papers]
+
+
+def _stamp(path: Path) -> str:
+    """A library file's version as the cache keys it ("" when it cannot be read)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
 
 
 def entry_text(e: StoredEntry) -> str:
