@@ -28,7 +28,10 @@ def warm(config: Config, store: Store, now: datetime) -> int:
     last = store.last_delivered()
     since = min(digest_window(r.lookback, u, None, now, last.get(u.name))[0] for u in users)
     entries = [entry_text(e) for e in store.entries_for_ranking(since=since)]
-    seeds = [_seed_texts(store, u) for u in users]
+    libraries = {p: library_texts(store, p) for p in {u.papers for u in users if u.papers}}
+    votes = store.has_votes()  # most installations have none: skip a query per reader
+    seeds = [(libraries[u.papers] if u.papers else []) + (_liked(store, u) if votes else [])
+             for u in users]
     texts = entries + [t for s in seeds for t in s]
     if any(0 < len(s) <= SENTENCE_PAPERS for s in seeds):  # scoring._by_sentence
         small = [t for s in seeds if 0 < len(s) <= SENTENCE_PAPERS for t in s]
@@ -36,8 +39,7 @@ def warm(config: Config, store: Store, now: datetime) -> int:
     return semantic.Embedder(store).cache(texts)
 
 
-def _seed_texts(store: Store, user: UserConfig) -> list[str]:
-    """The reader's seeds as the ranker embeds them: library papers, then 👍 entries."""
-    papers = library_texts(store, user.papers) if user.papers else []
+def _liked(store: Store, user: UserConfig) -> list[str]:
+    """The texts of the reader's 👍 entries: after their library papers, the ranker's seeds."""
     liked = sorted(i for i, v in store.votes(user.name).items() if v > 0)
-    return papers + [entry_text(e) for e in store.entries_for_ranking(ids=liked)] if liked else papers
+    return [entry_text(e) for e in store.entries_for_ranking(ids=liked)] if liked else []

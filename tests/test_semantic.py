@@ -65,13 +65,13 @@ CANDIDATES = {
 }
 
 
-def _add(store, key):
+def _add(store, key, when=NOW):
     from digest.normalize import make_entry
     title, abstract = CANDIDATES[key]
     store.add_entries("papers", [make_entry(
         guid=f"urn:{key}", link=f"https://papers.example.org/{key}", title=title,
         summary=abstract, summary_is_html=False, authors=["Ann Author"], categories=[],
-        published=NOW, fetched=NOW)], NOW)
+        published=when, fetched=when)], when)
 
 
 def _scores(project, user="u"):
@@ -323,3 +323,25 @@ def test_embedding_work_is_saved_as_it_goes_and_survives_a_kill(project, tmp_pat
         assert rows() == 400
         again = Embedder(store)
         assert again.cache(texts) == 0 and not again.loaded
+
+
+def test_warm_embeds_a_readers_liked_entries_even_outside_the_window(project):
+    """A 👍 entry is one of the reader's seeds at every later ranking, however old: the step
+    after a poll embeds it (and, as their only seed, its sentences) with the window's entries,
+    while an old entry nobody voted on is left alone."""
+    from digest.rank.seeds import entry_text
+    from digest.semantic import key, needed
+    from digest.warm import warm
+
+    setup(project, "")
+    with project.store() as s:
+        for k in ("facet", "poetry"):
+            _add(s, k)
+        old = {e.link.rsplit("/", 1)[1]: e for e in s.entries_for_ranking()}
+        s.set_vote("u", old["facet"].id, +1, NOW)
+        later = NOW + timedelta(days=30)
+        _add(s, "tax", later)
+        assert warm(project.config(), s, later) > 0
+        have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
+    assert needed([entry_text(old["facet"])]) <= have  # the liked one and its sentences
+    assert key(entry_text(old["poetry"])) not in have

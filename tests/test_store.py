@@ -1,4 +1,6 @@
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -341,9 +343,11 @@ def test_prune_never_deletes_an_embedding_saved_while_it_works(tmp_path, store):
     prune, which only deletes what it listed before it began."""
     store.save_embeddings({"old-needed": b"1", "old-unneeded": b"2"})
 
-    def wanted():
-        with Store(tmp_path / "d.db") as other:  # a concurrent writer, on its own connection
-            other.save_embeddings({"saved-meanwhile": b"3"})
+    def wanted():  # meanwhile, another process saves a vector
+        subprocess.run([sys.executable, "-c", "import sys\nfrom digest.store import Store\n"
+                        "with Store(sys.argv[1]) as s:\n"
+                        "    s.save_embeddings({'saved-meanwhile': b'3'})",
+                        str(tmp_path / "d.db")], check=True, timeout=60)
         return {"old-needed"}
 
     assert store.keep_embeddings(wanted) == 1

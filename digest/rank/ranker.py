@@ -112,11 +112,18 @@ class Ranker:
         embed = self.embedder.embed if self.embedder is not None else None
         blocks = [np.zeros((0, len(self.entries)), np.float32)]
         for i in range(0, len(users), self.BATCH):
-            batch = users[i:i + self.BATCH]
-            with threadpool_limits(1):
-                blocks.append(score_batch(self.pool, self.config.ranking, self.tuning, batch,
-                                          [self._meta(u) for u in batch], embed))
+            for group in self._groups([(u, None) for u in users[i:i + self.BATCH]]):
+                with threadpool_limits(1):
+                    blocks.append(score_batch(self.pool, self.config.ranking, self.tuning,
+                                              [u for (u, _), _ in group], [m for _, m in group],
+                                              embed))
         return np.vstack(blocks)
+
+    def _groups(self, jobs: list[tuple[UserConfig, np.ndarray | None]]):
+        """(job, Reader) pairs in groups of at most BATCH_SEEDS seed papers (scoring.in_groups),
+        each reader's profile loaded only as its group fills."""
+        return in_groups(((job, self._meta(job[0])) for job in jobs),
+                         lambda pair: len(pair[1].seed_names))
 
     def _build(self, picks: list[Pick]) -> list[Ranked]:
         """Results from picks. Done by the parent: workers send back only entry indexes,
@@ -154,8 +161,7 @@ class Ranker:
         # A group of readers at a time (one for ordinary libraries), each finished before the
         # next group's libraries are loaded: readers who bring thousands of papers each hold
         # one group's library text in memory, not the batch's.
-        for group in in_groups(((job, self._meta(job[0])) for job in batch),
-                               lambda pair: len(pair[1].seed_names)):
+        for group in self._groups(batch):
             out += self._rank_group(group, limit, selection)
             del group  # before the next group's libraries load
         return out

@@ -67,7 +67,7 @@ SENTENCE_PAPERS = 3
 # A batch of ordinary libraries (64 readers of ten papers) is one group. Not fitted.
 BATCH_SEEDS = 8192
 SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
-Item = TypeVar("Item")  # what in_groups groups: readers, or (job, Reader) pairs
+Item = TypeVar("Item")  # what in_groups groups
 
 
 @dataclass
@@ -144,12 +144,8 @@ def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: 
 def score_batch(pool: Pool, w: RankingSettings, tuning: Tuning, users: list[UserConfig],
                 metas: list[Reader], embed=None) -> np.ndarray:
     """Scores as a (readers × entries) matrix; see the module docstring for the formula.
-    `embed(texts)` gives seed embeddings (the semantic extra), or is None. Readers whose
-    libraries together pass BATCH_SEEDS papers are scored a group at a time."""
-    groups = list(in_groups(range(len(metas)), lambda i: len(metas[i].seed_names)))
-    if len(groups) > 1:
-        return np.vstack([score_batch(pool, w, tuning, users[g[0]:g[-1] + 1],
-                                      metas[g[0]:g[-1] + 1], embed) for g in groups])
+    `embed(texts)` gives seed embeddings (the semantic extra), or is None. Its memory grows
+    with the readers' seed papers together: callers pass a group of in_groups at a time."""
     relevance = np.zeros((len(users), len(pool.entries)), dtype=np.float32)
     _library(relevance, pool, w, tuning, metas, embed)
     _dislikes(relevance, pool, w, tuning, metas)

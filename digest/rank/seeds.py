@@ -79,10 +79,9 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
 def library_seeds(store: Store, path: Path) -> Seeds:
     """A reader's seed library, parsed and tokenized once per file version: the result is
     cached in SQLite under the file's mtime and size, as titles, texts and term ids."""
-    stamp = _stamp(path)
-    cached = store.cached_library(str(path), stamp) if stamp else None
+    cached, stamp = _cached(store, path)
     if cached is not None:
-        return Seeds.from_json(cached)
+        return cached
     lib = load_library(path)
     seeds = make_seeds(store, [p.title for p in lib.papers], [p.text for p in lib.papers],
                        lib.warnings, add=True)
@@ -97,20 +96,20 @@ def library_texts(store: Store, path: Path) -> list[str]:
     they are not cached yet: tokenizing gives new words their term ids, and the order ids
     are given in shapes the pool's concept space (its random projection is by term id), so
     a step that only wants texts must not be the one to give them."""
-    stamp = _stamp(path)
-    cached = store.cached_library(str(path), stamp) if stamp else None
-    if cached is not None:
-        return Seeds.from_json(cached).texts
-    return [p.text for p in load_library(path).papers]
+    cached, _ = _cached(store, path)
+    return cached.texts if cached is not None else [p.text for p in load_library(path).papers]
 
 
-def _stamp(path: Path) -> str:
-    """A library file's version as the cache keys it ("" when it cannot be read)."""
+def _cached(store: Store, path: Path) -> tuple[Seeds | None, str]:
+    """The cached library of the file as it is now (None if it is not cached), and the file's
+    version as the cache keys it ("" when it cannot be read)."""
     try:
         st = path.stat()
     except OSError:
-        return ""
-    return f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
+        return None, ""
+    stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
+    data = store.cached_library(str(path), stamp)
+    return (Seeds.from_json(data) if data is not None else None), stamp
 
 
 def entry_text(e: StoredEntry) -> str:
