@@ -152,8 +152,8 @@ class TermWeights:
                top: int | np.ndarray | None = None) -> sp.csr_matrix:
         """Sublinear-TF × IDF rows, L2-normalized, from term ids and their counts (`sizes`
         per row, consecutive). With `top` (one number, or one per row), only each row's `top`
-        heaviest terms are kept (norms are taken before, so a pruned row keeps its true scale
-        and its cosines are slight underestimates)."""
+        heaviest terms are kept, and any tied with the last of them (norms are taken before, so
+        a pruned row keeps its true scale and its cosines are slight underestimates)."""
         rows = np.repeat(np.arange(len(sizes)), sizes)
         ids = np.asarray(ids, dtype=np.int64)
         known = ids < self.size
@@ -171,8 +171,13 @@ class TermWeights:
         limit = None if top is None else np.broadcast_to(np.asarray(top), (n,))
         if limit is not None and len(data) and (np.diff(ptr) > limit).any():
             order = np.lexsort((-data, rows))  # by row, heaviest first within each row
-            keep = order[np.arange(len(order)) - ptr[rows[order]] < limit[rows[order]]]
-            keep.sort()  # back to row order
+            # The weight of each row's last kept term; terms tied with it stay too, since
+            # which of two equal weights came first is the order of their term ids.
+            cut = np.full(n, -np.inf, np.float32)
+            over = np.flatnonzero(np.diff(ptr) > limit)
+            last = ptr[over] + np.maximum(limit[over], 1) - 1
+            cut[over] = np.where(limit[over] > 0, data[order[last]], np.inf)
+            keep = np.flatnonzero(data >= cut[rows])  # in row order
             cols, data, rows = cols[keep], data[keep], rows[keep]
             ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
         return sp.csr_matrix((data, cols.astype(np.int32), ptr), shape=(n, self.size))

@@ -216,6 +216,60 @@ def test_scores_are_deterministic_across_builds(project):
 
 
 
+def test_scores_do_not_depend_on_the_databases_history(tmp_path):
+    """Two databases holding the same entries, one storing them in the opposite order after it
+    had given term ids to other words first (ids go out in the order words are first seen),
+    rank a reader alike: the pool's concept space is drawn from its entries' texts, not from
+    term ids or storage order."""
+    from conftest import Project
+
+    rnd = random.Random(8)
+    entries = []
+    for topic in TOPICS:
+        for k in range(30):
+            title, abstract = text(rnd, topic)
+            entries.append(make_entry(
+                guid=f"urn:{topic}{k}", link=f"https://papers.example.org/{topic}{k}",
+                title=f"{title} {k}", summary=abstract, summary_is_html=False, authors=[],
+                categories=[], published=NOW - timedelta(hours=2),
+                fetched=NOW - timedelta(hours=1)))
+    papers = [text(rnd, "graphs"), text(rnd, "graphs", "attention"), text(rnd, "soil")]
+    got = []
+    for name, order, seen_before in (("a", entries, []),
+                                      ("b", entries[::-1], [f"word{k}" for k in range(97)])):
+        project = Project(tmp_path / name)
+        project.root.mkdir()
+        with project.store() as s:
+            s.term_ids(seen_before)
+            s.add_entries("papers", order, NOW - timedelta(hours=1))
+        configure(project, {"u": f'papers = "{library(project.root / "u.bib", papers)}"'})
+        got.append({r.id: r.score for r in rank(project, "u")})
+    assert got[0].keys() == got[1].keys()
+    assert np.allclose([got[0][k] for k in got[0]], [got[1][k] for k in got[0]], atol=1e-4)
+
+
+def test_a_seed_papers_term_cut_keeps_ties_whatever_their_ids():
+    """A seed paper matched on its heaviest terms keeps every term tied with the last one
+    kept: which of two equal weights comes first is only the order of their term ids."""
+    from digest.lexical import TermWeights
+
+    words = ["pollen", "hive", "nectar", "meadow", "swarm", "queen", "river"]
+    kept = []
+    for ids in (dict(zip(words, range(7), strict=True)),
+                dict(zip(words, [6, 0, 5, 1, 4, 2, 3], strict=True))):
+        pool = TermWeights([np.asarray([ids[w] for w in doc]) for doc in
+                            (["pollen", "hive", "nectar"], ["meadow", "swarm", "queen"],
+                             ["river", "pollen"], ["river"])])
+        paper = ["river", "pollen", "hive", "nectar", "meadow", "swarm", "queen", "river"]
+        counts = {ids[w]: paper.count(w) for w in paper}
+        row = pool.matrix(np.asarray(list(counts)), np.asarray(list(counts.values())),
+                          [len(counts)], top=3)
+        kept.append({w for w in words if row[0, ids[w]] > 0})
+    # "river" (twice) first, then five rarer terms of one weight, all kept; "pollen" (as
+    # common as "river", once) is lighter and goes.
+    assert kept[0] == kept[1] == set(words) - {"pollen"}
+
+
 def test_the_tf_idf_view_is_the_mean_cosine_to_the_seeds(project):
     """The centroid path (one row per reader in the product) gives each reader's weighted mean
     of per-seed cosines, for libraries of different sizes in one batch, and is the limit the
@@ -264,7 +318,7 @@ def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
     from digest.rank.scoring import VOTE_RIDGE, vote_model
 
     docs = sp.random(200, 120, density=0.1, random_state=1, format="csr", dtype=np.float32)
-    concepts = Concepts(docs, 10)
+    concepts = Concepts(docs, 10, [str(k) for k in range(200)])
     liked, disliked = concepts.entries[:4] + 0.01, concepts.entries[10:12]
     got = vote_model(concepts, liked, disliked)
     x = np.vstack([liked, disliked, concepts.entries]).astype(np.float64)

@@ -4,7 +4,9 @@ per Ranker. Per reader only the seed rows and a few vector operations remain."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +25,7 @@ from digest.semantic import sentences as sentence_texts
 from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
+GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's step: 2⁶⁴ / φ
 _POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32)
 
 
@@ -45,20 +48,26 @@ class Sentences:
 class Concepts:
     """A latent topic space of the pool (LSA: a truncated SVD of its TF-IDF matrix). Two
     papers on one topic in different words are close here, so a library of many related papers
-    lifts what they have in common. Randomized SVD (Halko, Martinsson and
-    Tropp 2011) with a fixed seed, so a pool always gets the same space."""
+    lifts what they have in common. Randomized SVD (Halko, Martinsson and Tropp 2011), its
+    random start drawn per entry from the entry's own text (`texts`, one per row of `docs`):
+    so the space depends on the pool alone, not on the order entries were stored in or terms
+    were given their ids, and two pools that share most entries share most of their start."""
 
-    def __init__(self, docs: sp.csr_matrix, dimensions: int):
+    def __init__(self, docs: sp.csr_matrix, dimensions: int, texts: Sequence[str]):
         n, v = docs.shape
-        k = min(dimensions, n // 4, v // 4)
+        # The terms the pool uses, not the width of the matrix: that is the largest term id,
+        # which grows with every word the database has seen.
+        k = min(dimensions, n // 4, len(np.unique(docs.indices)) // 4)
         self.k = k = k if k >= 2 else 0
         if not k:
             self.basis = np.zeros((v, 0), np.float32)
             self.entries = np.zeros((n, 0), np.float32)
             return
-        rng = np.random.default_rng(0)
         a = docs.astype(np.float64)
-        y = a @ rng.standard_normal((v, k + 10))
+        # Random directions in term space, as the term-side sketch the method starts from:
+        # Aᵀ·(a Gaussian row per entry). A Gaussian row per term would tie the space to term
+        # ids, which the database gives out in the order it first saw the words.
+        y = a @ (a.T @ gaussian_rows(texts, k + 10))
         for _ in range(2):  # power iterations sharpen the top of the spectrum
             # Between them the columns need only be kept apart, not made orthonormal: an LU
             # factor spans the same space at a tenth of a QR's cost (as scikit-learn's
@@ -94,6 +103,20 @@ class Concepts:
         return _unit(np.asarray(rows @ self.basis, dtype=np.float32))
 
 
+def gaussian_rows(texts: Sequence[str], width: int) -> np.ndarray:
+    """One row of `width` standard normal numbers per text, a function of that text alone
+    (the same in every process and database): SplitMix64 (Steele et al. 2014) from a hash of
+    the text, then Box–Muller."""
+    keys = np.frombuffer(b"".join(hashlib.blake2b(t.encode(), digest_size=8).digest()
+                                  for t in texts), dtype="<u8")
+    x = keys[:, None] + np.arange(1, 2 * width + 1, dtype=np.uint64) * np.uint64(GOLDEN)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)  # uint64 products wrap
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    u = ((x >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)  # in (0, 1)
+    return np.sqrt(-2 * np.log(u[:, :width])) * np.cos(2 * np.pi * u[:, width:])
+
+
 def _unit(m: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -123,7 +146,8 @@ class Pool:
         self.terms = TermWeights([a[0] for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
-        self.concepts = Concepts(self.terms.docs, tuning.concepts)
+        self.concepts = Concepts(self.terms.docs, tuning.concepts,
+                                 [f"{e.title}\n{e.summary_text}" for e in entries])
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
         self._embedder = embedder
