@@ -1,7 +1,8 @@
 """Embeddings worked out ahead of the send (the semantic extra). After a poll brings new
 entries, what the next ranking will embed is embedded and cached now: the entries in the
 readers' windows, their library papers and 👍 items, and, when some reader has one to three of
-those, the entries' sentences. Otherwise the first send after a poll, or after a reader brings
+those, the entries' sentences; a library new since the last poll is parsed and tokenized here
+too (its cache). Otherwise the first send after a poll, or after a reader brings
 a library of thousands of papers, embeds them while every reader's digest waits (minutes for
 a large library: `benchmarks/bench_rank.py --semantic` prints the rate)."""
 
@@ -12,7 +13,7 @@ from datetime import datetime
 from digest import semantic
 from digest.dates import digest_window
 from digest.rank.scoring import SENTENCE_PAPERS
-from digest.rank.seeds import entry_text, library_texts
+from digest.rank.seeds import entry_text, library_seeds
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -28,7 +29,8 @@ def warm(config: Config, store: Store, now: datetime) -> int:
     last = store.last_delivered()
     since = min(digest_window(r.lookback, u, None, now, last.get(u.name))[0] for u in users)
     entries = [entry_text(e) for e in store.entries_for_ranking(since=since)]
-    libraries = {p: library_texts(store, p) for p in {u.papers for u in users if u.papers}}
+    # Parsed and tokenized here too, and cached, so the send finds them ready.
+    libraries = {p: library_seeds(store, p).texts for p in {u.papers for u in users if u.papers}}
     votes = store.has_votes()  # most installations have none: skip a query per reader
     seeds = [(libraries[u.papers] if u.papers else []) + (_liked(store, u) if votes else [])
              for u in users]

@@ -91,15 +91,6 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     return seeds
 
 
-def library_texts(store: Store, path: Path) -> list[str]:
-    """The library papers' texts, as library_seeds has them, without tokenizing them when
-    they are not cached yet: tokenizing gives new words their term ids, and the order ids
-    are given in shapes the pool's concept space (its random projection is by term id), so
-    a step that only wants texts must not be the one to give them."""
-    cached, _ = _cached(store, path)
-    return cached.texts if cached is not None else [p.text for p in load_library(path).papers]
-
-
 def _cached(store: Store, path: Path) -> tuple[Seeds | None, str]:
     """The cached library of the file as it is now (None if it is not cached), and the file's
     version as the cache keys it ("" when it cannot be read)."""
