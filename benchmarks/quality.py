@@ -184,6 +184,10 @@ class Project:
         r.tuning = tuning
         return r
 
+    def forget(self) -> None:
+        """Drop the pool models: the next scores build them again."""
+        self._rankers.clear()
+
     def scores(self, tuning: Tuning) -> dict[str, dict[str, float]]:
         """{reader: {candidate id: score}}, as `digest rank NAME --all --json` gives them."""
         ranker = self.ranker(tuning)
