@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,25 +49,26 @@ class Concepts:
     """A latent topic space of the pool (LSA: a truncated SVD of its TF-IDF matrix). Two
     papers on one topic in different words are close here, so a library of many related papers
     lifts what they have in common. Randomized SVD (Halko, Martinsson and Tropp 2011), its
-    random start drawn per entry from the entry's own text (`texts`, one per row of `docs`):
-    so the space depends on the pool alone, not on the order entries were stored in or terms
-    were given their ids, and two pools that share most entries share most of their start."""
+    random start a Gaussian row per term drawn from the term's own word (`words`: column →
+    word, for the columns the pool uses): so the space depends on the pool alone, not on the
+    order the database gave out term ids or stored the entries, and two pools that share most
+    words share most of their start."""
 
-    def __init__(self, docs: sp.csr_matrix, dimensions: int, texts: Sequence[str]):
+    def __init__(self, docs: sp.csr_matrix, dimensions: int, words: Mapping[int, str]):
         n, v = docs.shape
         # The terms the pool uses, not the width of the matrix: that is the largest term id,
         # which grows with every word the database has seen.
-        k = min(dimensions, n // 4, len(np.unique(docs.indices)) // 4)
+        used = np.unique(docs.indices)
+        k = min(dimensions, n // 4, len(used) // 4)
         self.k = k = k if k >= 2 else 0
         if not k:
             self.basis = np.zeros((v, 0), np.float32)
             self.entries = np.zeros((n, 0), np.float32)
             return
         a = docs.astype(np.float64)
-        # Random directions in term space, as the term-side sketch the method starts from:
-        # Aᵀ·(a Gaussian row per entry). A Gaussian row per term would tie the space to term
-        # ids, which the database gives out in the order it first saw the words.
-        y = a @ (a.T @ gaussian_rows(texts, k + 10))
+        start = np.zeros((v, k + 10))  # rows of unused columns meet only zeros
+        start[used] = gaussian_rows([words[j] for j in used.tolist()], k + 10)
+        y = a @ start
         for _ in range(2):  # power iterations sharpen the top of the spectrum
             # Between them the columns need only be kept apart, not made orthonormal: an LU
             # factor spans the same space at a tenth of a QR's cost (as scikit-learn's
@@ -106,15 +107,18 @@ class Concepts:
 def gaussian_rows(texts: Sequence[str], width: int) -> np.ndarray:
     """One row of `width` standard normal numbers per text, a function of that text alone
     (the same in every process and database): SplitMix64 (Steele et al. 2014) from a hash of
-    the text, then Box–Muller."""
+    the text, each 64-bit draw two 32-bit uniforms, then Box–Muller's pair of normals."""
     keys = np.frombuffer(b"".join(hashlib.blake2b(t.encode(), digest_size=8).digest()
                                   for t in texts), dtype="<u8")
-    x = keys[:, None] + np.arange(1, 2 * width + 1, dtype=np.uint64) * np.uint64(GOLDEN)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)  # uint64 products wrap
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = keys[:, None] + np.arange(1, (width + 1) // 2 + 1, dtype=np.uint64) * np.uint64(GOLDEN)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)  # uint64 products wrap, as SplitMix64's do
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
     x ^= x >> np.uint64(31)
-    u = ((x >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)  # in (0, 1)
-    return np.sqrt(-2 * np.log(u[:, :width])) * np.cos(2 * np.pi * u[:, width:])
+    radius = np.sqrt(-2 * np.log(((x >> np.uint64(32)).astype(np.float64) + 0.5) / 2 ** 32))
+    angle = 2 * np.pi * (x & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2 ** 32
+    return np.hstack([radius * np.cos(angle), radius * np.sin(angle)])[:, :width]
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
@@ -147,7 +151,7 @@ class Pool:
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
         self.concepts = Concepts(self.terms.docs, tuning.concepts,
-                                 [f"{e.title}\n{e.summary_text}" for e in entries])
+                                 store.term_words(np.unique(self.terms.docs.indices).tolist()))
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
         self._embedder = embedder

@@ -84,7 +84,7 @@ class Database:
             raise
 
 
-    def in_query(self, sql: str, params: list, values: list[str]) -> list[tuple]:
+    def in_query(self, sql: str, params: list, values: list) -> list[tuple]:
         """`sql` with its one `IN ({})` filled for `values`, in chunks under SQLite's
         bound-variable limit."""
         out: list[tuple] = []

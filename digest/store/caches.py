@@ -62,6 +62,10 @@ class CacheStore(Database):
             self.db.execute("DELETE FROM listed")
         return gone
 
+    def term_words(self, ids: list[int]) -> dict[int, str]:
+        """The words of term ids, as term_ids gave them out."""
+        return dict(self.in_query("SELECT id, term FROM terms WHERE id IN ({})", [], ids))
+
     def term_ids(self, strings: Iterable[str], add: bool = True) -> dict[str, int]:
         """Ids of `strings` in the term dictionary; with `add`, the missing ones are added
         (without, they are left out: a phrase word never seen cannot match anything)."""
