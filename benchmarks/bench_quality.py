@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import EVAL, SETS, Project
+from quality import EVAL, SETS, Project, start
 
-from digest.rank import pool, scoring
+from digest.rank import scoring
 from digest.rank.tuning import DEFAULT, GRID, RULED_OUT, UNSAFE
 
 LEXICAL = ("concepts", "concept_temperature", "term_budget")
@@ -61,24 +61,17 @@ STARTS = 5  # random starts of the concept space's SVD, for the spread one start
 
 
 def over_starts(devs, projects: dict, starts: int) -> dict:
-    """The shipped constants with the concept space's randomized SVD started `starts` ways
-    (its Gaussian rows drawn from each entry's text with a different prefix; the first is the
-    shipped start): per set, the mean and standard deviation. The space is a truncated SVD only
-    approximately, so a start is a draw too, like a halving of the readers."""
-    original = pool.gaussian_rows
+    """The shipped constants with the concept space started `starts` ways (quality.start; the
+    first is the shipped start): per set, the mean and standard deviation."""
     figures = []
-    try:
-        for s in range(starts):
-            pool.gaussian_rows = (lambda texts, width, s=s: original(
-                [f"{s}\n{t}" for t in texts] if s else texts, width))
+    for s in range(starts):
+        with start(s):
             for p in projects.values():
                 p.forget()
             figures.append({d.name: d.score(list(d.readers), projects[d.name].scores(DEFAULT))
                             for d in devs})
-    finally:
-        pool.gaussian_rows = original
-        for p in projects.values():
-            p.forget()
+    for p in projects.values():
+        p.forget()
     return {d.name: (float(np.mean([f[d.name] for f in figures])),
                      float(np.std([f[d.name] for f in figures]))) for d in devs}
 

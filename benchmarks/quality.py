@@ -8,6 +8,7 @@ figures for the shipped constants (bench_quality.py --harness)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from dataclasses import dataclass
@@ -19,12 +20,28 @@ from common import SHARED
 
 from digest.config import load_config
 from digest.normalize import make_entry
-from digest.rank import Ranker, Tuning
+from digest.rank import Ranker, Tuning, pool
 from digest.store import Store
 
 EVAL = SHARED / "eval"
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 LINK = "https://papers.example.org/"
+
+
+@contextlib.contextmanager
+def start(s: int):
+    """The concept space's randomized SVD started its s-th way while inside (0: as shipped).
+    Its Gaussian rows are drawn from the terms' words (pool.gaussian_rows); a prefix of s draws
+    others. The space is a truncated SVD only approximately, so a start is a draw, like a
+    halving of the readers: the benchmarks report figures over a few of them. Pool models
+    built inside must not be reused outside (Project.forget)."""
+    original = pool.gaussian_rows
+    if s:
+        pool.gaussian_rows = lambda words, width: original([f"{s}\n{w}" for w in words], width)
+    try:
+        yield
+    finally:
+        pool.gaussian_rows = original
 
 
 def harness(name: str):
