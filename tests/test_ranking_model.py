@@ -318,7 +318,7 @@ def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
     from digest.rank.scoring import VOTE_RIDGE, vote_model
 
     docs = sp.random(200, 120, density=0.1, random_state=1, format="csr", dtype=np.float32)
-    concepts = Concepts(docs, 10, {k: f"w{k}" for k in range(120)})
+    concepts = Concepts(docs, 10, lambda ids: {k: f"w{k}" for k in ids})
     liked, disliked = concepts.entries[:4] + 0.01, concepts.entries[10:12]
     got = vote_model(concepts, liked, disliked)
     x = np.vstack([liked, disliked, concepts.entries]).astype(np.float64)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,12 +49,13 @@ class Concepts:
     """A latent topic space of the pool (LSA: a truncated SVD of its TF-IDF matrix). Two
     papers on one topic in different words are close here, so a library of many related papers
     lifts what they have in common. Randomized SVD (Halko, Martinsson and Tropp 2011), its
-    random start a Gaussian row per term drawn from the term's own word (`words`: column →
-    word, for the columns the pool uses): so the space depends on the pool alone, not on the
-    order the database gave out term ids or stored the entries, and two pools that share most
-    words share most of their start."""
+    random start a Gaussian row per term drawn from the term's own word (`words(columns)`
+    gives the columns' words): so the space depends on the pool alone, not on the order the
+    database gave out term ids or stored the entries, and two pools that share most words
+    share most of their start."""
 
-    def __init__(self, docs: sp.csr_matrix, dimensions: int, words: Mapping[int, str]):
+    def __init__(self, docs: sp.csr_matrix, dimensions: int,
+                 words: Callable[[list[int]], Mapping[int, str]]):
         n, v = docs.shape
         # The terms the pool uses, not the width of the matrix: that is the largest term id,
         # which grows with every word the database has seen.
@@ -67,7 +68,8 @@ class Concepts:
             return
         a = docs.astype(np.float64)
         start = np.zeros((v, k + 10))  # rows of unused columns meet only zeros
-        start[used] = gaussian_rows([words[j] for j in used.tolist()], k + 10)
+        known = words(used.tolist())
+        start[used] = gaussian_rows([known[j] for j in used.tolist()], k + 10)
         y = a @ start
         for _ in range(2):  # power iterations sharpen the top of the spectrum
             # Between them the columns need only be kept apart, not made orthonormal: an LU
@@ -150,8 +152,7 @@ class Pool:
         self.terms = TermWeights([a[0] for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
-        self.concepts = Concepts(self.terms.docs, tuning.concepts,
-                                 store.term_words(np.unique(self.terms.docs.indices).tolist()))
+        self.concepts = Concepts(self.terms.docs, tuning.concepts, store.term_words)
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
         self._embedder = embedder
