@@ -219,8 +219,8 @@ def test_scores_are_deterministic_across_builds(project):
 def test_scores_do_not_depend_on_the_databases_history(tmp_path):
     """Two databases holding the same entries, one storing them in the opposite order after it
     had given term ids to other words first (ids go out in the order words are first seen),
-    rank a reader alike: the pool's concept space is drawn from its entries' texts, not from
-    term ids or storage order."""
+    rank a reader alike: the concept space's random start is drawn from the terms' words and
+    its size from the terms the pool uses, neither from term ids nor from storage order."""
     from conftest import Project
 
     rnd = random.Random(8)
