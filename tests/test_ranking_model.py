@@ -245,6 +245,7 @@ def test_scores_do_not_depend_on_the_databases_history(tmp_path):
         configure(project, {"u": f'papers = "{library(project.root / "u.bib", papers)}"'})
         got.append({r.id: r.score for r in rank(project, "u")})
     assert got[0].keys() == got[1].keys()
+    assert list(got[0]) == list(got[1])  # the same order, best first
     assert np.allclose([got[0][k] for k in got[0]], [got[1][k] for k in got[0]], atol=1e-4)
 
 

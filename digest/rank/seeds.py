@@ -79,9 +79,14 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
 def library_seeds(store: Store, path: Path) -> Seeds:
     """A reader's seed library, parsed and tokenized once per file version: the result is
     cached in SQLite under the file's mtime and size, as titles, texts and term ids."""
-    cached, stamp = _cached(store, path)
+    try:
+        st = path.stat()
+        stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
+    except OSError:
+        stamp = ""
+    cached = store.cached_library(str(path), stamp) if stamp else None
     if cached is not None:
-        return cached
+        return Seeds.from_json(cached)
     lib = load_library(path)
     seeds = make_seeds(store, [p.title for p in lib.papers], [p.text for p in lib.papers],
                        lib.warnings, add=True)
@@ -89,18 +94,6 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     if stamp:
         store.save_library(str(path), stamp, seeds.to_json())
     return seeds
-
-
-def _cached(store: Store, path: Path) -> tuple[Seeds | None, str]:
-    """The cached library of the file as it is now (None if it is not cached), and the file's
-    version as the cache keys it ("" when it cannot be read)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None, ""
-    stamp = f"{st.st_mtime_ns}:{st.st_size}:{TOKENIZER_VERSION}:{LIBRARY_CACHE_FORMAT}"
-    data = store.cached_library(str(path), stamp)
-    return (Seeds.from_json(data) if data is not None else None), stamp
 
 
 def entry_text(e: StoredEntry) -> str:
