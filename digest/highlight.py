@@ -9,19 +9,17 @@ picks (benchmarks/bench_render.py measures the cost per item)."""
 from __future__ import annotations
 
 import functools
-import itertools
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from digest import lexical
 from digest.models import Highlight
 
 HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
-# A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
-# so "e.g. the" and "Fig. 3" mostly stay inside one.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
-_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+# The words an entry's stored analysis holds (lexical.words), so a highlight can be made from
+# them (Abstract.of) or from the text (Abstract.read) alike.
+_WORD = lexical.WORD_SPAN_RE
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,11 @@ class Profile:
                    library=frozenset().union(*map(_title_words, library_titles)))
 
 
-def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
+def highlight(abstract: str | Abstract, profile: Profile,
+              seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences, every, where = _sentences(abstract)
+    sentences, every = abstract if isinstance(abstract, Abstract) else _sentences(abstract)
     if not sentences:
         return Highlight("")
     # Only what of the profile occurs somewhere in the abstract is looked for sentence by
@@ -52,17 +51,13 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
     if phrases:
         counts = [0] * len(sentences)
         for p in phrases:
-            for j in where[p[0]]:
-                if sentences[j].present.issuperset(p):
-                    counts[j] += len(sentences[j].starts(p))
+            for j, s in enumerate(sentences):
+                if s.present.issuperset(p):
+                    counts[j] += len(s.starts(p))
         candidates, key[0] = _best(counts)
     for tier, words in ((1, seed), (2, library)):
-        if words and len(candidates) > 1:
-            counts = [0] * len(sentences)  # per sentence, how many of the words it has
-            for stem in words:
-                for j in where[stem]:
-                    counts[j] += 1
-            chosen, key[tier] = _best([counts[j] for j in candidates])
+        if words and len(candidates) > 1:  # per sentence, how many of the words it has
+            chosen, key[tier] = _best([len(sentences[j].present & words) for j in candidates])
             candidates = [candidates[j] for j in chosen]
         elif words:
             key[tier] = len(sentences[candidates[0]].present & words)
@@ -81,13 +76,17 @@ class _Sentence:
 
     __slots__ = ("_at", "_layout", "present", "stems", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, stems: list[str] | None = None) -> None:
+        """`stems`: its words' stems, when known (from an entry's stored analysis); `text` may
+        then still hold the abstract's own spacing."""
         self.text = text
-        words = _WORD.findall(text)
-        self.stems = lexical.stems(" ".join(words).lower().split(" ") if words else [])
-        self.present = frozenset(self.stems)
+        if stems is None:
+            words = _WORD.findall(text)
+            stems = lexical.stems(" ".join(words).lower().split(" ") if words else [])
+        self.stems = stems
+        self.present = frozenset(stems)
         self._at: dict[str, list[int]] | None = None
-        self._layout: tuple[str, list[tuple[int, int]], list[bool], int] | None = None
+        self._layout: tuple[str, list[tuple[int, int]], int] | None = None
 
     def starts(self, phrase: tuple[str, ...]) -> list[int]:
         """Where the phrase's stems stand together in this sentence."""
@@ -105,10 +104,10 @@ class _Sentence:
         overlap (two phrases sharing a word) or stand a space apart join into one."""
         if self._layout is None:
             self._layout = self._lay_out()
-        text, spans, glued, visible = self._layout
+        text, spans, visible = self._layout
         out: list[list[int]] = []
         for a, b in sorted(r for r in runs if r[1] < visible):
-            if out and (a <= out[-1][1] or (a == out[-1][1] + 1 and glued[a - 1])):
+            if out and (a <= out[-1][1] or (a == out[-1][1] + 1 and self._glued(a - 1))):
                 out[-1][1] = max(out[-1][1], b)
             else:
                 out.append([a, b])
@@ -119,46 +118,66 @@ class _Sentence:
         the general merge (single words come in order; neighbours a space apart join)."""
         if self._layout is None:
             self._layout = self._lay_out()
-        text, spans, glued, visible = self._layout
+        text, spans, visible = self._layout
         out: list[list[int]] = []
         last = -2
         for i in [i for i, s in enumerate(self.stems[:visible]) if s in wanted]:
-            if i == last + 1 and glued[last]:
+            if i == last + 1 and self._glued(last):
                 out[-1][1] = spans[i][1]
             else:
                 out.append(list(spans[i]))
             last = i
         return Highlight(text, tuple(map(tuple, out)))
 
-    def _lay_out(self):
-        text = self.text
+    def _glued(self, i: int) -> bool:
+        """Whether word i and the next stand a single space apart (their marks join)."""
+        spans = self._layout[1]
+        return self.text[spans[i][1]:spans[i + 1][0]] == " "
+
+    def _lay_out(self) -> tuple[str, list[tuple[int, int]], int]:
+        """The text shown, its words' character spans, and how many of them it shows. The
+        sentence's text is whitespace-collapsed from here on (Abstract.stored's is not yet)."""
+        self.text = text = " ".join(self.text.split())
         spans = [m.span() for m in _WORD.finditer(text)]
-        glued = [text[a[1]:b[0]] == " " for a, b in itertools.pairwise(spans)]
-        if len(text) > HIGHLIGHT_CHARS:  # cut at a word; marks past the cut are dropped
-            head = text[:HIGHLIGHT_CHARS]
-            space = head.rfind(" ")
-            head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-")
-            text = head + "…"
-        limit = len(text) - (text is not self.text)
-        return text, spans, glued, sum(1 for _, end in spans if end <= limit)
+        if len(spans) != len(self.stems):  # stems stored by a tokenizer that split otherwise:
+            spans = []  # the sentence is shown unmarked rather than marked in the wrong place
+        if len(text) <= HIGHLIGHT_CHARS:
+            return text, spans, len(spans)
+        head = text[:HIGHLIGHT_CHARS]  # cut at a word; marks past the cut are dropped
+        space = head.rfind(" ")
+        head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-")
+        return head + "…", spans, sum(1 for _, end in spans if end <= len(head))
 
 
-def split_sentences(text: str) -> list[str]:
-    """A text's sentences, whitespace collapsed."""
-    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+class Abstract(NamedTuple):
+    """An abstract's sentences and all its stems: what does not depend on the reader, so
+    readers who are shown the same item share it."""
+
+    sentences: tuple[_Sentence, ...]
+    every: frozenset[str]
+
+    @classmethod
+    def read(cls, abstract: str) -> Abstract:
+        """From the text: split into sentences, each sentence's words found and stemmed."""
+        out = tuple(map(_Sentence, lexical.split_sentences(abstract)))
+        return cls(out, frozenset().union(*(s.present for s in out)))
+
+    @classmethod
+    def stored(cls, abstract: str, stems: list[str], ends: Sequence[int],
+               counts: Sequence[int]) -> Abstract:
+        """From an entry's stored analysis: its abstract words' stems, and where its sentences
+        end and how many words each holds (lexical.sentence_shape), so neither the sentence
+        split nor the stemming is done again, nor the whitespace collapsed but where shown."""
+        out, at, w = [], 0, 0
+        for end, n_words in zip(ends, counts, strict=True):
+            out.append(_Sentence(abstract[at:end], stems[w:w + n_words]))
+            at, w = end, w + n_words
+        return cls(tuple(out), frozenset(stems))
 
 
 @functools.lru_cache(maxsize=4096)
-def _sentences(abstract: str) -> tuple[tuple[_Sentence, ...], frozenset[str],
-                                       dict[str, list[int]]]:
-    """An abstract's sentences, all its stems, and the sentences each stem is in: what does
-    not depend on the reader, so readers who are shown the same item share it."""
-    out = tuple(map(_Sentence, split_sentences(abstract)))
-    where: dict[str, list[int]] = {}
-    for j, s in enumerate(out):
-        for stem in s.present:
-            where.setdefault(stem, []).append(j)
-    return out, frozenset(where), where
+def _sentences(abstract: str) -> Abstract:
+    return Abstract.read(abstract)
 
 
 def _best(counts: list[int]) -> tuple[list[int], int]:

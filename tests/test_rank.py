@@ -9,7 +9,7 @@ import time_machine
 from conftest import FIXTURES
 
 from digest.dates import digest_window
-from digest.lexical import TOKENIZER_VERSION, decode_analysis
+from digest.lexical import ANALYSIS_VERSION, TOKENIZER_VERSION, decode_analysis
 from digest.models import SURPRISE, iso_utc
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection
@@ -354,7 +354,7 @@ def test_story_grouping_finds_every_near_duplicate_pair():
 
 
 _RANK_BOTH_WAYS = """
-import json, sys
+import gc, json, sys
 from datetime import datetime
 from digest.config import load_config
 from digest.rank import Ranker, Selection
@@ -362,6 +362,7 @@ from digest.store import Store
 config = load_config(sys.argv[1])
 store = Store(config.digest.database)
 out = []
+settings = gc.get_threshold()
 for workers in (1, 2):
     ranker = Ranker(config, store, store.entries_for_ranking(), datetime.fromisoformat(sys.argv[2]))
     assert ranker._can_fork()  # else workers=2 would quietly run in this process
@@ -369,13 +370,16 @@ for workers in (1, 2):
     out.append({"ranked": [(u.name, [r.as_json() for r in items]) for u, items in
                            ranker.rank_many(users, selection=Selection(3, 0.01, 1), workers=workers)],
                 "warnings": {str(k): v for k, v in ranker.library_warnings.items()}})
+    # Ranking changes how often the collector runs, and freezes the model: only while it ranks.
+    assert gc.get_threshold() == settings and gc.get_freeze_count() == 0 and gc.isenabled()
 print(json.dumps(out))
 """
 
 
 def test_worker_processes_rank_exactly_like_one_process(project):
-    """Forked workers: same digests in the same order, library warnings brought back. Run in a
-    fresh interpreter: ranking forks only when single-threaded, and the test session is not."""
+    """Forked workers: same digests in the same order, library warnings brought back, the
+    garbage collector's settings as they were. Run in a fresh interpreter: ranking forks only
+    when single-threaded, and the test session is not."""
     import subprocess
     import sys
 
@@ -423,11 +427,14 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
         stored = [decode_analysis(e.analysis) for e in s.entries_for_ranking()]
         assert all(a is not None and len(a[0]) for a in stored)
         assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
-        # Not stored, stored as text (schema 3), or by another tokenizer version: redone.
-        other = struct.pack("<3i", int(TOKENIZER_VERSION) + 1, 0, 0)
+        # Not stored, stored as text (schema 3), in the layout before sentences were kept, or
+        # by another tokenizer version: redone.
+        older = struct.pack("<5i", int(TOKENIZER_VERSION), 1, 1, 7, 7)
+        other = struct.pack("<4i", ANALYSIS_VERSION + 100, 0, 0, 0)
         s.db.execute("UPDATE entries SET analysis = ''")
-        s.db.execute("UPDATE entries SET analysis = '1\x1ebee flower' WHERE rowid % 3 = 0")
-        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 3 = 1", [other])
+        s.db.execute("UPDATE entries SET analysis = '1\x1ebee flower' WHERE rowid % 4 = 0")
+        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 4 = 1", [other])
+        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 4 = 2", [older])
         s.db.conn.commit()
         assert all(decode_analysis(e.analysis) is None for e in s.entries_for_ranking())
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from digest.highlight import Abstract
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
 from digest.models import StoredEntry
 from digest.normalize import MIN_TITLE_KEY_WORDS, title_key
@@ -142,21 +143,24 @@ class Pool:
         todo = [k for k, a in enumerate(analyses) if a is None]
         if todo:
             parts = {k: analyze_entry(entries[k].title, entries[k].summary_text) for k in todo}
-            ids = store.term_ids({w for p in parts.values() for ws in p for w in ws})
+            ids = store.term_ids({w for p in parts.values() for ws in p[:3] for w in ws})
             computed = []
             for k, p in parts.items():
                 entries[k].analysis = encode_analysis(p, ids)
                 analyses[k] = decode_analysis(entries[k].analysis)
                 computed.append((entries[k].id, entries[k].analysis))
             store.save_analysis(computed)
-        self.terms = TermWeights([a[0] for a in analyses])
+        self._analyses = analyses
+        self._abstracts: dict[int, Abstract] = {}
+        self.terms = TermWeights([a.terms for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
         self.concepts = Concepts(self.terms.docs, tuning.concepts, store.term_words)
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
         self._embedder = embedder
-        self._phrase_index = PhraseIndex([a[1] for a in analyses], [a[2] for a in analyses])
+        self._phrase_index = PhraseIndex([a.title_words for a in analyses],
+                                         [a.words for a in analyses])
         # The configured readers' phrases, indexed in one pass rather than one per phrase.
         self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
         self._phrase_index.index({self._phrase_ids(p) for p in phrases})
@@ -181,7 +185,7 @@ class Pool:
         self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
         self.pop_signal = np.log1p(pops) / math.log(101)
         # Stories join near-identical titles, compared on their (stemmed) words.
-        self.story = stories([frozenset(a[1].tolist()) for a in analyses])
+        self.story = stories([frozenset(a.title_words.tolist()) for a in analyses])
 
     @functools.cached_property
     def by_title(self) -> dict[str, list[int]]:
@@ -202,6 +206,32 @@ class Pool:
         for key, entry_id in self.store.strong_keys(list(self.index_of)):
             out.setdefault(key, []).append(self.index_of[entry_id])
         return out
+
+    @functools.cached_property
+    def word_of(self) -> np.ndarray:
+        """The words of the term ids in the pool's abstracts, indexed by id, for their
+        highlights: one query per pool (made before workers fork, see Ranker.rank_many)."""
+        ids = np.unique(np.concatenate([np.zeros(0, np.int32)]
+                                       + [a.words for a in self._analyses]))
+        table = np.empty(int(ids[-1]) + 1 if len(ids) else 0, dtype=object)
+        found = self.store.term_words(ids.tolist())
+        table[list(found)] = list(found.values())
+        return table
+
+    def abstract(self, i: int) -> Abstract:
+        """Entry i's abstract as its highlight reads it, from the stored analysis: its
+        sentences and stems were worked out once, when the entry was first ranked (from its
+        text when they could not be, see lexical.sentence_shape). Built for the items shown."""
+        found = self._abstracts.get(i)
+        if found is None:
+            a, text = self._analyses[i], self.entries[i].summary_text
+            if len(a.sentence_ends) or not a.words.size:
+                found = Abstract.stored(text, self.word_of[a.words].tolist(),
+                                        a.sentence_ends.tolist(), a.sentence_words.tolist())
+            else:
+                found = Abstract.read(text)
+            self._abstracts[i] = found
+        return found
 
     @functools.cached_property
     def sentences(self) -> Sentences:

@@ -28,6 +28,12 @@ from digest.store import Store
 
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
 SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
+# Garbage collection while ranking: a young collection every 50,000 new objects, not 700. Each
+# shown item allocates dozens of small ones (its sentence's word spans, reasons, results), and
+# at Python's default the older generations' collections came often enough to walk the
+# highlights' growing caches again and again: a quarter of ranking's time on a pool of 5,000
+# different abstracts (benchmarks/bench_rank.py), for no memory saved (the same peak).
+GC_THRESHOLD = (50_000, 20, 20)
 
 
 class Ranker:
@@ -79,11 +85,14 @@ class Ranker:
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
         if workers > 1 and len(batches) > 1:
             self._embed_sentences(readers)
+            _ = self.pool.word_of  # the highlights' words: one query here, not one per worker
         # The built model is a large heap of long-lived objects: a full garbage collection,
         # which ranking's many small objects trigger now and then, would walk all of it each
         # time. Frozen, they are left alone; in forked workers, a collection would also copy
         # every page it visits (gc.freeze's documented use before a fork).
         gc.freeze()
+        threshold = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLD)  # forked workers inherit it
         try:
             if workers > 1 and len(batches) > 1 and self._can_fork():
                 yield from self._forked(batches, limit, selection, workers)
@@ -93,6 +102,7 @@ class Ranker:
                     results = self._rank_batch(batch, limit, selection)
                 yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
         finally:
+            gc.set_threshold(*threshold)
             gc.unfreeze()
 
     def _forked(self, batches: list, limit: int | None, selection: Selection | None,
@@ -237,19 +247,26 @@ class Ranker:
             best = both.argmax(axis=0)
             close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
             seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
-        return [self._ranked(user, i, scores, meta, seed) for i, seed in zip(rows, seeds, strict=True)]
+        # Where each phrase matched, for all the rows in one step per phrase, not per item.
+        found = [(phrase, ph.match[rows].tolist()) for phrase, _, ph in meta.phrases]
+        demoted = [(phrase, ph.match[rows].tolist()) for phrase, ph in meta.excluded]
+        values = scores[rows].tolist()
+        return [self._ranked(user, i, values[k], meta, seed, [(p, m[k]) for p, m in found],
+                             [(p, m[k]) for p, m in demoted])
+                for k, (i, seed) in enumerate(zip(rows, seeds, strict=True))]
 
-    def _ranked(self, user: UserConfig, i: int, scores: np.ndarray, meta: Reader,
-                seed: int | None) -> Pick:
-        """One entry's score and reasons, strongest signal first."""
+    def _ranked(self, user: UserConfig, i: int, score: float, meta: Reader, seed: int | None,
+                phrases: list[tuple[str, int]], excluded: list[tuple[str, int]]) -> Pick:
+        """One entry's score and reasons, strongest signal first. `phrases` and `excluded`:
+        where each of the reader's phrases matched this entry (phrases.IN_TITLE …)."""
         e = self.entries[i]
         if i in meta.owned:  # only `rank --all` shows one: "similar to" itself says nothing
             reasons = ["in your library"]
         else:
             reasons = [meta.seed_names[seed]] if seed is not None else []
-        for phrase, _, ph in meta.phrases:
-            if ph.match[i] >= IN_ABSTRACT:
-                where = "title" if ph.match[i] == IN_TITLE else "abstract"
+        for phrase, match in phrases:
+            if match >= IN_ABSTRACT:
+                where = "title" if match == IN_TITLE else "abstract"
                 reasons.append(f'matches "{phrase}" in the {where}')
         if meta.authors:
             names = [a for a, key in zip(e.authors, self.pool.author_keys[i], strict=True)
@@ -263,17 +280,17 @@ class Ranker:
                 reasons.append(f"in {cats[0]}")
         if user.popularity > 0 and e.popularity >= POPULAR_UPVOTES:
             reasons.append(f"trending: {e.popularity} upvotes")
-        for phrase, ph in meta.excluded:
-            if ph.match[i] >= IN_ABSTRACT:
+        for phrase, match in excluded:
+            if match >= IN_ABSTRACT:
                 reasons.append(f'demoted: mentions "{phrase}"')
-        return Pick(i, round(float(scores[i]), 6), reasons, seed=seed)
+        return Pick(i, round(score, 6), reasons, seed=seed)
 
     def _highlighted(self, picks: list[Pick], meta: Reader) -> list[Pick]:
         """The picks with the sentence of each abstract that matched the reader, chosen only
         for what is shown (not for every candidate select looked at)."""
         titles, texts = meta.seeds.titles, meta.seeds.texts
         return [p._replace(highlight=highlight(
-            self.entries[p.row].summary_text, meta.profile,
+            self.pool.abstract(p.row), meta.profile,
             seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset()))
             for p in picks]
 
