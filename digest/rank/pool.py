@@ -151,7 +151,7 @@ class Pool:
                 computed.append((entries[k].id, entries[k].analysis))
             store.save_analysis(computed)
         self._analyses = analyses
-        self._abstracts: dict[int, Abstract] = {}
+        self._abstracts: dict[str, Abstract] = {}
         self.terms = TermWeights([a.terms for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
@@ -208,29 +208,31 @@ class Pool:
         return out
 
     @functools.cached_property
-    def word_of(self) -> np.ndarray:
-        """The words of the term ids in the pool's abstracts, indexed by id, for their
-        highlights: one query per pool (made before workers fork, see Ranker.rank_many)."""
+    def vocabulary(self) -> tuple[np.ndarray, np.ndarray]:
+        """The term ids in the pool's abstracts (sorted) and their words, for the highlights:
+        one query per pool (made before workers fork, see Ranker.rank_many)."""
         ids = np.unique(np.concatenate([np.zeros(0, np.int32)]
                                        + [a.words for a in self._analyses]))
-        table = np.empty(int(ids[-1]) + 1 if len(ids) else 0, dtype=object)
         found = self.store.term_words(ids.tolist())
-        table[list(found)] = list(found.values())
-        return table
+        words = np.empty(len(ids), dtype=object)
+        words[:] = [found[i] for i in ids.tolist()]
+        return ids, words
 
     def abstract(self, i: int) -> Abstract:
         """Entry i's abstract as its highlight reads it, from the stored analysis: its
         sentences and stems were worked out once, when the entry was first ranked (from its
         text when they could not be, see lexical.sentence_shape). Built for the items shown."""
-        found = self._abstracts.get(i)
+        text = self.entries[i].summary_text
+        found = self._abstracts.get(text)  # by text: entries that share an abstract share it
         if found is None:
-            a, text = self._analyses[i], self.entries[i].summary_text
+            a = self._analyses[i]
             if len(a.sentence_ends) or not a.words.size:
-                found = Abstract.stored(text, self.word_of[a.words].tolist(),
+                ids, words = self.vocabulary
+                found = Abstract.stored(text, words[np.searchsorted(ids, a.words)].tolist(),
                                         a.sentence_ends.tolist(), a.sentence_words.tolist())
             else:
                 found = Abstract.read(text)
-            self._abstracts[i] = found
+            self._abstracts[text] = found
         return found
 
     @functools.cached_property

@@ -85,7 +85,7 @@ class Ranker:
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
         if workers > 1 and len(batches) > 1:
             self._embed_sentences(readers)
-            _ = self.pool.word_of  # the highlights' words: one query here, not one per worker
+            _ = self.pool.vocabulary  # the highlights' words: one query here, not per worker
         # The built model is a large heap of long-lived objects: a full garbage collection,
         # which ranking's many small objects trigger now and then, would walk all of it each
         # time. Frozen, they are left alone; in forked workers, a collection would also copy
