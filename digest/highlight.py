@@ -39,13 +39,11 @@ def highlight(abstract: str | Abstract, profile: Profile,
               seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences, every = abstract if isinstance(abstract, Abstract) else _sentences(abstract)
+    sentences = (abstract if isinstance(abstract, Abstract) else _sentences(abstract)).sentences
     if not sentences:
         return Highlight("")
-    # Only what of the profile occurs somewhere in the abstract is looked for sentence by
-    # sentence, tier by tier: a later tier only breaks the ties of the one before.
-    phrases = [p for p in profile.phrases if every.issuperset(p)]
-    seed, library = seed & every, profile.library & every
+    # Tier by tier: a later tier only breaks the ties of the one before.
+    phrases = profile.phrases
     candidates = range(len(sentences))
     key = [0, 0, 0]
     if phrases:
@@ -55,6 +53,7 @@ def highlight(abstract: str | Abstract, profile: Profile,
                 if s.present.issuperset(p):
                     counts[j] += len(s.starts(p))
         candidates, key[0] = _best(counts)
+    library = profile.library
     for tier, words in ((1, seed), (2, library)):
         if words and len(candidates) > 1:  # per sentence, how many of the words it has
             chosen, key[tier] = _best([len(sentences[j].present & words) for j in candidates])
@@ -150,17 +149,15 @@ class _Sentence:
 
 
 class Abstract(NamedTuple):
-    """An abstract's sentences and all its stems: what does not depend on the reader, so
-    readers who are shown the same item share it."""
+    """An abstract's sentences: what does not depend on the reader, so readers who are shown
+    the same item share it (about 20 KB each, most of it the sentences' sets of stems)."""
 
     sentences: tuple[_Sentence, ...]
-    every: frozenset[str]
 
     @classmethod
     def read(cls, abstract: str) -> Abstract:
         """From the text: split into sentences, each sentence's words found and stemmed."""
-        out = tuple(map(_Sentence, lexical.split_sentences(abstract)))
-        return cls(out, frozenset().union(*(s.present for s in out)))
+        return cls(tuple(map(_Sentence, lexical.split_sentences(abstract))))
 
     @classmethod
     def stored(cls, abstract: str, stems: list[str], ends: Sequence[int],
@@ -172,7 +169,7 @@ class Abstract(NamedTuple):
         for end, n_words in zip(ends, counts, strict=True):
             out.append(_Sentence(abstract[at:end], stems[w:w + n_words]))
             at, w = end, w + n_words
-        return cls(tuple(out), frozenset(stems))
+        return cls(tuple(out))
 
 
 @functools.lru_cache(maxsize=4096)

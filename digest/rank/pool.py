@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,9 @@ from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
 GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's step: 2⁶⁴ / φ
+# Abstracts kept ready for highlights (Pool.abstract), about 20 KB each: a process ranking a
+# pool of tens of thousands (`digest rank --all`) holds at most ~90 MB of them. A memory bound.
+ABSTRACTS = 4096
 _POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32)
 
 
@@ -151,7 +155,7 @@ class Pool:
                 computed.append((entries[k].id, entries[k].analysis))
             store.save_analysis(computed)
         self._analyses = analyses
-        self._abstracts: dict[str, Abstract] = {}
+        self._abstracts: OrderedDict[str, Abstract] = OrderedDict()
         self.terms = TermWeights([a.terms for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
@@ -224,7 +228,9 @@ class Pool:
         text when they could not be, see lexical.sentence_shape). Built for the items shown."""
         text = self.entries[i].summary_text
         found = self._abstracts.get(text)  # by text: entries that share an abstract share it
-        if found is None:
+        if found is not None:
+            self._abstracts.move_to_end(text)
+        else:
             a = self._analyses[i]
             if len(a.sentence_ends) or not a.words.size:
                 ids, words = self.vocabulary
@@ -233,6 +239,8 @@ class Pool:
             else:
                 found = Abstract.read(text)
             self._abstracts[text] = found
+            if len(self._abstracts) > ABSTRACTS:
+                self._abstracts.popitem(last=False)  # the least recently shown
         return found
 
     @functools.cached_property
