@@ -28,11 +28,9 @@ from digest.store import Store
 
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
 SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
-# Garbage collection while ranking: a young collection every 50,000 new objects, not 700. Each
-# shown item allocates dozens of small ones (its sentence's word spans, reasons, results), and
-# at Python's default the older generations' collections came often enough to walk the
-# highlights' growing caches again and again: a quarter of ranking's time on a pool of 5,000
-# different abstracts (benchmarks/bench_rank.py), for no memory saved (the same peak).
+# While ranking, a young garbage collection every 50,000 new objects, not Python's 700: each
+# shown item makes dozens of small ones, and the older generations' collections then walked the
+# highlights' caches over and over (a quarter of ranking's time, benchmarks/bench_rank.py).
 GC_THRESHOLD = (50_000, 20, 20)
 
 
