@@ -18,7 +18,7 @@ from digest.models import Highlight
 
 HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
 # The words an entry's stored analysis holds (lexical.words), so a highlight can be made from
-# them (Abstract.of) or from the text (Abstract.read) alike.
+# them (Abstract.stored) or from the text (Abstract.read) alike.
 _WORD = lexical.WORD_SPAN_RE
 
 
@@ -174,6 +174,7 @@ class Abstract(NamedTuple):
 
 @functools.lru_cache(maxsize=4096)
 def _sentences(abstract: str) -> Abstract:
+    """highlight() given a text: read once per process (readers share abstracts)."""
     return Abstract.read(abstract)
 
 
