@@ -7,7 +7,7 @@
 
 Each reader has 5 interest phrases, 2 followed authors and their own seed library of 10 papers
 (a .bib file), all drawn from ../shared/corpus/papers.jsonl; the entries are made from its
-papers too, every one different (paper()). Timed: building the shared model
+papers too, every one different (common.paper). Timed: building the shared model
 (tokens, IDF, entry matrix) once, then ranking every reader and selecting their digest (top 20).
 The side-by-side alternative ranks each reader with one SQLite FTS5 BM25 query (their phrases
 and their library's top terms), the "use the FTS index" design.
@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_corpus, peak_rss_mib
+from common import load_corpus, paper, peak_rss_mib
 
 from digest import highlight, lexical
 from digest.config import load_config
@@ -77,25 +77,9 @@ def write_readers(tmp: Path, papers: list[dict], n_readers: int, rnd: random.Ran
     return "".join(users)
 
 
-def paper(papers: list[dict], k: int) -> tuple[str, str]:
-    """The k-th entry's title and abstract: a corpus paper's for the first len(papers), then
-    the first half of one paper's title and sentences joined to the second half of another's.
-    So every entry is different, as a day's pool is: repeating the corpus's 550 abstracts
-    made what is worked out once per abstract (a highlight's sentences) look nine times
-    cheaper than it is, and copies of one title are one story (one item per digest)."""
-    p = papers[k % len(papers)]
-    if k < len(papers):
-        return p["title"], p["abstract"]
-    q = papers[(k * 7 + k // len(papers)) % len(papers)]
-    a, b = p["title"].split(), q["title"].split()
-    sa, sb = lexical.split_sentences(p["abstract"]), lexical.split_sentences(q["abstract"])
-    return (" ".join(a[:(len(a) + 1) // 2] + b[len(b) // 2:]),
-            " ".join(sa[:(len(sa) + 1) // 2] + sb[len(sb) // 2:]))
-
-
 def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
-    """Entries in a real store (paper()), and readers with their own library each (no two
-    alike)."""
+    """Entries in a real store (common.paper), and readers with their own library each (no
+    two alike)."""
     rnd = random.Random(7)
     entries = []
     for k in range(n_entries):

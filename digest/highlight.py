@@ -162,9 +162,9 @@ class Abstract(NamedTuple):
     @classmethod
     def stored(cls, abstract: str, stems: list[str], ends: Sequence[int],
                counts: Sequence[int]) -> Abstract:
-        """From an entry's stored analysis: its abstract words' stems, and where its sentences
-        end and how many words each holds (lexical.sentence_shape), so neither the sentence
-        split nor the stemming is done again, nor the whitespace collapsed but where shown."""
+        """From an entry's stored words (their stems) and where its sentences end and how many
+        words each holds (lexical.sentence_shape): nothing is stemmed again, and the whitespace
+        is collapsed only in the sentence shown."""
         out, at, w = [], 0, 0
         for end, n_words in zip(ends, counts, strict=True):
             out.append(_Sentence(abstract[at:end], stems[w:w + n_words]))

@@ -18,8 +18,6 @@ import snowballstemmer
 # specific than their parts (reviewer-dev error 0.202 whole vs 0.212 split). Phrase matching
 # splits them, so the interest "long context" finds "Long-Context".
 TOKENIZER_VERSION = "1"  # bump when tokens() changes: cached library tokens are keyed by it
-# The layout of a stored entry analysis (encode_analysis): its first number, with the tokenizer's.
-ANALYSIS_VERSION = 100 * int(TOKENIZER_VERSION) + 2
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 # The same words as words() finds (TOKEN_RE's on the lowercased text, compounds split), found in
@@ -119,18 +117,14 @@ class Analysis(NamedTuple):
     terms: np.ndarray  # TF-IDF tokens of title and abstract
     title_words: np.ndarray  # words(title)
     words: np.ndarray  # words(abstract)
-    # The abstract's sentences (split_sentences): where each ends in the text as stored, and
-    # how many of `words` it holds. Empty when they could not be told apart (sentence_shape).
-    sentence_ends: np.ndarray
-    sentence_words: np.ndarray
 
 
 def sentence_shape(text: str, n_words: int) -> tuple[list[int], list[int]]:
     """split_sentences(text) as (end in `text`, words) per sentence: sentence k is
-    text[end of k − 1 : end of k] collapsed, so the words of each can be cut from the abstract's
-    stored words without reading the text again. ([], []) if the sentences' words do not add
-    up to the `n_words` words() found (a few letters change length or script when lowercased,
-    "K" the Kelvin sign among them)."""
+    text[end of k − 1 : end of k] collapsed, so the words of each can be cut from the
+    abstract's words() (`n_words` of them, stored with the entry) without stemming them again.
+    ([], []) if the sentences' words do not add up to them (a few letters change length or
+    script when lowercased, "K" the Kelvin sign among them)."""
     if not text.strip():
         return [], []
     ends = [m.start() for m in _SENTENCE_END.finditer(text)] + [len(text)]
@@ -140,38 +134,34 @@ def sentence_shape(text: str, n_words: int) -> tuple[list[int], list[int]]:
     return ends, counts
 
 
-def analyze_entry(title: str, summary_text: str) -> tuple[list[str], list[str], list[str],
-                                                        tuple[list[int], list[int]]]:
-    """(tokens of title and abstract, title words, abstract words, the abstract's
-    sentence_shape): what ranking and its highlights need."""
+def analyze_entry(title: str, summary_text: str) -> tuple[list[str], list[str], list[str]]:
+    """(tokens of title and abstract, title words, abstract words): what ranking needs."""
     t_terms, t_words = analyze(title)
     b_terms, b_words = analyze(summary_text)
-    return t_terms + b_terms, t_words, b_words, sentence_shape(summary_text, len(b_words))
+    return t_terms + b_terms, t_words, b_words
 
 
-def encode_analysis(parts: tuple[list[str], list[str], list[str], tuple[list[int], list[int]]],
+def encode_analysis(parts: tuple[list[str], list[str], list[str]],
                     ids: Mapping[str, int]) -> bytes:
-    """analyze_entry's lists as int32 term-dictionary ids behind a 4-int header (the
-    layout's version, the first two lengths and the number of sentences), the sentences'
-    shape last: stored with the entry the first time it is ranked, decoded by numpy without
-    creating a Python string per word."""
-    terms, t_words, b_words, (ends, counts) = parts
-    header = [ANALYSIS_VERSION, len(terms), len(t_words), len(ends)]
+    """analyze_entry's lists as int32 term-dictionary ids behind a 3-int header (tokenizer
+    version and the first two lengths): stored with the entry the first time it is ranked,
+    decoded by numpy without creating a Python string per word."""
+    terms, t_words, b_words = parts
+    header = [int(TOKENIZER_VERSION), len(terms), len(t_words)]
     body = list(map(ids.__getitem__, terms + t_words + b_words))
-    return np.asarray(header + body + ends + counts, dtype="<i4").tobytes()
+    return np.asarray(header + body, dtype="<i4").tobytes()
 
 
 def decode_analysis(stored: bytes | str | None) -> Analysis | None:
-    """An Analysis, or None when absent or stored by another tokenizer or layout (or in the
-    old text form): the entry is then analyzed again."""
-    if not isinstance(stored, bytes) or len(stored) < 16:
+    """An Analysis, or None when absent or stored by another tokenizer (or in the old text
+    form)."""
+    if not isinstance(stored, bytes) or len(stored) < 12:
         return None
     a = np.frombuffer(stored, dtype="<i4")
-    if a[0] != ANALYSIS_VERSION:
+    if a[0] != int(TOKENIZER_VERSION):
         return None
-    nt, nw, ns = 4 + int(a[1]), 4 + int(a[1]) + int(a[2]), int(a[3])
-    end = len(a) - 2 * ns
-    return Analysis(a[4:nt], a[nt:nw], a[nw:end], a[end:end + ns], a[end + ns:])
+    nt, nw = 3 + int(a[1]), 3 + int(a[1]) + int(a[2])
+    return Analysis(a[3:nt], a[nt:nw], a[nw:])
 
 
 class TermWeights:

@@ -76,10 +76,11 @@ def test_the_seed_paper_then_the_library_decide_when_no_phrase_matches():
 
 
 def test_a_highlight_from_the_stored_analysis_is_the_one_from_the_text():
-    """The ranker builds an abstract's sentences from what was stored when the entry was first
-    ranked (its words' stems, where each sentence ends), not from the text again; both give
-    the same highlight, whatever the abstract's spacing. Where lowercasing changes the words
-    (the Kelvin sign lowercases to "k"), nothing is stored and the text is read instead."""
+    """The ranker builds an abstract's sentences from the words stored with the entry when it
+    was first ranked (their stems), cut where each sentence ends, instead of stemming the text
+    again; both give the same highlight, whatever the abstract's spacing. Where lowercasing
+    changes the words (the Kelvin sign lowercases to "k"), the two cannot be matched up and the
+    text is read instead."""
     profiles = [Profile.of(["style transfer"], []), Profile.of([], ["Wing pattern variation"]),
                 Profile.of(["protein folding"], ["Flowers and their pollinators"])]
     texts = [ABSTRACT, "\n  Bees are insects.\tWing  patterns vary\nbetween species.  "

@@ -9,7 +9,7 @@ import time_machine
 from conftest import FIXTURES
 
 from digest.dates import digest_window
-from digest.lexical import ANALYSIS_VERSION, TOKENIZER_VERSION, decode_analysis
+from digest.lexical import TOKENIZER_VERSION, decode_analysis
 from digest.models import SURPRISE, iso_utc
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection
@@ -427,14 +427,11 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
         stored = [decode_analysis(e.analysis) for e in s.entries_for_ranking()]
         assert all(a is not None and len(a[0]) for a in stored)
         assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
-        # Not stored, stored as text (schema 3), in the layout before sentences were kept, or
-        # by another tokenizer version: redone.
-        older = struct.pack("<5i", int(TOKENIZER_VERSION), 1, 1, 7, 7)
-        other = struct.pack("<4i", ANALYSIS_VERSION + 100, 0, 0, 0)
+        # Not stored, stored as text (schema 3), or by another tokenizer version: redone.
+        other = struct.pack("<3i", int(TOKENIZER_VERSION) + 1, 0, 0)
         s.db.execute("UPDATE entries SET analysis = ''")
-        s.db.execute("UPDATE entries SET analysis = '1\x1ebee flower' WHERE rowid % 4 = 0")
-        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 4 = 1", [other])
-        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 4 = 2", [older])
+        s.db.execute("UPDATE entries SET analysis = '1\x1ebee flower' WHERE rowid % 3 = 0")
+        s.db.execute("UPDATE entries SET analysis = ? WHERE rowid % 3 = 1", [other])
         s.db.conn.commit()
         assert all(decode_analysis(e.analysis) is None for e in s.entries_for_ranking())
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before

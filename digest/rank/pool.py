@@ -16,7 +16,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from digest.highlight import Abstract
-from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
+from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, sentence_shape, words
 from digest.models import StoredEntry
 from digest.normalize import MIN_TITLE_KEY_WORDS, title_key
 from digest.rank.phrases import PhraseIndex
@@ -147,7 +147,7 @@ class Pool:
         todo = [k for k, a in enumerate(analyses) if a is None]
         if todo:
             parts = {k: analyze_entry(entries[k].title, entries[k].summary_text) for k in todo}
-            ids = store.term_ids({w for p in parts.values() for ws in p[:3] for w in ws})
+            ids = store.term_ids({w for p in parts.values() for ws in p for w in ws})
             computed = []
             for k, p in parts.items():
                 entries[k].analysis = encode_analysis(p, ids)
@@ -223,19 +223,21 @@ class Pool:
         return ids, words
 
     def abstract(self, i: int) -> Abstract:
-        """Entry i's abstract as its highlight reads it, from the stored analysis: its
-        sentences and stems were worked out once, when the entry was first ranked (from its
-        text when they could not be, see lexical.sentence_shape). Built for the items shown."""
+        """Entry i's abstract as its highlight reads it: split into sentences here, each
+        sentence's stems cut from the entry's stored words (lexical.sentence_shape), so only
+        for the items shown and without stemming again (from the text alone where the two
+        could not be matched up)."""
         text = self.entries[i].summary_text
         found = self._abstracts.get(text)  # by text: entries that share an abstract share it
         if found is not None:
             self._abstracts.move_to_end(text)
         else:
-            a = self._analyses[i]
-            if len(a.sentence_ends) or not a.words.size:
+            stored = self._analyses[i].words
+            ends, counts = sentence_shape(text, len(stored))
+            if ends or not len(stored):
                 ids, words = self.vocabulary
-                found = Abstract.stored(text, words[np.searchsorted(ids, a.words)].tolist(),
-                                        a.sentence_ends.tolist(), a.sentence_words.tolist())
+                found = Abstract.stored(text, words[np.searchsorted(ids, stored)].tolist(),
+                                        ends, counts)
             else:
                 found = Abstract.read(text)
             self._abstracts[text] = found
