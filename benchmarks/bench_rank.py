@@ -174,7 +174,7 @@ def embedding_rate(papers: list[dict], n: int = 256) -> tuple[float, float, floa
         t = time.perf_counter()
         embedder.embed(texts)
         rate = len(texts) / (time.perf_counter() - t)
-        sentences = list(dict.fromkeys(x for text in texts for x in lexical.split_sentences(text)))
+        sentences = list(dict.fromkeys(x for text in texts for x in highlight.split_sentences(text)))
         t = time.perf_counter()
         embedder.embed(sentences)
         sentence_rate = len(sentences) / (time.perf_counter() - t)

@@ -25,7 +25,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, peak_rss_mib
 
-from digest import lexical
 from digest.highlight import Profile, highlight
 from digest.links import Links
 from digest.render import DigestView, ItemView, Renderer, SectionView, cut, markup, shorten_authors
@@ -94,18 +93,15 @@ def views(n: int) -> list[DigestView]:
     return out
 
 
-def highlight_cost(n: int, runs: int) -> tuple[float, float, float]:
-    """Median ms per item of choosing the sentence over every reader's digest: each abstract
-    read from its text the first time it is shown (the per-abstract cache cleared before each
-    run), the same with its words' stems from what the database stores for an entry (split
-    into sentences by lexical.sentence_shape: what the ranker does), and once readers share it."""
+def highlight_cost(n: int, runs: int) -> tuple[float, float]:
+    """Median ms per item of choosing the sentence: (every reader's digest, an item's first
+    reader), the second with the per-abstract cache cleared before each run."""
     import digest.highlight as hl
 
     pool = texts()
     readers = profiles(n, pool)
     jobs = [(a, p) for r, p in enumerate(readers) for _, a in digest_items(r, pool)]
-    saved = {a: lexical.analyze(a)[1] for a, _ in jobs}  # the words stored when first ranked
-    shared, cold, stored = [], [], []
+    shared, cold = [], []
     for _ in range(runs):
         hl._sentences.cache_clear()
         t = time.perf_counter()
@@ -116,14 +112,7 @@ def highlight_cost(n: int, runs: int) -> tuple[float, float, float]:
         for a, p in jobs:
             highlight(a, p)
         shared.append((time.perf_counter() - t) / len(jobs) * 1000)
-        built: dict[str, hl.Abstract] = {}
-        t = time.perf_counter()
-        for a, p in jobs:
-            if a not in built:
-                built[a] = hl.Abstract.stored(a, saved[a], *lexical.sentence_shape(a, len(saved[a])))
-            highlight(built[a], p)
-        stored.append((time.perf_counter() - t) / len(jobs) * 1000)
-    return statistics.median(cold), statistics.median(stored), statistics.median(shared)
+    return statistics.median(cold), statistics.median(shared)
 
 
 def timed(html, text, vs: list[DigestView]) -> float:
@@ -157,9 +146,9 @@ def main() -> None:
     for k, s in med.items():
         print(f"{k:<22} {s:>8.3f} {s / a.digests * 1000:>10.3f}")
     print(f"compiled once is {med['compiled per reader'] / med['compiled once']:.2f}× faster")
-    cold, stored, warm = highlight_cost(a.digests, a.runs)
-    print(f"highlight: {cold:.3f} ms per item, every abstract new, read from its text; "
-          f"{stored:.3f} ms from its stored words; {warm:.3f} ms per item when readers share it")
+    cold, warm = highlight_cost(a.digests, a.runs)
+    print(f"highlight: {cold:.3f} ms per item, every abstract new; {warm:.3f} ms per item when "
+          "readers share it")
     print(f"peak RSS {peak_rss_mib():.0f} MiB")
 
 

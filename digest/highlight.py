@@ -9,17 +9,18 @@ picks (benchmarks/bench_render.py measures the cost per item)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from digest import lexical
 from digest.models import Highlight
 
 HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
-# The words an entry's stored analysis holds (lexical.words), so a highlight can be made from
-# them (Abstract.stored) or from the text (Abstract.read) alike.
-_WORD = lexical.WORD_SPAN_RE
+# A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
+# so "e.g. the" and "Fig. 3" mostly stay inside one.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,10 @@ class Profile:
                    library=frozenset().union(*map(_title_words, library_titles)))
 
 
-def highlight(abstract: str | Abstract, profile: Profile,
-              seed: frozenset[str] = frozenset()) -> Highlight:
+def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences = (abstract if isinstance(abstract, Abstract) else _sentences(abstract)).sentences
+    sentences = _sentences(abstract)
     if not sentences:
         return Highlight("")
     # Tier by tier: a later tier only breaks the ties of the one before.
@@ -75,15 +75,11 @@ class _Sentence:
 
     __slots__ = ("_at", "_layout", "present", "stems", "text")
 
-    def __init__(self, text: str, stems: list[str] | None = None) -> None:
-        """`stems`: its words' stems, when known (from an entry's stored analysis); `text` may
-        then still hold the abstract's own spacing."""
+    def __init__(self, text: str) -> None:
         self.text = text
-        if stems is None:
-            words = _WORD.findall(text)
-            stems = lexical.stems(" ".join(words).lower().split(" ") if words else [])
-        self.stems = stems
-        self.present = frozenset(stems)
+        words = _WORD.findall(text)
+        self.stems = lexical.stems(" ".join(words).lower().split(" ") if words else [])
+        self.present = frozenset(self.stems)
         self._at: dict[str, list[int]] | None = None
         self._layout: tuple[str, list[tuple[int, int]], int] | None = None
 
@@ -134,12 +130,9 @@ class _Sentence:
         return self.text[spans[i][1]:spans[i + 1][0]] == " "
 
     def _lay_out(self) -> tuple[str, list[tuple[int, int]], int]:
-        """The text shown, its words' character spans, and how many of them it shows. The
-        sentence's text is whitespace-collapsed from here on (Abstract.stored's is not yet)."""
-        self.text = text = " ".join(self.text.split())
+        """The text shown, its words' character spans, and how many of them it shows."""
+        text = self.text
         spans = [m.span() for m in _WORD.finditer(text)]
-        if len(spans) != len(self.stems):  # stems stored by a tokenizer that split otherwise:
-            spans = []  # the sentence is shown unmarked rather than marked in the wrong place
         if len(text) <= HIGHLIGHT_CHARS:
             return text, spans, len(spans)
         head = text[:HIGHLIGHT_CHARS]  # cut at a word; marks past the cut are dropped
@@ -148,34 +141,16 @@ class _Sentence:
         return head + "…", spans, sum(1 for _, end in spans if end <= len(head))
 
 
-class Abstract(NamedTuple):
+def split_sentences(text: str) -> list[str]:
+    """A text's sentences, whitespace collapsed."""
+    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
+
+
+@functools.lru_cache(maxsize=4096)  # about 20 KB an abstract, most of it its sentences' stems
+def _sentences(abstract: str) -> tuple[_Sentence, ...]:
     """An abstract's sentences: what does not depend on the reader, so readers who are shown
-    the same item share it (about 20 KB each, most of it the sentences' sets of stems)."""
-
-    sentences: tuple[_Sentence, ...]
-
-    @classmethod
-    def read(cls, abstract: str) -> Abstract:
-        """From the text: split into sentences, each sentence's words found and stemmed."""
-        return cls(tuple(map(_Sentence, lexical.split_sentences(abstract))))
-
-    @classmethod
-    def stored(cls, abstract: str, stems: list[str], ends: Sequence[int],
-               counts: Sequence[int]) -> Abstract:
-        """From an entry's stored words (their stems) and where its sentences end and how many
-        words each holds (lexical.sentence_shape): nothing is stemmed again, and the whitespace
-        is collapsed only in the sentence shown."""
-        out, at, w = [], 0, 0
-        for end, n_words in zip(ends, counts, strict=True):
-            out.append(_Sentence(abstract[at:end], stems[w:w + n_words]))
-            at, w = end, w + n_words
-        return cls(tuple(out))
-
-
-@functools.lru_cache(maxsize=4096)
-def _sentences(abstract: str) -> Abstract:
-    """highlight() given a text: read once per process (readers share abstracts)."""
-    return Abstract.read(abstract)
+    the same item share it."""
+    return tuple(map(_Sentence, split_sentences(abstract)))
 
 
 def _best(counts: list[int]) -> tuple[list[int], int]:

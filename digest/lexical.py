@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,12 +19,6 @@ import snowballstemmer
 TOKENIZER_VERSION = "1"  # bump when tokens() changes: cached library tokens are keyed by it
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
-# The same words as words() finds (TOKEN_RE's on the lowercased text, compounds split), found in
-# the text as written, so their character spans are the text's own: what a highlight marks.
-WORD_SPAN_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z0-9]+)*")
-# A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
-# so "e.g. the" and "Fig. 3" mostly stay inside one.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
 
 # The usual English function words; content words such as "learning" stay.
 STOPWORDS = frozenset("""
@@ -106,34 +99,6 @@ def analyze(text: str) -> tuple[list[str], list[str]]:
     return terms, stems(parts)
 
 
-def split_sentences(text: str) -> list[str]:
-    """A text's sentences, whitespace collapsed."""
-    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
-
-
-class Analysis(NamedTuple):
-    """An entry's text as term-dictionary ids, stored with it (encode_analysis)."""
-
-    terms: np.ndarray  # TF-IDF tokens of title and abstract
-    title_words: np.ndarray  # words(title)
-    words: np.ndarray  # words(abstract)
-
-
-def sentence_shape(text: str, n_words: int) -> tuple[list[int], list[int]]:
-    """split_sentences(text) as (end in `text`, words) per sentence: sentence k is
-    text[end of k − 1 : end of k] collapsed, so the words of each can be cut from the
-    abstract's words() (`n_words` of them, stored with the entry) without stemming them again.
-    ([], []) if the sentences' words do not add up to them (a few letters change length or
-    script when lowercased, "K" the Kelvin sign among them)."""
-    if not text.strip():
-        return [], []
-    ends = [m.start() for m in _SENTENCE_END.finditer(text)] + [len(text)]
-    counts = [len(WORD_SPAN_RE.findall(text[a:b])) for a, b in zip([0, *ends], ends, strict=False)]
-    if sum(counts) != n_words:
-        return [], []
-    return ends, counts
-
-
 def analyze_entry(title: str, summary_text: str) -> tuple[list[str], list[str], list[str]]:
     """(tokens of title and abstract, title words, abstract words): what ranking needs."""
     t_terms, t_words = analyze(title)
@@ -152,16 +117,16 @@ def encode_analysis(parts: tuple[list[str], list[str], list[str]],
     return np.asarray(header + body, dtype="<i4").tobytes()
 
 
-def decode_analysis(stored: bytes | str | None) -> Analysis | None:
-    """An Analysis, or None when absent or stored by another tokenizer (or in the old text
-    form)."""
+def decode_analysis(stored: bytes | str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(term ids, title word ids, abstract word ids), or None when absent or stored by another
+    tokenizer (or in the old text form)."""
     if not isinstance(stored, bytes) or len(stored) < 12:
         return None
     a = np.frombuffer(stored, dtype="<i4")
     if a[0] != int(TOKENIZER_VERSION):
         return None
     nt, nw = 3 + int(a[1]), 3 + int(a[1]) + int(a[2])
-    return Analysis(a[3:nt], a[nt:nw], a[nw:])
+    return a[3:nt], a[nt:nw], a[nw:]
 
 
 class TermWeights:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from digest.errors import ConfigError
-from digest.lexical import split_sentences
+from digest.highlight import split_sentences
 from digest.store import Store
 
 MODEL = "all-MiniLM-L6-v2"

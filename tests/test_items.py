@@ -16,12 +16,11 @@ import time_machine
 from conftest import FIXTURES
 from test_render import NOW, entry, write_project
 
-from digest import lexical
 from digest.artifacts import code_link, data_link
 from digest.daily import render_digests
 from digest.deliver import backend_for
 from digest.health import sync_feeds
-from digest.highlight import Abstract, Profile, highlight, seed_words
+from digest.highlight import Profile, highlight, seed_words
 from digest.links import Links
 from digest.send import send_digests
 
@@ -73,38 +72,6 @@ def test_the_seed_paper_then_the_library_decide_when_no_phrase_matches():
     assert [t for t, bold in h.parts() if bold] == ["Wing patterns vary", "species"]  # runs merged
     h = highlight(text, Profile.of([], ["Flowers and their pollinators"]))  # the library alone
     assert h.text == "Flowers attract bees." and h.parts()[0] == ("Flowers", True)
-
-
-def test_a_highlight_from_the_stored_analysis_is_the_one_from_the_text():
-    """The ranker builds an abstract's sentences from the words stored with the entry when it
-    was first ranked (their stems), cut where each sentence ends, instead of stemming the text
-    again; both give the same highlight, whatever the abstract's spacing. Where lowercasing
-    changes the words (the Kelvin sign lowercases to "k"), the two cannot be matched up and the
-    text is read instead."""
-    profiles = [Profile.of(["style transfer"], []), Profile.of([], ["Wing pattern variation"]),
-                Profile.of(["protein folding"], ["Flowers and their pollinators"])]
-    texts = [ABSTRACT, "\n  Bees are insects.\tWing  patterns vary\nbetween species.  "
-             "Flowers don't attract rock'n'roll bees! (Fig. 3) shows e.g. style-transfers.\n",
-             "One sentence only, with no end", "", "   "]
-    for text in texts:
-        words = lexical.analyze(text)[1]
-        ends, counts = lexical.sentence_shape(text, len(words))
-        assert sum(counts) == len(words)
-        stored = Abstract.stored(text, words, ends, counts)
-        assert [" ".join(s.text.split()) for s in stored.sentences] == lexical.split_sentences(text)
-        for profile in profiles:
-            for seed in (frozenset(), seed_words("Bee flowers", "Why bees choose flowers.")):
-                assert highlight(stored, profile, seed) == highlight(text, profile, seed)
-    kelvin = "Cooling to 4 \u212a. Style transfer at low temperature."
-    assert lexical.sentence_shape(kelvin, len(lexical.analyze(kelvin)[1])) == ([], [])
-
-
-def test_a_sentence_whose_stored_words_do_not_fit_its_text_is_shown_unmarked():
-    """A guard, should stored stems ever split a sentence otherwise than its text: the sentence
-    is shown, and nothing in it is marked rather than the wrong words."""
-    wrong = Abstract.stored("Style transfer for bees.", ["style", "transfer"], [24], [2])
-    h = highlight(wrong, Profile.of(["style transfer"], []))
-    assert h.text == "Style transfer for bees." and h.marks == ()
 
 
 def test_rank_json_carries_the_highlight(project):

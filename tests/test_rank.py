@@ -437,24 +437,6 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
 
 
-def test_highlights_keep_a_bounded_number_of_abstracts_ready(project, monkeypatch):
-    """The abstracts a pool keeps ready for highlights are bounded (pool.ABSTRACTS, least
-    recently shown out first), with the same highlights as with room for all."""
-    from digest.rank import pool
-
-    setup(project, '[users.u.interests]\n"style transfer" = 1\n"flood" = 2\n')
-    with project.store() as s:
-        for key in PAPERS:
-            add(s, key)
-    everything, ranker = ranked(project)
-    assert len(ranker.pool._abstracts) == len(PAPERS)
-    monkeypatch.setattr(pool, "ABSTRACTS", 2)
-    bounded, ranker = ranked(project)
-    assert len(ranker.pool._abstracts) == 2
-    assert [(r.id, r.highlight) for r in bounded] == [(r.id, r.highlight) for r in everything]
-    assert all(r.highlight.text for r in bounded)
-
-
 def test_readers_with_and_without_a_library_in_one_batch(project):
     """A batch mixes readers with seed papers and readers without; both get their reasons."""
     (project.root / "lib.bib").write_text(

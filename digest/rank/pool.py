@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +14,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from digest.highlight import Abstract
-from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, sentence_shape, words
+from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
 from digest.models import StoredEntry
 from digest.normalize import MIN_TITLE_KEY_WORDS, title_key
 from digest.rank.phrases import PhraseIndex
@@ -28,9 +26,6 @@ from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
 GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's step: 2⁶⁴ / φ
-# Abstracts kept ready for highlights (Pool.abstract), about 20 KB each: a process ranking a
-# pool of tens of thousands (`digest rank --all`) holds at most ~90 MB of them. A memory bound.
-ABSTRACTS = 4096
 _POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32)
 
 
@@ -154,17 +149,14 @@ class Pool:
                 analyses[k] = decode_analysis(entries[k].analysis)
                 computed.append((entries[k].id, entries[k].analysis))
             store.save_analysis(computed)
-        self._analyses = analyses
-        self._abstracts: OrderedDict[str, Abstract] = OrderedDict()
-        self.terms = TermWeights([a.terms for a in analyses])
+        self.terms = TermWeights([a[0] for a in analyses])
         # Entries as columns: seed rows @ this is the cheapest sparse product for few seeds.
         self.by_term = self.terms.docs.T.tocsr()
         self.concepts = Concepts(self.terms.docs, tuning.concepts, store.term_words)
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
                         if embedder is not None and entries else None)
         self._embedder = embedder
-        self._phrase_index = PhraseIndex([a.title_words for a in analyses],
-                                         [a.words for a in analyses])
+        self._phrase_index = PhraseIndex([a[1] for a in analyses], [a[2] for a in analyses])
         # The configured readers' phrases, indexed in one pass rather than one per phrase.
         self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
         self._phrase_index.index({self._phrase_ids(p) for p in phrases})
@@ -189,7 +181,7 @@ class Pool:
         self.by_popularity = np.lexsort((self.id_order, -pops)) if entries else np.zeros(0, np.int64)
         self.pop_signal = np.log1p(pops) / math.log(101)
         # Stories join near-identical titles, compared on their (stemmed) words.
-        self.story = stories([frozenset(a.title_words.tolist()) for a in analyses])
+        self.story = stories([frozenset(a[1].tolist()) for a in analyses])
 
     @functools.cached_property
     def by_title(self) -> dict[str, list[int]]:
@@ -210,40 +202,6 @@ class Pool:
         for key, entry_id in self.store.strong_keys(list(self.index_of)):
             out.setdefault(key, []).append(self.index_of[entry_id])
         return out
-
-    @functools.cached_property
-    def vocabulary(self) -> tuple[np.ndarray, np.ndarray]:
-        """The term ids in the pool's abstracts (sorted) and their words, for the highlights:
-        one query per pool (made before workers fork, see Ranker.rank_many)."""
-        ids = np.unique(np.concatenate([np.zeros(0, np.int32)]
-                                       + [a.words for a in self._analyses]))
-        found = self.store.term_words(ids.tolist())
-        words = np.empty(len(ids), dtype=object)
-        words[:] = [found[i] for i in ids.tolist()]
-        return ids, words
-
-    def abstract(self, i: int) -> Abstract:
-        """Entry i's abstract as its highlight reads it: split into sentences here, each
-        sentence's stems cut from the entry's stored words (lexical.sentence_shape), so only
-        for the items shown and without stemming again (from the text alone where the two
-        could not be matched up)."""
-        text = self.entries[i].summary_text
-        found = self._abstracts.get(text)  # by text: entries that share an abstract share it
-        if found is not None:
-            self._abstracts.move_to_end(text)
-        else:
-            stored = self._analyses[i].words
-            ends, counts = sentence_shape(text, len(stored))
-            if ends or not len(stored):
-                ids, words = self.vocabulary
-                found = Abstract.stored(text, words[np.searchsorted(ids, stored)].tolist(),
-                                        ends, counts)
-            else:
-                found = Abstract.read(text)
-            self._abstracts[text] = found
-            if len(self._abstracts) > ABSTRACTS:
-                self._abstracts.popitem(last=False)  # the least recently shown
-        return found
 
     @functools.cached_property
     def sentences(self) -> Sentences:

@@ -83,7 +83,6 @@ class Ranker:
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
         if workers > 1 and len(batches) > 1:
             self._embed_sentences(readers)
-            _ = self.pool.vocabulary  # the highlights' words: one query here, not per worker
         # The built model is a large heap of long-lived objects: a full garbage collection,
         # which ranking's many small objects trigger now and then, would walk all of it each
         # time. Frozen, they are left alone; in forked workers, a collection would also copy
@@ -288,7 +287,7 @@ class Ranker:
         for what is shown (not for every candidate select looked at)."""
         titles, texts = meta.seeds.titles, meta.seeds.texts
         return [p._replace(highlight=highlight(
-            self.pool.abstract(p.row), meta.profile,
+            self.entries[p.row].summary_text, meta.profile,
             seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset()))
             for p in picks]
 
