@@ -39,11 +39,14 @@ class Profile:
 def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences = _sentences(abstract)
+    sentences, every = _sentences(abstract)
     if not sentences:
         return Highlight("")
-    # Tier by tier: a later tier only breaks the ties of the one before.
-    phrases = profile.phrases
+    # Only what of the profile occurs somewhere in the abstract is looked for sentence by
+    # sentence (most phrases occur in none), tier by tier: a later tier only breaks the ties of
+    # the one before.
+    phrases = [p for p in profile.phrases if every.issuperset(p)]
+    seed, library = seed & every, profile.library & every
     candidates = range(len(sentences))
     key = [0, 0, 0]
     if phrases:
@@ -53,7 +56,6 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
                 if s.present.issuperset(p):
                     counts[j] += len(s.starts(p))
         candidates, key[0] = _best(counts)
-    library = profile.library
     for tier, words in ((1, seed), (2, library)):
         if words and len(candidates) > 1:  # per sentence, how many of the words it has
             chosen, key[tier] = _best([len(sentences[j].present & words) for j in candidates])
@@ -146,11 +148,12 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
 
 
-@functools.lru_cache(maxsize=4096)  # about 20 KB an abstract, most of it its sentences' stems
-def _sentences(abstract: str) -> tuple[_Sentence, ...]:
-    """An abstract's sentences: what does not depend on the reader, so readers who are shown
-    the same item share it."""
-    return tuple(map(_Sentence, split_sentences(abstract)))
+@functools.lru_cache(maxsize=4096)  # about 25 KB an abstract, most of it its sentences' stems
+def _sentences(abstract: str) -> tuple[tuple[_Sentence, ...], frozenset[str]]:
+    """An abstract's sentences and all their stems: what does not depend on the reader, so
+    readers who are shown the same item share it."""
+    sentences = tuple(map(_Sentence, split_sentences(abstract)))
+    return sentences, frozenset().union(*(s.present for s in sentences))
 
 
 def _best(counts: list[int]) -> tuple[list[int], int]:
