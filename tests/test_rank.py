@@ -405,6 +405,56 @@ def test_worker_processes_rank_exactly_like_one_process(project):
     assert any(two["warnings"].values())
 
 
+def test_the_collector_runs_less_only_while_readers_are_ranked(project):
+    """Fewer garbage collections while readers are ranked (a quarter of ranking's time went to
+    them), and only then: rankings open at once, ending in either order, or running in two
+    threads, leave the process's settings as they were."""
+    import gc
+    import threading
+
+    from digest.rank import collector
+
+    setup(project, '[users.u.interests]\n"style" = 1\n')
+    config = project.config()
+    before = gc.get_threshold()
+    seen = []
+
+    class Watched(Ranker):
+        def _rank_group(self, *args):
+            seen.append(gc.get_threshold())
+            return super()._rank_group(*args)
+
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+        ranker = Watched(config, s, s.entries_for_ranking(), NOW)
+        jobs = [(config.users["u"], None)]
+        first = ranker.rank_many(jobs, selection=Selection(3, 0.01, 0))
+        (_, items), = [next(first)]
+        assert items and gc.get_threshold() == collector.GC_THRESHOLD  # until the ranking ends
+        second = ranker.rank_many(jobs, selection=Selection(3, 0.01, 0))
+        next(second)
+        assert list(first) == [] and list(second) == []  # the first ends while the second is open
+    assert seen == [collector.GC_THRESHOLD] * 2
+    assert gc.get_threshold() == before
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with collector.fewer_collections():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert inside.wait(10)
+    with collector.fewer_collections():
+        leave.set()
+        thread.join(10)  # the other thread's block ended first
+        assert gc.get_threshold() == collector.GC_THRESHOLD
+    assert gc.get_threshold() == before
+
+
 def test_config_error_survives_pickling():
     """Worker processes send exceptions back pickled; every problem must arrive intact."""
     import pickle

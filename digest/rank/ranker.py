@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from digest.highlight import Profile, highlight, seed_words
 from digest.models import Ranked, StoredEntry
 from digest.normalize import title_key
+from digest.rank.collector import fewer_collections
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
 from digest.rank.scoring import SENTENCE_PAPERS, Reader, in_groups, score_batch
@@ -28,10 +29,6 @@ from digest.store import Store
 
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
 SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
-# While ranking, a young garbage collection every 50,000 new objects, not Python's 700: each
-# shown item makes dozens of small ones, and the older generations' collections then walked the
-# highlights' caches over and over (a quarter of ranking's time, benchmarks/bench_rank.py).
-GC_THRESHOLD = (50_000, 20, 20)
 
 
 class Ranker:
@@ -88,18 +85,16 @@ class Ranker:
         # time. Frozen, they are left alone; in forked workers, a collection would also copy
         # every page it visits (gc.freeze's documented use before a fork).
         gc.freeze()
-        threshold = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLD)  # forked workers inherit it
         try:
-            if workers > 1 and len(batches) > 1 and self._can_fork():
-                yield from self._forked(batches, limit, selection, workers)
-                return
-            for batch in batches:
-                with threadpool_limits(1):  # BLAS threads only spin on these small products
-                    results = self._rank_batch(batch, limit, selection)
-                yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
+            with fewer_collections():  # forked workers inherit it
+                if workers > 1 and len(batches) > 1 and self._can_fork():
+                    yield from self._forked(batches, limit, selection, workers)
+                    return
+                for batch in batches:
+                    with threadpool_limits(1):  # BLAS threads only spin on these small products
+                        results = self._rank_batch(batch, limit, selection)
+                    yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
         finally:
-            gc.set_threshold(*threshold)
             gc.unfreeze()
 
     def _forked(self, batches: list, limit: int | None, selection: Selection | None,
