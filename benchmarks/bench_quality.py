@@ -4,6 +4,7 @@ out-of-fold.
     python benchmarks/bench_quality.py              # full size, lexical (the default install)
     python benchmarks/bench_quality.py --semantic   # plus the semantic extra
     python benchmarks/bench_quality.py --smoke      # CI size: a few readers of each set
+    python benchmarks/bench_quality.py --model DIR  # the semantic rows with another model
 
 Every fitted constant (tuning.GRID) is chosen by 2-fold cross-validation over readers: the
 readers of each set are split in two halves; the constants are chosen on one half of every set
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import EVAL, SETS, Project, start
+from quality import EVAL, SETS, Project, start, use_model
 
 from digest.rank import scoring
 from digest.rank.tuning import DEFAULT, GRID, RULED_OUT, UNSAFE
@@ -146,6 +147,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="a few readers per set, a tiny grid")
     ap.add_argument("--semantic", action="store_true", help="also the semantic extra")
+    ap.add_argument("--model", type=Path, metavar="DIR",
+                    help="only the semantic rows, embedding with the sentence-transformers model "
+                    "saved in DIR instead of the shipped one")
     a = ap.parse_args()
     if not EVAL.is_dir():
         print(f"skipped: {EVAL} is not here (benchmarks need ../shared beside the checkout)")
@@ -153,6 +157,13 @@ def main() -> None:
     limit = 6 if a.smoke else None
     devs = [load(limit) for load in SETS.values()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    if a.model:
+        use_model(a.model)
+        rows, note = semantic_rows(devs, tmp, limit, a.smoke)
+        print("\n".join([f"model: {a.model.name}", "| | " + " | ".join(
+            f"{d.name} {d.metric}" for d in devs) + " |", "|---|" + "---|" * len(devs), *rows]))
+        print(note)
+        return
     projects = {}
     for d in devs:
         (tmp / d.name).mkdir()

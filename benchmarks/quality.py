@@ -44,6 +44,23 @@ def start(s: int):
         pool.gaussian_rows = original
 
 
+def use_model(directory: Path) -> None:
+    """Embed with the sentence-transformers model saved in `directory` instead of the shipped
+    all-MiniLM-L6-v2, for this process: the question "would another model do better?"
+    answered on the dev sets (bench_quality.py --model). A different model name gives its
+    vectors their own cache keys (semantic.key)."""
+    from digest import semantic
+
+    semantic.MODEL = directory.name
+
+    def load(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+            self._model = SentenceTransformer(str(directory), device="cpu")
+        return self._model
+    semantic.Embedder._load = load
+
+
 def harness(name: str):
     """One of ../shared/eval's harness modules (imported, never copied)."""
     if str(EVAL) not in sys.path:
