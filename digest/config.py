@@ -103,6 +103,12 @@ def parse_config(data: dict, path: Path) -> Config:
                  if f.path is not None and not f.path.is_file()]
     users = {name: _user(name, table, digest, ranking, feeds, base, report)
              for name, table in _named_tables(section("users"), "users", report)}
+    # A warning, as a feed's missing file is: an error would stop every reader's digest for
+    # one reader's library; theirs is ranked without it (seeds.readable_library).
+    warnings += [f"{path.name}: [users.{u.name}] papers file {str(u.papers)!r} does not exist; "
+                 "their digest is ranked without it until it does: export the library as "
+                 "BibTeX or CSL-JSON there, or fix the path (it is relative to the config file)."
+                 for u in users.values() if u.papers is not None and not u.papers.is_file()]
     if problems:
         raise ConfigError(problems)
     if problem := base_url_problem(digest, smtp):
@@ -185,10 +191,6 @@ def _user(name: str, table: dict, digest: DigestSettings, ranking: RankingSettin
         if feed_name not in feeds:
             report(f"{label} feeds", f"names {feed_name!r}, which is not a feed"
                    f"{did_you_mean(feed_name, feeds)}; add [feeds.{feed_name}] or fix the name.")
-    if v["papers"] is not None and not v["papers"].is_file():
-        report(f"{label} papers", f"file {str(v['papers'])!r} does not exist; export your "
-               "library as BibTeX or CSL-JSON there, or fix the path (it is relative to "
-               "the config file).")
     return UserConfig(name=name, **v)
 
 

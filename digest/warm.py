@@ -13,7 +13,7 @@ from datetime import datetime
 from digest import semantic
 from digest.dates import digest_window
 from digest.rank.scoring import SENTENCE_PAPERS
-from digest.rank.seeds import entry_text, library_seeds
+from digest.rank.seeds import entry_text, readable_library
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -30,7 +30,7 @@ def warm(config: Config, store: Store, now: datetime) -> int:
     since = min(digest_window(r.lookback, u, None, now, last.get(u.name))[0] for u in users)
     entries = [entry_text(e) for e in store.entries_for_ranking(since=since)]
     # Parsed and tokenized here too, and cached, so the send finds them ready.
-    libraries = {p: library_seeds(store, p).texts for p in {u.papers for u in users if u.papers}}
+    libraries = {p: readable_library(store, p).texts for p in {u.papers for u in users if u.papers}}
     votes = store.has_votes()  # most installations have none: skip a query per reader
     seeds = [(libraries[u.papers] if u.papers else []) + (_liked(store, u) if votes else [])
              for u in users]

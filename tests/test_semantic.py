@@ -344,3 +344,23 @@ def test_warm_embeds_a_readers_liked_entries_even_outside_the_window(project):
         have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
     assert needed([entry_text(old["facet"])]) <= have  # the liked one and its sentences
     assert key(entry_text(old["poetry"])) not in have
+
+
+def test_warm_goes_on_past_a_library_that_cannot_be_read(project, caplog):
+    """One reader's library export breaks: the step after a poll still embeds the entries and
+    every other reader's library, and says which file it passed over."""
+    from digest.rank.seeds import library_seeds
+    from digest.semantic import needed
+    from digest.warm import warm
+
+    (project.root / "lib.bib").write_text(THREE_TOPICS)
+    (project.root / "broken.json").write_text("[]")
+    setup(project, 'papers = "lib.bib"\n[users.v]\nemail = "v@example.org"\npapers = "broken.json"\n')
+    config = project.config()
+    (project.root / "broken.json").write_text("[not json")
+    with project.store() as s:
+        _add(s, "facet")
+        assert warm(config, s, NOW) > 0
+        have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
+        assert needed(library_seeds(s, project.root / "lib.bib").texts) <= have
+    assert any("broken.json: not valid CSL-JSON" in r.getMessage() for r in caplog.records)

@@ -332,3 +332,42 @@ def test_a_sent_digest_whose_entries_were_pruned_still_opens(project):
         r = project.run("render", "ada", "--date", "2026-11-22", "--format", "text")
     assert r.exit_code == 0, r.output
     assert "Fast style transfer" not in r.stdout and "Sparse attention for long documents" in r.stdout
+
+
+GRACE = ('[users.grace]\nemail = "grace@example.org"\npapers = "grace.json"\n'
+         '[users.grace.interests]\n"sparse attention" = 1\n')
+
+
+@pytest.mark.parametrize("breakage", ["not CSL-JSON", "deleted"])
+def test_one_readers_broken_library_stops_no_digest(project, breakage, caplog):
+    """A library export that breaks after the config was read (the operator's script is
+    rewriting it, or it was deleted): every reader still gets their digest, the reader whose
+    library it is gets one ranked by their phrases with the reason in its footer, and the
+    operator is told once; nothing is sent twice."""
+    (project.root / "grace.json").write_text(
+        '[{"title": "Sparse attention for long documents", "abstract": "Block-sparse."}]')
+    write_project(project, NORMAL, "")
+    project.path.write_text(project.path.read_text() + GRACE)
+    config = project.config()
+    assert config.warnings == ()
+    if breakage == "deleted":
+        (project.root / "grace.json").unlink()
+    else:
+        (project.root / "grace.json").write_text("[not json")
+    results, _ = run(project, config)
+    assert [(r.reader, r.state) for r in results] == [("ada", "sent"), ("grace", "sent")]
+    grace = {r.reader: r for r in results}["grace"]
+    assert grace.items >= 1  # "sparse attention" still ranks for her
+    text = (project.root / "outbox" / "2026-11-22" / "grace.eml").read_text()
+    reason = "cannot read the library" if breakage == "deleted" else "not valid CSL-JSON"
+    assert "Your paper library:" in text and reason in text
+    assert "Your paper library" not in (project.root / "outbox" / "2026-11-22" / "ada.eml").read_text()
+    told = [r.getMessage() for r in caplog.records if r.name == "digest.rank"]
+    assert len(told) == 1 and "grace.json" in told[0] and "ranked without this library" in told[0]
+    # The CLI too (a fresh process would read the config again: a missing file is a warning
+    # there, not an error), and `digest check` still fails on it.
+    with time_machine.travel(NOW, tick=False):
+        again = project.run("send")
+        check = project.run("check")
+    assert again.exit_code == 0 and "grace 2026-11-22: already done" in again.output
+    assert check.exit_code == 1 and "grace.json" in check.output and "Traceback" not in check.output

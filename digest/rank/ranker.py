@@ -20,7 +20,7 @@ from digest.rank.collector import fewer_collections
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
 from digest.rank.scoring import SENTENCE_PAPERS, Reader, in_groups, score_batch
-from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, library_seeds, make_seeds, short
+from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
 from digest.rank.tuning import DEFAULT, Tuning
 from digest.rank.workers import worker_batch, worker_init
@@ -44,6 +44,7 @@ class Ranker:
         # Warnings from the seed libraries read so far. Libraries themselves are not kept: with
         # thousands of readers that would hold every library in memory; the database caches them.
         self.library_warnings: dict[Path, list[str]] = {}
+        self._unread: dict[Path, Seeds] = {}
         self._any_votes = store.has_votes()  # most installations have none: skip the queries
         self._any_mutes = store.has_mutes()
         phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
@@ -51,7 +52,10 @@ class Ranker:
         self.id_order = self.pool.id_order
 
     def library(self, path: Path) -> Seeds:
-        seeds = library_seeds(self.store, path)
+        # A library that could not be read is tried once per ranking (and said once).
+        seeds = self._unread.get(path) or readable_library(self.store, path)
+        if not seeds.titles:
+            self._unread[path] = seeds
         self.library_warnings[path] = seeds.warnings
         return seeds
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -16,10 +17,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from digest.errors import ConfigError
 from digest.lexical import TOKENIZER_VERSION, tokens
 from digest.library import load_library
 from digest.models import StoredEntry
 from digest.store import Store
+
+log = logging.getLogger("digest.rank")
 
 # A reader's seeds as a dense (seeds × terms) matrix up to this many cells (4 MB), for the reasons.
 DENSE_CELLS = 1 << 20
@@ -94,6 +98,19 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     if stamp:
         store.save_library(str(path), stamp, seeds.to_json())
     return seeds
+
+
+def readable_library(store: Store, path: Path) -> Seeds:
+    """library_seeds, or, when the file cannot be read at all (deleted, unreadable, not
+    CSL-JSON), no seeds and the reason as its one warning, said to the operator on stderr or in
+    the log: one reader's broken export must not stop every reader's digest. Theirs is ranked by
+    their phrases, authors and votes, its footer giving the reason; `digest check` still fails
+    on it. Not cached: the next ranking reads the file again."""
+    try:
+        return library_seeds(store, path)
+    except ConfigError as e:
+        log.warning("%s Until then, digests are ranked without this library.", e)
+        return Seeds([], [], e.problems, NO_SEEDS.ids, NO_SEEDS.counts, [])
 
 
 def entry_text(e: StoredEntry) -> str:
