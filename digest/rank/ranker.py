@@ -1,6 +1,6 @@
 """Ranker: scores readers against one pool of entries, and says why. Build once, rank many
 readers. The pieces: pool.py (shared by readers), seeds.py (a reader's library), scoring.py
-(the numbers), select.py (what a digest holds)."""
+(the numbers), select.py (what a digest holds), reasons.py (why each item is there)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from digest.highlight import Profile, highlight, seed_words
 from digest.models import Ranked, StoredEntry
 from digest.normalize import title_key
 from digest.rank.collector import fewer_collections
-from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
+from digest.rank.reasons import explain
 from digest.rank.scoring import SENTENCE_PAPERS, Reader, in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
@@ -26,9 +26,6 @@ from digest.rank.tuning import DEFAULT, Tuning
 from digest.rank.workers import worker_batch, worker_init
 from digest.settings import Config, UserConfig
 from digest.store import Store
-
-POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
-SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
 
 
 class Ranker:
@@ -190,17 +187,18 @@ class Ranker:
             if len(idx) == 0:
                 out.append([])
             elif selection is not None:
-                def explain(picked, user=user, row=row, meta=meta):
-                    return self._results(user, picked, row, meta)
+                def reasons(picked, user=user, row=row, meta=meta):
+                    return explain(self.pool, self.entries, user, picked, row, meta)
                 most = user.max_items if selection.limit is None else selection.limit
-                out.append(self._highlighted(select(self.pool, idx, row, most, selection, explain,
+                out.append(self._highlighted(select(self.pool, idx, row, most, selection, reasons,
                                                     sections_of(self.pool, user), user.serendipity),
                                              meta))
             else:
                 order = idx[np.lexsort((self.id_order[idx], -row[idx]))]
                 if limit is not None:
                     order = order[:limit]
-                out.append(self._highlighted(self._results(user, order.tolist(), row, meta), meta))
+                out.append(self._highlighted(explain(self.pool, self.entries, user, order.tolist(),
+                                                     row, meta), meta))
         return out
 
     def _meta(self, user: UserConfig) -> Reader:
@@ -231,55 +229,6 @@ class Ranker:
         meta.muted_authors = frozenset(author_key(v) for kind, v, _ in mutes if kind == "author")
         meta.profile = Profile.of([p for p, _, _ in meta.phrases], lib.titles)
         return meta
-
-    def _results(self, user: UserConfig, rows: list[int], scores: np.ndarray,
-                 meta: Reader) -> list[Pick]:
-        """The entries at `rows` with their scores and reasons."""
-        seeds: list[int | None] = [None] * len(rows)
-        if meta.seed_names and rows:  # the closest seed, by words and meaning, if close
-            lexical = meta.seed_terms.cosines(self.pool.terms.docs, rows)
-            both = lexical if meta.seed_vectors is None else (
-                lexical + meta.seed_vectors @ self.pool.vectors[rows].T)
-            best = both.argmax(axis=0)
-            close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
-            seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
-        # Where each phrase matched, for all the rows in one step per phrase, not per item.
-        found = [(phrase, ph.match[rows].tolist()) for phrase, _, ph in meta.phrases]
-        demoted = [(phrase, ph.match[rows].tolist()) for phrase, ph in meta.excluded]
-        values = scores[rows].tolist()
-        return [self._ranked(user, i, values[k], meta, seed, [(p, m[k]) for p, m in found],
-                             [(p, m[k]) for p, m in demoted])
-                for k, (i, seed) in enumerate(zip(rows, seeds, strict=True))]
-
-    def _ranked(self, user: UserConfig, i: int, score: float, meta: Reader, seed: int | None,
-                phrases: list[tuple[str, int]], excluded: list[tuple[str, int]]) -> Pick:
-        """One entry's score and reasons, strongest signal first. `phrases` and `excluded`:
-        where each of the reader's phrases matched this entry (phrases.IN_TITLE …)."""
-        e = self.entries[i]
-        if i in meta.owned:  # only `rank --all` shows one: "similar to" itself says nothing
-            reasons = ["in your library"]
-        else:
-            reasons = [meta.seed_names[seed]] if seed is not None else []
-        for phrase, match in phrases:
-            if match >= IN_ABSTRACT:
-                where = "title" if match == IN_TITLE else "abstract"
-                reasons.append(f'matches "{phrase}" in the {where}')
-        if meta.authors:
-            names = [a for a, key in zip(e.authors, self.pool.author_keys[i], strict=True)
-                     if key in meta.authors][:2]
-            if names:
-                reasons.append("by " + ", ".join(names))
-        if user.categories:
-            wanted = {c.lower() for c in user.categories}
-            cats = [c for c in e.categories if c.lower() in wanted]
-            if cats:
-                reasons.append(f"in {cats[0]}")
-        if user.popularity > 0 and e.popularity >= POPULAR_UPVOTES:
-            reasons.append(f"trending: {e.popularity} upvotes")
-        for phrase, match in excluded:
-            if match >= IN_ABSTRACT:
-                reasons.append(f'demoted: mentions "{phrase}"')
-        return Pick(i, round(score, 6), reasons, seed=seed)
 
     def _highlighted(self, picks: list[Pick], meta: Reader) -> list[Pick]:
         """The picks with the sentence of each abstract that matched the reader, chosen only
