@@ -407,8 +407,9 @@ def test_worker_processes_rank_exactly_like_one_process(project):
 
 def test_the_collector_runs_less_only_while_readers_are_ranked(project):
     """Fewer garbage collections while readers are ranked (a quarter of ranking's time went to
-    them), and only then: rankings open at once, ending in either order, or running in two
-    threads, leave the process's settings as they were."""
+    them), the model frozen, and only then: rankings open at once, ending in either order, or
+    running in two threads, leave the process's settings as they were, and one ending does not
+    unfreeze the model of another still ranking."""
     import gc
     import threading
 
@@ -432,11 +433,14 @@ def test_the_collector_runs_less_only_while_readers_are_ranked(project):
         first = ranker.rank_many(jobs, selection=Selection(3, 0.01, 0))
         (_, items), = [next(first)]
         assert items and gc.get_threshold() == collector.GC_THRESHOLD  # until the ranking ends
+        assert gc.get_freeze_count() > 0  # the model is frozen while it ranks
         second = ranker.rank_many(jobs, selection=Selection(3, 0.01, 0))
         next(second)
-        assert list(first) == [] and list(second) == []  # the first ends while the second is open
+        assert list(first) == []  # the first ends while the second is open: still frozen
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == collector.GC_THRESHOLD
+        assert list(second) == []
     assert seen == [collector.GC_THRESHOLD] * 2
-    assert gc.get_threshold() == before
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
     inside, leave = threading.Event(), threading.Event()
 
@@ -451,8 +455,8 @@ def test_the_collector_runs_less_only_while_readers_are_ranked(project):
     with collector.fewer_collections():
         leave.set()
         thread.join(10)  # the other thread's block ended first
-        assert gc.get_threshold() == collector.GC_THRESHOLD
-    assert gc.get_threshold() == before
+        assert gc.get_threshold() == collector.GC_THRESHOLD and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_config_error_survives_pickling():

@@ -7,7 +7,12 @@ setting holds from a ranking's start to its end (Ranker.rank_many), the caller's
 the readers it yields included: held only around each batch, the parent of forked workers
 ranked 1,000 readers about a tenth slower (10 alternated pairs). The settings are the
 process's, so rankings open at once (two generators, preview pages in threads) count who is
-inside: the last one out, in whatever order, restores what was there before."""
+inside: the last one out, in whatever order, restores what was there before.
+
+Each ranking also freezes what exists when it starts (gc.freeze): the built model is a large
+heap of long-lived objects that a full collection would walk every time, and in forked workers
+would copy page by page (gc.freeze's documented use before a fork). They are unfrozen when the
+last ranking ends, not the first: one ranking ending must not unfreeze another's model."""
 
 from __future__ import annotations
 
@@ -26,14 +31,15 @@ _before: tuple[int, ...] = ()
 
 @contextlib.contextmanager
 def fewer_collections() -> Iterator[None]:
-    """GC_THRESHOLD while the block runs; the thresholds from before once the last of the
-    blocks running at once (in any thread) ends."""
+    """GC_THRESHOLD, and what exists now frozen, while the block runs; the thresholds from
+    before, nothing frozen, once the last of the blocks running at once (in any thread) ends."""
     global _inside, _before
     with _lock:
         if _inside == 0:
             _before = gc.get_threshold()
             gc.set_threshold(*GC_THRESHOLD)
         _inside += 1
+        gc.freeze()  # this block's model too, if another block froze before it was built
     try:
         yield
     finally:
@@ -41,3 +47,4 @@ def fewer_collections() -> Iterator[None]:
             _inside -= 1
             if _inside == 0:
                 gc.set_threshold(*_before)
+                gc.unfreeze()

@@ -4,7 +4,6 @@ readers. The pieces: pool.py (shared by readers), seeds.py (a reader's library),
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import threading
 from datetime import datetime
@@ -81,22 +80,15 @@ class Ranker:
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
         if workers > 1 and len(batches) > 1:
             self._embed_sentences(readers)
-        # The built model is a large heap of long-lived objects: a full garbage collection,
-        # which ranking's many small objects trigger now and then, would walk all of it each
-        # time. Frozen, they are left alone; in forked workers, a collection would also copy
-        # every page it visits (gc.freeze's documented use before a fork).
-        gc.freeze()
-        try:
-            with fewer_collections():  # forked workers inherit it
-                if workers > 1 and len(batches) > 1 and self._can_fork():
-                    yield from self._forked(batches, limit, selection, workers)
-                    return
-                for batch in batches:
-                    with threadpool_limits(1):  # BLAS threads only spin on these small products
-                        results = self._rank_batch(batch, limit, selection)
-                    yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
-        finally:
-            gc.unfreeze()
+        # The built model frozen, collections rarer (collector.py); forked workers inherit it.
+        with fewer_collections():
+            if workers > 1 and len(batches) > 1 and self._can_fork():
+                yield from self._forked(batches, limit, selection, workers)
+                return
+            for batch in batches:
+                with threadpool_limits(1):  # BLAS threads only spin on these small products
+                    results = self._rank_batch(batch, limit, selection)
+                yield from zip((u for u, _ in batch), map(self._build, results), strict=True)
 
     def _forked(self, batches: list, limit: int | None, selection: Selection | None,
                 workers: int):
