@@ -364,3 +364,35 @@ def test_warm_goes_on_past_a_library_that_cannot_be_read(project, caplog):
         have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
         assert needed(library_seeds(s, project.root / "lib.bib").texts) <= have
     assert any("broken.json: not valid CSL-JSON" in r.getMessage() for r in caplog.records)
+
+
+def test_a_ranking_that_has_to_embed_runs_the_model_on_every_core(project, monkeypatch):
+    """Ranking holds BLAS and OpenMP to one thread for its small products; when it has to
+    embed (a library new since the last poll), the model runs on every core: held to one, it
+    embedded at about half the speed on two."""
+    import os
+
+    from threadpoolctl import threadpool_info
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: nothing to tell apart")
+    (project.root / "lib.bib").write_text(THREE_TOPICS)
+    setup(project, 'papers = "lib.bib"\n')
+    threads = []
+    with project.store() as s:
+        for key in CANDIDATES:
+            _add(s, key)
+        embedder = Embedder(s)
+        model = embedder._load()
+        encode = model.encode
+
+        def watched(*args, **kwargs):  # the real model, with the threads it was given noted
+            threads.append(max(lib["num_threads"] for lib in threadpool_info()))
+            return encode(*args, **kwargs)
+
+        monkeypatch.setattr(model, "encode", watched)
+        ranker = Ranker(project.config(), s, s.entries_for_ranking(), NOW, embedder)
+        before = len(threads)  # the pool's entries, embedded outside any limit
+        assert ranker.rank(project.config().users["u"])
+    assert len(threads) > before  # the library's papers and sentences, inside the ranking
+    assert set(threads[before:]) == {os.cpu_count()}
