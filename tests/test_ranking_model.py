@@ -316,7 +316,7 @@ def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
     import scipy.sparse as sp
 
     from digest.rank.pool import Concepts
-    from digest.rank.scoring import VOTE_RIDGE, vote_model
+    from digest.rank.votes import VOTE_RIDGE, vote_model
 
     docs = sp.random(200, 120, density=0.1, random_state=1, format="csr", dtype=np.float32)
     concepts = Concepts(docs, 10, lambda ids: {k: f"w{k}" for k in ids})

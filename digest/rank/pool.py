@@ -95,7 +95,7 @@ class Concepts:
     @functools.cached_property
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """(XᵀX, Xᵀ1) of the entries with an intercept column: the pool's part of every
-        reader's vote model (scoring.vote_model), the same for all of them."""
+        reader's vote model (votes.vote_model), the same for all of them."""
         x = np.hstack([self.entries.astype(np.float64), np.ones((len(self.entries), 1))])
         return x.T @ x, x.sum(axis=0)
 

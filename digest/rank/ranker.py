@@ -1,6 +1,7 @@
 """Ranker: scores readers against one pool of entries, and says why. Build once, rank many
 readers. The pieces: pool.py (shared by readers), seeds.py (a reader's library), scoring.py
-(the numbers), select.py (what a digest holds), reasons.py (why each item is there)."""
+(the numbers; votes.py a voter's own model), select.py (what a digest holds), reasons.py
+(why each item is there)."""
 
 from __future__ import annotations
 

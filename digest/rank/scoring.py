@@ -42,10 +42,11 @@ import scipy.sparse as sp
 
 from digest.highlight import Profile
 from digest.rank.phrases import IN_ABSTRACT
-from digest.rank.pool import Concepts, Phrase, Pool
+from digest.rank.pool import Phrase, Pool
 from digest.rank.seeds import Seeds, SeedTerms
 from digest.rank.softmax import block_soft_max, seed_soft_max
 from digest.rank.tuning import Tuning
+from digest.rank.votes import vote_model
 from digest.semantic import sentences as sentence_texts
 from digest.settings import RankingSettings, UserConfig
 
@@ -57,7 +58,6 @@ EXCLUDE_FACTOR, EXCLUDE_PENALTY = 0.1, 10.0
 # statistics are shrunk toward those of unrelated texts as if PRIOR_ENTRIES more were there.
 PRIOR_ENTRIES = 20
 PRIOR_SPREAD = 0.05  # cosine spread between unrelated texts; the prior mean is 0
-VOTE_RIDGE = 1.0
 # A library of up to this many papers (with 👍 items) is also matched sentence by sentence
 # (_by_sentence), at a share of 1 / papers: past it the share is small and the cost is not
 # (sentences × sentences per seed paper). A speed limit, not fitted.
@@ -99,28 +99,6 @@ def standardize(rows: np.ndarray) -> np.ndarray:
     mean = k * rows.mean(axis=1, keepdims=True)
     var = k * rows.var(axis=1, keepdims=True) + (1 - k) * PRIOR_SPREAD ** 2
     return ((rows - mean) / np.sqrt(var)).astype(np.float32)
-
-
-def vote_model(concepts: Concepts, liked: np.ndarray, disliked: np.ndarray | None,
-               ) -> np.ndarray:
-    """A linear model of this reader, scored on every entry: ridge regression in the pool's
-    concept space (a least-squares SVM; arxiv-sanity trains an SVM per tag over TF-IDF), with
-    the library and 👍 items as positives (+1), 👎 items as negatives (−1) and the pool as weak
-    negatives (−1, it is mostly what the reader did not pick), the pool weighing as much as the
-    positives. The pool's share of the normal equations is computed once per pool
-    (Concepts.moments); per reader only the voted and seed rows are added."""
-    gram, total = concepts.moments
-    n_pos, n = liked.shape[0], len(concepts.entries)
-    pool_weight = max(n_pos, 1) / max(n, 1)
-    rows = [(liked, 1.0)] + ([(disliked, -1.0)] if disliked is not None and len(disliked) else [])
-    lhs = pool_weight * gram + VOTE_RIDGE * np.eye(len(gram))
-    rhs = -pool_weight * total
-    for m, label in rows:
-        x = np.hstack([m.astype(np.float64), np.ones((len(m), 1))])  # + intercept
-        lhs += x.T @ x
-        rhs += label * x.sum(axis=0)
-    w = np.linalg.solve(lhs, rhs)
-    return (concepts.entries @ w[:-1]).astype(np.float32)
 
 
 def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: np.ndarray,
