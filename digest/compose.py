@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 
 from digest import semantic
 from digest.dates import digest_day, digest_window
@@ -97,9 +98,18 @@ def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: date
                                        notes=calendar_notes(config, states, newest,
                                                             sorted(feeds), until, labels)),
                      labels=labels,
-                     warnings=[w for p, ws in ranker.library_warnings.items()
-                               if p == u.papers for w in ws],
+                     warnings=_as_reader_sees(ranker.library_warnings.get(u.papers, []),
+                                              u.papers),
                      updated=_updated(store, u, mine, {x.id for x in ranked}))
+
+
+def _as_reader_sees(warnings: list[str], path: Path | None) -> list[str]:
+    """A library's warnings for its reader's footer: the file by its name, not by where it
+    lives on the server (`digest check` and `digest rank` show the operator the whole path)."""
+    if path is None:
+        return []
+    where = str(path)
+    return [path.name + w[len(where):] if w.startswith(where) else w for w in warnings]
 
 
 def _updated(store: Store, user: UserConfig, ids: list[str], shown: set[str]) -> list[Ranked]:

@@ -361,6 +361,13 @@ def test_one_readers_broken_library_stops_no_digest(project, breakage, caplog):
     text = (project.root / "outbox" / "2026-11-22" / "grace.eml").read_text()
     reason = "cannot read the library" if breakage == "deleted" else "not valid CSL-JSON"
     assert "Your paper library:" in text and reason in text
+    # Her footer names the file, not the folder it lives in on the server.
+    mail = message_from_bytes((project.root / "outbox" / "2026-11-22" / "grace.eml").read_bytes(),
+                              policy=policy.default)
+    for part in ("plain", "html"):
+        body = " ".join(mail.get_body((part,)).get_content().split())
+        assert f"Your paper library: grace.json: {reason}" in body
+        assert str(project.root) not in body
     assert "Your paper library" not in (project.root / "outbox" / "2026-11-22" / "ada.eml").read_text()
     told = [r.getMessage() for r in caplog.records if r.name == "digest.rank"]
     assert len(told) == 1 and "grace.json" in told[0] and "ranked without this library" in told[0]
