@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_corpus, paper, peak_rss_mib
 
-from digest import highlight, lexical
+from digest import highlight, lexical, sentences
 from digest.config import load_config
 from digest.lexical import tokens
 from digest.normalize import make_entry
@@ -106,7 +106,7 @@ def forget() -> None:
     forked workers inherit it from the parent."""
     lexical._stem_cache.clear()
     lexical._term_cache.clear()
-    for cached in (highlight._sentences, highlight._title_words, highlight.seed_words,
+    for cached in (highlight._title_words, highlight.seed_words,
                    seeds.author_key):
         cached.cache_clear()
 
@@ -174,12 +174,12 @@ def embedding_rate(papers: list[dict], n: int = 256) -> tuple[float, float, floa
         t = time.perf_counter()
         embedder.embed(texts)
         rate = len(texts) / (time.perf_counter() - t)
-        sentences = list(dict.fromkeys(x for text in texts for x in highlight.split_sentences(text)))
+        parts = list(dict.fromkeys(x for text in texts for x in sentences.split_sentences(text)))
         t = time.perf_counter()
-        embedder.embed(sentences)
-        sentence_rate = len(sentences) / (time.perf_counter() - t)
+        embedder.embed(parts)
+        sentence_rate = len(parts) / (time.perf_counter() - t)
         store.close()
-    return rate, sentence_rate, len(sentences) / len(texts)
+    return rate, sentence_rate, len(parts) / len(texts)
 
 
 def embed_all(tmp: Path, config: str = "config.toml") -> None:

@@ -3,24 +3,22 @@
 A sentence is scored by what the reader follows, strongest first: their phrases, then the
 seed paper named in the item's reasons, then their library as a whole; the best sentence is
 shown instead of the abstract's opening, with the words that matched marked. Nothing
-matching, the first sentence. Pure functions; the ranker calls `highlight` for the items it
-picks (benchmarks/bench_render.py measures the cost per item)."""
+matching, the first sentence. The ranker highlights the items it picks, one reader's at a
+time (benchmarks/bench_render.py measures the cost per item); an abstract's sentences come
+split and stemmed from the database (sentences.py)."""
 
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from digest import lexical
-from digest.models import Highlight
+import numpy as np
 
-HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
-# A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
-# so "e.g. the" and "Fig. 3" mostly stay inside one.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
-_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+from digest import lexical, sentences
+from digest.models import Highlight
+from digest.sentences import WORD as _WORD
+from digest.sentences import Sentences
 
 
 @dataclass(frozen=True)
@@ -39,129 +37,150 @@ class Profile:
 def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
     """The sentence of `abstract` best matching the profile (phrases, then the seed paper's
     words, then the library's), with its matched words; the first sentence when none match."""
-    sentences, every = _sentences(abstract)
-    if not sentences:
-        return Highlight("")
-    # Only what of the profile occurs somewhere in the abstract is looked for sentence by
-    # sentence (most phrases occur in none), tier by tier: a later tier only breaks the ties of
-    # the one before.
-    phrases = [p for p in profile.phrases if every.issuperset(p)]
-    seed, library = seed & every, profile.library & every
-    candidates = range(len(sentences))
-    key = [0, 0, 0]
-    if phrases:
-        counts = [0] * len(sentences)
-        for p in phrases:
-            for j, s in enumerate(sentences):
-                if s.present.issuperset(p):
-                    counts[j] += len(s.starts(p))
-        candidates, key[0] = _best(counts)
-    for tier, words in ((1, seed), (2, library)):
-        if words and len(candidates) > 1:  # per sentence, how many of the words it has
-            chosen, key[tier] = _best([len(sentences[j].present & words) for j in candidates])
-            candidates = [candidates[j] for j in chosen]
-        elif words:
-            key[tier] = len(sentences[candidates[0]].present & words)
-    best = sentences[candidates[0]]
-    if key[0]:
-        return best.shown([(i, i + len(p) - 1) for p in phrases for i in best.starts(p)])
-    if key[1] or key[2]:
-        return best.marked(seed if key[1] else library)
-    return best.shown()
+    vocabulary: dict[str, int] = {}
+
+    def ids(stems: Iterable[str], add: bool) -> dict[str, int]:
+        return {s: vocabulary.setdefault(s, len(vocabulary)) for s in stems}
+
+    parsed = sentences.analyze(abstract)
+    encoded = sentences.encode(parsed, ids((s for words in parsed[1] for s in words), True))
+    doc = Sentences(abstract, sentences.decode(encoded))
+    return Highlighter(ids).many(profile, [(doc if doc.n else None, seed)])[0]
 
 
-class _Sentence:
-    """One sentence of an abstract with what no reader changes: its words' stems, and (worked
-    out once it is first shown) its words' character spans and the text shown, cut at
-    HIGHLIGHT_CHARS."""
+class Highlighter:
+    """Highlights for one ranking, one reader's items at a time, matched all at once as arrays
+    over word ids (a few numpy operations a reader, not a Python loop over every sentence of
+    every item). A sentence's key is, strongest first, how many times the reader's phrases
+    stand in it, how many distinct words of the item's seed paper it has, and how many of the
+    library's; the first sentence with the highest key is shown. `ids` gives the ids of the
+    stems it is asked for that have one (the database's term dictionary); a stem without one
+    is in no abstract."""
 
-    __slots__ = ("_at", "_layout", "present", "stems", "text")
+    CHUNK = 32  # items matched at once: a bit per distinct seed paper, and one for the library
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        words = _WORD.findall(text)
-        self.stems = lexical.stems(" ".join(words).lower().split(" ") if words else [])
-        self.present = frozenset(self.stems)
-        self._at: dict[str, list[int]] | None = None
-        self._layout: tuple[str, list[tuple[int, int]], int] | None = None
+    def __init__(self, lookup: Callable[[list[str], bool], Mapping[str, int]]) -> None:
+        self._lookup = lookup  # (stems, add) → ids; with add, stems without one get one
+        self._ids: dict[str, int] = {}  # stem → id, or -1 for none (yet)
+        self._seeds: dict[frozenset[str], np.ndarray] = {}  # a seed's words as ids
+        self._bits = np.zeros(0, dtype=np.uint64)  # per id, the rows wanting it; zeroed after use
 
-    def starts(self, phrase: tuple[str, ...]) -> list[int]:
-        """Where the phrase's stems stand together in this sentence."""
-        if self._at is None:
-            self._at = {}
-            for i, s in enumerate(self.stems):
-                self._at.setdefault(s, []).append(i)
-        k = len(phrase)
-        if k == 1:
-            return self._at.get(phrase[0], [])
-        return [i for i in self._at.get(phrase[0], ()) if tuple(self.stems[i:i + k]) == phrase]
+    def know(self, ids: Mapping[str, int]) -> None:
+        """Term ids already looked up (the new entries' words, when the pool analysed them):
+        their abstracts' stems are then mostly known without asking the database."""
+        self._ids.update(ids)
 
-    def shown(self, runs: Iterable[tuple[int, int]] = ()) -> Highlight:
-        """The text shown, with the word runs (first, last word) as character spans: runs that
-        overlap (two phrases sharing a word) or stand a space apart join into one."""
-        if self._layout is None:
-            self._layout = self._lay_out()
-        text, spans, visible = self._layout
-        out: list[list[int]] = []
-        for a, b in sorted(r for r in runs if r[1] < visible):
-            if out and (a <= out[-1][1] or (a == out[-1][1] + 1 and self._glued(a - 1))):
-                out[-1][1] = max(out[-1][1], b)
-            else:
-                out.append([a, b])
-        return Highlight(text, tuple([(spans[a][0], spans[b][1]) for a, b in out]))
+    def ids(self, stems: Iterable[str], add: bool = True) -> dict[str, int]:
+        """Term ids of stems, through this ranking's cache; with `add`, those without one
+        are given one (an abstract's words), else they are -1 (a reader's: in no abstract)."""
+        stems = set(stems)
+        have = self._ids
+        missing = [s for s in stems if have.get(s, -1) < 0] if add else [s for s in stems if s not in have]
+        if missing:
+            found = self._lookup(missing, add)
+            have.update({s: found.get(s, -1) for s in missing})
+        return {s: have[s] for s in stems}
 
-    def marked(self, wanted: frozenset[str]) -> Highlight:
-        """shown() with each word whose stem is `wanted` marked: the common case, so without
-        the general merge (single words come in order; neighbours a space apart join)."""
-        if self._layout is None:
-            self._layout = self._lay_out()
-        text, spans, visible = self._layout
-        out: list[list[int]] = []
-        last = -2
-        for i in [i for i, s in enumerate(self.stems[:visible]) if s in wanted]:
-            if i == last + 1 and self._glued(last):
-                out[-1][1] = spans[i][1]
-            else:
-                out.append(list(spans[i]))
-            last = i
-        return Highlight(text, tuple(map(tuple, out)))
+    def many(self, profile: Profile, cases: list[tuple[Sentences | None, frozenset[str]]]) -> list[Highlight]:
+        """highlight() of each (abstract's sentences, seed words) for one reader's profile."""
+        library = self._as_ids(profile.library)
+        phrases = [self._as_ids(p, keep=True) for p in profile.phrases]
+        phrases = [p for p in phrases if (p >= 0).all()]  # a word in no abstract: never stands
+        out: list[Highlight] = []
+        for i in range(0, len(cases), self.CHUNK):
+            out += self._chunk(library, phrases, cases[i:i + self.CHUNK])
+        return out
 
-    def _glued(self, i: int) -> bool:
-        """Whether word i and the next stand a single space apart (their marks join)."""
-        spans = self._layout[1]
-        return self.text[spans[i][1]:spans[i + 1][0]] == " "
+    def _chunk(self, library: np.ndarray, phrases: list[np.ndarray],
+               cases: list[tuple[Sentences | None, frozenset[str]]]) -> list[Highlight]:
+        out = [Highlight("")] * len(cases)
+        live = [j for j, (doc, _) in enumerate(cases) if doc is not None]
+        if not live:
+            return out
+        docs = [cases[j][0] for j in live]
+        # Bit 0 of an id: a word of the library; bit r: of the r-th seed paper in these items.
+        rows: dict[frozenset[str], int] = {}
+        row = [rows.setdefault(cases[j][1], len(rows) + 1) if cases[j][1] else 63 for j in live]
+        wanted = [(0, library)] + [(r, self._seed(s)) for s, r in rows.items()]
+        top_id = max(max(d.top for d in docs),
+                     max((int(ids.max()) for _, ids in wanted if len(ids)), default=0))
+        if len(self._bits) <= top_id:
+            self._bits = np.zeros(2 * top_id + 2, dtype=np.uint64)
+        bits = self._bits
+        for r, ids in wanted:
+            bits[ids] |= np.uint64(1 << r)
+        try:
+            # Per sentence of all the items: its distinct words that are the seed's, the library's.
+            counted = [n for d in docs for n in d.counts]
+            where = np.repeat(np.arange(len(counted)), counted)
+            got = bits[np.concatenate([d.uniq for d in docs])]
+            shift = np.repeat(np.asarray(row, dtype=np.uint64), [len(d.uniq) for d in docs])
+            seed = np.bincount(where, (got >> shift) & np.uint64(1), len(counted)).astype(np.int64)
+            library_n = np.bincount(where, got & np.uint64(1), len(counted)).astype(np.int64)
+            phrase, runs = _phrases(phrases, docs)
+            key = (phrase << 40) + (seed << 20) + library_n
+            first = np.cumsum([0] + [d.n for d in docs])  # each item's first sentence, of all
+            top = np.maximum.reduceat(key, first[:-1])
+            hits = np.flatnonzero(key == np.repeat(top, np.diff(first)))
+            best = hits[np.searchsorted(hits, first[:-1])].tolist()  # the first at each top
+            seed, library_n, first = seed.tolist(), library_n.tolist(), first.tolist()
+            for i, (j, doc, b) in enumerate(zip(live, docs, best, strict=True)):
+                k = b - first[i]
+                if b in runs:
+                    out[j] = doc.shown(k, runs[b])
+                elif seed[b] or library_n[b]:
+                    words = doc.words[doc.starts[k]:doc.starts[k + 1] - 1]
+                    mark = (bits[words] >> np.uint64(row[i] if seed[b] else 0)) & np.uint64(1)
+                    out[j] = doc.marked(k, np.flatnonzero(mark).tolist())
+                else:
+                    out[j] = doc.shown(k)
+        finally:
+            for _, ids in wanted:
+                bits[ids] = 0
+        return out
 
-    def _lay_out(self) -> tuple[str, list[tuple[int, int]], int]:
-        """The text shown, its words' character spans, and how many of them it shows."""
-        text = self.text
-        spans = [m.span() for m in _WORD.finditer(text)]
-        if len(text) <= HIGHLIGHT_CHARS:
-            return text, spans, len(spans)
-        head = text[:HIGHLIGHT_CHARS]  # cut at a word; marks past the cut are dropped
-        space = head.rfind(" ")
-        head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-")
-        return head + "…", spans, sum(1 for _, end in spans if end <= len(head))
+    def _seed(self, words: frozenset[str]) -> np.ndarray:
+        got = self._seeds.get(words)
+        if got is None:  # seed_words gives one set per paper: converted once per ranking
+            got = self._seeds[words] = self._as_ids(words)
+        return got
+
+    def _as_ids(self, stems: Iterable[str], keep: bool = False) -> np.ndarray:
+        """The ids of stems that have one (with `keep`, every stem, -1 for none)."""
+        stems = list(stems)
+        if any(s not in self._ids for s in stems):
+            self.ids(stems, add=False)
+        ids = np.fromiter(map(self._ids.__getitem__, stems), np.int64, len(stems))
+        return ids if keep else ids[ids >= 0]
 
 
-def split_sentences(text: str) -> list[str]:
-    """A text's sentences, whitespace collapsed."""
-    return [s for s in _SENTENCE_END.split(" ".join(text.split())) if s]
-
-
-@functools.lru_cache(maxsize=4096)  # about 25 KB an abstract, most of it its sentences' stems
-def _sentences(abstract: str) -> tuple[tuple[_Sentence, ...], frozenset[str]]:
-    """An abstract's sentences and all their stems: what does not depend on the reader, so
-    readers who are shown the same item share it."""
-    sentences = tuple(map(_Sentence, split_sentences(abstract)))
-    return sentences, frozenset().union(*(s.present for s in sentences))
-
-
-def _best(counts: list[int]) -> tuple[list[int], int]:
-    """The positions holding the highest count, in order, and that count."""
-    top = max(counts)
-    if counts.count(top) == 1:  # the common case, without a Python loop
-        return [counts.index(top)], top
-    return [j for j, c in enumerate(counts) if c == top], top
+def _phrases(phrases: list[np.ndarray], docs: list[Sentences]):
+    """Per sentence of all items, how many times a phrase stands in it; and for each sentence
+    with one, the runs of words (first, last place in the sentence) where they stand."""
+    count = np.zeros(sum(d.n for d in docs), dtype=np.int64)
+    if not phrases:
+        return count, {}
+    longest = max(map(len, phrases))
+    words = np.concatenate([d.words for d in docs] + [np.full(longest, -1, np.int32)])
+    opening = words == phrases[0][0]  # a phrase's first word (a few: not np.isin's sort)
+    for p in phrases[1:]:
+        opening |= words == p[0]
+    maybe = np.flatnonzero(opening)
+    if not maybe.size:
+        return count, {}
+    offset = np.cumsum([0] + [len(d.words) for d in docs]).tolist()
+    begins = np.asarray([b + o for d, o in zip(docs, offset, strict=False) for b in d.starts[:-1]])
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for ids in phrases:
+        at = maybe[words[maybe] == ids[0]]
+        for t in range(1, len(ids)):
+            at = at[words[at + t] == ids[t]]
+        if at.size:
+            sentence = np.searchsorted(begins, at, "right") - 1
+            count += np.bincount(sentence, minlength=len(count))
+            for s, a in zip(sentence.tolist(), (at - begins[sentence]).tolist(), strict=True):
+                runs.setdefault(s, []).append((a, a + len(ids) - 1))
+    return count, runs
 
 
 def _stems(text: str) -> list[str]:

@@ -111,7 +111,8 @@ class PollResult:
 @dataclass
 class StoredEntry:
     """An entry as the store keeps it, with the feeds that carried it (`sources`). `analysis`
-    is its cached token analysis (lexical.encode_analysis), '' until first ranked."""
+    is its cached token analysis (lexical.encode_analysis), '' until first ranked; `sentences`
+    its abstract's (sentences.encode), '' until first shown."""
 
     id: str
     title: str
@@ -124,6 +125,7 @@ class StoredEntry:
     popularity: int
     sources: list[str]
     analysis: bytes | str = ""
+    sentences: bytes | str = ""
     canonical: str = ""
     summary_html: str = ""
     version: int = 0

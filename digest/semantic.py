@@ -13,7 +13,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from digest.errors import ConfigError
-from digest.highlight import split_sentences
+from digest.sentences import split_sentences
 from digest.store import Store
 
 MODEL = "all-MiniLM-L6-v2"

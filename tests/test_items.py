@@ -6,6 +6,7 @@ preview's pages served by uvicorn, `digest feeds` and `digest check`."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -16,13 +17,15 @@ import time_machine
 from conftest import FIXTURES
 from test_render import NOW, entry, write_project
 
+from digest import sentences
 from digest.artifacts import code_link, data_link
 from digest.daily import render_digests
 from digest.deliver import backend_for
 from digest.health import sync_feeds
-from digest.highlight import Profile, highlight, seed_words
+from digest.highlight import Highlighter, Profile, highlight, seed_words
 from digest.links import Links
 from digest.send import send_digests
+from digest.sentences import Sentences
 
 
 def ranked(project, *args) -> list[dict]:
@@ -72,6 +75,59 @@ def test_the_seed_paper_then_the_library_decide_when_no_phrase_matches():
     assert [t for t, bold in h.parts() if bold] == ["Wing patterns vary", "species"]  # runs merged
     h = highlight(text, Profile.of([], ["Flowers and their pollinators"]))  # the library alone
     assert h.text == "Flowers attract bees." and h.parts()[0] == ("Flowers", True)
+
+
+def _plainly(abstract: str, profile: Profile, seed: frozenset[str]) -> tuple[str, int]:
+    """What the highlight should choose, worked out the slow way: each sentence's key (phrase
+    occurrences, distinct seed words, distinct library words), the first with the highest."""
+    from digest.highlight import _stems
+    from digest.sentences import split_sentences
+
+    def key(sentence: str) -> tuple[int, int, int]:
+        stems = _stems(sentence)
+        runs = sum(tuple(stems[i:i + len(p)]) == p for p in profile.phrases for i in range(len(stems)))
+        return runs, len(set(stems) & seed), len(set(stems) & profile.library)
+
+    keys = [key(s) for s in split_sentences(abstract)]
+    best = keys.index(max(keys))
+    return split_sentences(abstract)[best], sum(keys[best])
+
+
+def test_one_readers_items_matched_at_once_choose_as_one_at_a_time():
+    """The highlighter matches a reader's items together, as arrays (more than one chunk of
+    them here, seeds repeated, phrases that would run across a sentence's end): each item
+    gets the sentence the slow way picks, marked exactly when something matched."""
+    rnd = random.Random(7)
+    words = ["bees", "flowers", "style", "transfer", "wing", "patterns", "graph", "networks", "flood", "river", "attention", "sparse", "long", "context", "species", "garden", "models", "of", "the", "and"]
+    def sentence() -> str:
+        return " ".join(rnd.choices(words, k=rnd.randint(3, 12))).capitalize() + "."
+    abstracts = [" ".join(sentence() for _ in range(rnd.randint(1, 6))) for _ in range(60)]
+    abstracts += ["", "Style. Transfer is here."]  # no sentence; a phrase across two
+    profile = Profile.of(["style transfer", "graph networks", "of the", "flood"],
+                         ["Wing patterns of bees", "Sparse attention"])
+    seeds = [seed_words(f"Seed {k}", " ".join(rnd.choices(words, k=8))) for k in range(5)]
+    cases = [(a, rnd.choice([*seeds, frozenset()])) for a in abstracts]
+    vocabulary: dict[str, int] = {}
+    def ids(stems, add):
+        return {s: vocabulary.setdefault(s, len(vocabulary)) for s in stems} if add else {
+            s: vocabulary[s] for s in stems if s in vocabulary}
+    highlighter = Highlighter(ids)
+    docs = []
+    for a, _ in cases:
+        parsed = sentences.analyze(a)
+        doc = Sentences(a, sentences.decode(sentences.encode(
+            parsed, highlighter.ids(s for ws in parsed[1] for s in ws))))
+        docs.append(doc if doc.n else None)
+    together = highlighter.many(profile, [(d, seed) for d, (_, seed) in zip(docs, cases, strict=True)])
+    assert len(together) == len(cases) > Highlighter.CHUNK
+    for (a, seed), h in zip(cases, together, strict=True):
+        assert h == highlight(a, profile, seed)
+        if not a:
+            assert h.text == ""
+            continue
+        text, matched = _plainly(a, profile, seed)
+        assert h.text == text and bool(h.marks) == bool(matched)
+    assert highlight("Style. Transfer is here.", profile).marks == ()  # not across sentences
 
 
 def test_rank_json_carries_the_highlight(project):

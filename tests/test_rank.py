@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from conftest import FIXTURES
 
+from digest import sentences
 from digest.dates import digest_window
 from digest.lexical import TOKENIZER_VERSION, decode_analysis
 from digest.models import SURPRISE, iso_utc
@@ -489,6 +490,32 @@ def test_entries_are_tokenized_once_and_rank_the_same_either_way(project):
         s.db.conn.commit()
         assert all(decode_analysis(e.analysis) is None for e in s.entries_for_ranking())
     assert [(r.id, r.score, r.reasons) for r in ranked(project)[0]] == before
+
+
+def test_sentences_are_stored_when_first_shown_and_highlight_the_same_either_way(project):
+    """An abstract's sentences are split and stemmed the first time it is shown, and stored;
+    later rankings read them back and highlight exactly as before. Stored in another form,
+    or not at all, they are worked out again."""
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Wing patterns of bees}, abstract={How bees see flowers.}}\n")
+    setup(project, 'papers = "lib.bib"\n[users.u.interests]\n"style transfer" = 1\n')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+        assert all(e.sentences == "" for e in s.entries_for_ranking())
+    first = [(r.id, r.highlight) for r in ranked(project)[0]]
+    assert any(h.marks for _, h in first) and all(h.text for _, h in first)
+    with project.store() as s:
+        stored = {e.id: sentences.decode(e.sentences) for e in s.entries_for_ranking()}
+        assert all(a is not None and a[0] >= 1 for a in stored.values())
+        s.db.execute("UPDATE entries SET sentences = 'x' WHERE rowid % 3 = 0")
+        s.db.execute("UPDATE entries SET sentences = ? WHERE rowid % 3 = 1",
+                     [struct.pack("<3i", sentences.FORM + 1, 1, 0)])
+        s.db.conn.commit()
+    assert [(r.id, r.highlight) for r in ranked(project)[0]] == first
+    with project.store() as s:
+        assert {e.id: sentences.decode(e.sentences).tolist()
+                for e in s.entries_for_ranking()} == {i: a.tolist() for i, a in stored.items()}
 
 
 def test_readers_with_and_without_a_library_in_one_batch(project):

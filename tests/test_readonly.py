@@ -1,7 +1,7 @@
 """Read-only means read-only: every page of the preview (GET and HEAD) and every read-only
 command (rank, render, check, feeds, search) leave what a user can see in the database exactly
 as it was. Only caches of derived data (terms, parsed libraries, embeddings, token analyses,
-the search index) may be filled. Feed rows, the ledger and votes change only by poll, send,
+abstracts' sentences, the search index) may be filled. Feed rows, the ledger and votes change only by poll, send,
 run and the POST endpoints."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from test_render import NORMAL, NOW, write_project
 
 from digest.links import Links
 
-CACHES = {"terms", "libraries", "embeddings", "fts_state"}  # and entries.analysis, entries_fts*
+# and entries.analysis, entries.sentences, entries_fts*
+CACHES = {"terms", "libraries", "embeddings", "fts_state"}
 
 
 def snapshot(path) -> dict[str, list]:
@@ -25,7 +26,7 @@ def snapshot(path) -> dict[str, list]:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             if table in CACHES or table.startswith(("entries_fts", "sqlite_")):
                 continue
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "analysis"]
+            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in ("analysis", "sentences")]
             out[table] = sorted(conn.execute(f"SELECT {', '.join(cols)} FROM {table}"), key=repr)
         return out
     finally:

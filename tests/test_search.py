@@ -101,10 +101,11 @@ def test_an_upgraded_database_indexes_its_old_entries_with_authors(project):
     write_project(project, NORMAL)
     with project.store() as s:
         s.index_search()
-        for sql in ("DROP INDEX entries_revised", "DROP INDEX sightings_feed_seen", "DROP TABLE mutes",
+        for sql in ("ALTER TABLE entries DROP COLUMN sentences",  # undo migration 10
+                    "DROP INDEX entries_revised", "DROP INDEX sightings_feed_seen", "DROP TABLE mutes",
                     "ALTER TABLE feedback DROP COLUMN version",
                     *(f"ALTER TABLE entries DROP COLUMN {c}" for c in ("version", "revised", "tldr", "code", "data"))):
-            s.db.execute(sql)  # undo migration 9, then say 8 never ran: a database from before it
+            s.db.execute(sql)  # and 9, then say 8 never ran: a database from before it
         s.db.execute("PRAGMA user_version = 7")
     with project.store() as s:
         assert s.schema_version == len(MIGRATIONS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +14,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
+from digest import sentences
 from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
 from digest.models import StoredEntry
 from digest.normalize import MIN_TITLE_KEY_WORDS, title_key
@@ -140,9 +141,10 @@ class Pool:
         # (benchmarks/bench_poll.py).
         analyses = [decode_analysis(e.analysis) for e in entries]
         todo = [k for k, a in enumerate(analyses) if a is None]
+        self.new_words: dict[str, int] = {}  # the term ids of the words analysed here
         if todo:
             parts = {k: analyze_entry(entries[k].title, entries[k].summary_text) for k in todo}
-            ids = store.term_ids({w for p in parts.values() for ws in p for w in ws})
+            ids = self.new_words = store.term_ids({w for p in parts.values() for ws in p for w in ws})
             computed = []
             for k, p in parts.items():
                 entries[k].analysis = encode_analysis(p, ids)
@@ -157,6 +159,8 @@ class Pool:
                         if embedder is not None and entries else None)
         self._embedder = embedder
         self._phrase_index = PhraseIndex([a[1] for a in analyses], [a[2] for a in analyses])
+        self._read: dict[int, sentences.Sentences | None] = {}  # abstracts shown so far
+        self._unsaved: list[tuple[str, bytes]] = []  # their sentences worked out here
         # The configured readers' phrases, indexed in one pass rather than one per phrase.
         self._word_ids = store.term_ids({w for p in phrases for w in words(p)}, add=False)
         self._phrase_index.index({self._phrase_ids(p) for p in phrases})
@@ -211,6 +215,32 @@ class Pool:
         sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         vectors = self._embedder.embed([x for t in texts for x in t])
         return Sentences(vectors, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
+
+    def abstracts(self, rows: list[int], ids: Callable[[Iterable[str]], Mapping[str, int]]
+                  ) -> list[sentences.Sentences | None]:
+        """Entries' abstracts split into sentences, for their highlights (None: no sentence):
+        read from the database, or the first time an entry is shown worked out, with `ids`
+        giving their words' term ids, and kept for save_sentences."""
+        new = [r for r in dict.fromkeys(rows) if r not in self._read
+               and sentences.decode(self.entries[r].sentences) is None]
+        if new:
+            said = {r: sentences.analyze(self.entries[r].summary_text) for r in new}
+            known = ids({w for _, stems in said.values() for ws in stems for w in ws})
+            for r, parsed in said.items():
+                self.entries[r].sentences = sentences.encode(parsed, known)
+                self._unsaved.append((self.entries[r].id, self.entries[r].sentences))
+        for r in rows:
+            if r not in self._read:
+                doc = sentences.Sentences(self.entries[r].summary_text,
+                                          sentences.decode(self.entries[r].sentences))
+                self._read[r] = doc if doc.n else None
+        return [self._read[r] for r in rows]
+
+    def save_sentences(self) -> None:
+        """Store the sentences worked out since the last call (in this process's store)."""
+        if self._unsaved:
+            self.store.save_sentences(self._unsaved)
+            self._unsaved = []
 
     def _phrase_ids(self, text: str) -> tuple[int, ...]:
         """A phrase's words as term ids; -1 for a word in no entry ranked so far."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from digest.highlight import Profile, highlight, seed_words
+from digest.highlight import Highlighter, Profile, seed_words
 from digest.models import Ranked, StoredEntry
 from digest.normalize import title_key
 from digest.rank.collector import fewer_collections
@@ -46,6 +46,9 @@ class Ranker:
         self._any_mutes = store.has_mutes()
         phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
         self.pool = Pool(store, entries, now, phrases, tuning, embedder)
+        # Words' term ids, from whichever store this process has (workers.py).
+        self.highlighter = Highlighter(lambda stems, add: self.store.term_ids(stems, add=add))
+        self.highlighter.know(self.pool.new_words)
         self.id_order = self.pool.id_order
 
     def library(self, path: Path) -> Seeds:
@@ -160,6 +163,7 @@ class Ranker:
         for group in self._groups(batch):
             out += self._rank_group(group, limit, selection)
             del group  # before the next group's libraries load
+        self.pool.save_sentences()  # of the abstracts shown for the first time
         return out
 
     def _rank_group(self, group: list, limit: int | None,
@@ -227,10 +231,11 @@ class Ranker:
         """The picks with the sentence of each abstract that matched the reader, chosen only
         for what is shown (not for every candidate select looked at)."""
         titles, texts = meta.seeds.titles, meta.seeds.texts
-        return [p._replace(highlight=highlight(
-            self.entries[p.row].summary_text, meta.profile,
-            seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset()))
-            for p in picks]
+        docs = self.pool.abstracts([p.row for p in picks], self.highlighter.ids)
+        shown = self.highlighter.many(meta.profile, [
+            (doc, seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset())
+            for p, doc in zip(picks, docs, strict=True)])
+        return [p._replace(highlight=h) for p, h in zip(picks, shown, strict=True)]
 
     def _voted(self, votes: dict[str, int], sign: int) -> list[StoredEntry]:
         ids = sorted(i for i, v in votes.items() if v == sign)

@@ -13,8 +13,8 @@ from digest.normalize import content_hash
 from digest.store.base import Database
 
 _ENTRY_COLUMNS = ("id", "title", "link", "summary_text", "authors", "categories", "published",
-                  "fetched", "popularity", "analysis", "version", "revised", "tldr", "code",
-                  "data")  # what ranking and the digest read
+                  "fetched", "popularity", "analysis", "sentences", "version", "revised", "tldr",
+                  "code", "data")  # what ranking and the digest read
 _FULL_COLUMNS = (*_ENTRY_COLUMNS, "canonical", "summary_html")
 _SOURCES = ("(SELECT group_concat(DISTINCT s.feed) FROM sightings s WHERE s.entry_id = e.id)")
 STRONG_KEYS = ("arxiv:", "doi:")
@@ -147,6 +147,13 @@ class EntryStore(Database):
         with self.db.conn:
             self.db.conn.executemany("UPDATE entries SET analysis = ? WHERE id = ?",
                                      [(a, i) for i, a in items])
+
+    def save_sentences(self, items: list[tuple[str, bytes]]) -> None:
+        """Store (entry id, sentences.encode) pairs worked out by the highlight: a cache."""
+        if items:
+            with self.db.conn:
+                self.db.conn.executemany("UPDATE entries SET sentences = ? WHERE id = ?",
+                                         [(a, i) for i, a in items])
 
     def prune(self, before: datetime) -> int:
         """Delete entry content published and fetched before `before`, except what a reader

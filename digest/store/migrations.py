@@ -232,6 +232,11 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX sightings_feed_seen ON sightings(feed, first_seen);
     """,
+    # 10: an abstract's sentences as the highlight reads them (sentences.encode), stored the
+    # first time the entry is shown to a reader: a cache, like `analysis`.
+    """
+    ALTER TABLE entries ADD COLUMN sentences TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 
