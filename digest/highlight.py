@@ -124,20 +124,40 @@ class Highlighter:
             hits = np.flatnonzero(key == np.repeat(top, np.diff(first)))
             best = hits[np.searchsorted(hits, first[:-1])].tolist()  # the first at each top
             seed, library_n, first = seed.tolist(), library_n.tolist(), first.tolist()
-            for i, (j, doc, b) in enumerate(zip(live, docs, best, strict=True)):
-                k = b - first[i]
+            chosen = [(i, b - first[i]) for i, b in enumerate(best)]
+            marked = [(i, k) for i, k in chosen if best[i] not in runs
+                      and (seed[best[i]] or library_n[best[i]])]
+            places = self._marks(bits, docs, marked, [row[i] if seed[best[i]] else 0 for i, _ in marked])
+            for i, k in chosen:
+                b, doc = best[i], docs[i]
                 if b in runs:
-                    out[j] = doc.shown(k, runs[b])
+                    out[live[i]] = doc.shown(k, runs[b])
                 elif seed[b] or library_n[b]:
-                    words = doc.words[doc.starts[k]:doc.starts[k + 1] - 1]
-                    mark = (bits[words] >> np.uint64(row[i] if seed[b] else 0)) & np.uint64(1)
-                    out[j] = doc.marked(k, np.flatnonzero(mark).tolist())
+                    out[live[i]] = doc.marked(k, places[i])
                 else:
-                    out[j] = doc.shown(k)
+                    out[live[i]] = doc.shown(k)
         finally:
             for _, ids in wanted:
                 bits[ids] = 0
         return out
+
+    @staticmethod
+    def _marks(bits: np.ndarray, docs: list[Sentences], marked: list[tuple[int, int]],
+               bit: list[int]) -> dict[int, list[int]]:
+        """For each (item, sentence) to mark, the places of its words whose bit is set, all
+        items' chosen sentences looked up at once."""
+        if not marked:
+            return {}
+        bounds = [(docs[i].starts[k], docs[i].starts[k + 1] - 1) for i, k in marked]
+        words = np.concatenate([docs[i].words[a:b] for (i, _), (a, b) in zip(marked, bounds, strict=True)])
+        sizes = [b - a for a, b in bounds]
+        shift = np.repeat(np.asarray(bit, dtype=np.uint64), sizes)
+        hits = np.flatnonzero((bits[words] >> shift) & np.uint64(1))
+        starts = np.cumsum([0, *sizes]).tolist()
+        cuts = np.searchsorted(hits, starts).tolist()
+        hits = hits.tolist()
+        return {i: [h - starts[n] for h in hits[cuts[n]:cuts[n + 1]]]
+                for n, (i, _) in enumerate(marked)}
 
     def _seed(self, words: frozenset[str]) -> np.ndarray:
         got = self._seeds.get(words)
@@ -148,10 +168,12 @@ class Highlighter:
     def _as_ids(self, stems: Iterable[str], keep: bool = False) -> np.ndarray:
         """The ids of stems that have one (with `keep`, every stem, -1 for none)."""
         stems = list(stems)
-        if any(s not in self._ids for s in stems):
+        ids = list(map(self._ids.get, stems))
+        if None in ids:  # not asked for yet in this ranking
             self.ids(stems, add=False)
-        ids = np.fromiter(map(self._ids.__getitem__, stems), np.int64, len(stems))
-        return ids if keep else ids[ids >= 0]
+            ids = list(map(self._ids.__getitem__, stems))
+        found = np.array(ids, dtype=np.int64)
+        return found if keep else found[found >= 0]
 
 
 def _phrases(phrases: list[np.ndarray], docs: list[Sentences]):
@@ -166,20 +188,22 @@ def _phrases(phrases: list[np.ndarray], docs: list[Sentences]):
     for p in phrases[1:]:
         opening |= words == p[0]
     maybe = np.flatnonzero(opening)
-    if not maybe.size:
-        return count, {}
-    offset = np.cumsum([0] + [len(d.words) for d in docs]).tolist()
-    begins = np.asarray([b + o for d, o in zip(docs, offset, strict=False) for b in d.starts[:-1]])
-    runs: dict[int, list[tuple[int, int]]] = {}
+    found = []
     for ids in phrases:
         at = maybe[words[maybe] == ids[0]]
         for t in range(1, len(ids)):
             at = at[words[at + t] == ids[t]]
         if at.size:
-            sentence = np.searchsorted(begins, at, "right") - 1
+            found.append((at, len(ids)))
+    runs: dict[int, list[tuple[int, int]]] = {}
+    if found:
+        ends = np.flatnonzero(words == -1)  # the -1 that ends each sentence (then the padding)
+        begins = np.concatenate(([0], ends[:-1] + 1))
+        for at, size in found:
+            sentence = np.searchsorted(ends, at)
             count += np.bincount(sentence, minlength=len(count))
             for s, a in zip(sentence.tolist(), (at - begins[sentence]).tolist(), strict=True):
-                runs.setdefault(s, []).append((a, a + len(ids) - 1))
+                runs.setdefault(s, []).append((a, a + size - 1))
     return count, runs
 
 
