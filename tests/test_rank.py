@@ -1,7 +1,9 @@
 """Ranking properties on a real SQLite store, and the `digest rank` contract."""
 
+import gc
 import json
 import struct
+import weakref
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -516,6 +518,25 @@ def test_sentences_are_stored_when_first_shown_and_highlight_the_same_either_way
     with project.store() as s:
         assert {e.id: sentences.decode(e.sentences).tolist()
                 for e in s.entries_for_ranking()} == {i: a.tolist() for i, a in stored.items()}
+
+
+def test_a_finished_ranking_is_freed_without_the_collector(project):
+    """Nothing in a Ranker points back at it: a preview server ranks on every request, and with
+    collections made rare while ranking (collector.py), a cycle would keep each request's
+    model in memory."""
+    setup(project, '[users.u.interests]\n"style transfer" = 1\n')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    gc.disable()
+    try:
+        results, ranker = ranked(project)
+        assert any(r.highlight.marks for r in results)
+        gone = weakref.ref(ranker)
+        del ranker
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_readers_with_and_without_a_library_in_one_batch(project):

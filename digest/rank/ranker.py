@@ -46,8 +46,11 @@ class Ranker:
         self._any_mutes = store.has_mutes()
         phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
         self.pool = Pool(store, entries, now, phrases, tuning, embedder)
-        # Words' term ids, from whichever store this process has (workers.py).
-        self.highlighter = Highlighter(lambda stems, add: self.store.term_ids(stems, add=add))
+        # Words' term ids, from whichever store this process has (workers.py). Through the
+        # pool, not self: a cycle would keep a finished ranking's model alive until the
+        # collector runs, and ranking makes it run rarely (collector.py).
+        pool = self.pool
+        self.highlighter = Highlighter(lambda stems, add: pool.store.term_ids(stems, add=add))
         self.highlighter.know(self.pool.new_words)
         self.id_order = self.pool.id_order
 
