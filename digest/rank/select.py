@@ -83,7 +83,8 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
                 break
         if len(chosen) >= limit:
             break
-    out = [p._replace(section=where) for p, where in zip(explain(chosen), placed, strict=True)]
+    out = [Pick(p.row, p.score, p.reasons, p.trending, where, p.seed, p.highlight)
+           for p, where in zip(explain(chosen), placed, strict=True)]
     taken = set(chosen)
     # The rows a reader may be offered, as a mask: a set of every row costs more than the
     # few look-ups made in it.
