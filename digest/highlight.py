@@ -105,7 +105,7 @@ class Highlighter:
         top_id = max(max(d.top for d in docs),
                      max((int(ids.max()) for _, ids in wanted if len(ids)), default=0))
         if len(self._bits) <= top_id:
-            self._bits = np.zeros(2 * top_id + 2, dtype=np.uint64)
+            self._bits = np.zeros(top_id + top_id // 4 + 64, dtype=np.uint64)  # room to grow
         bits = self._bits
         for r, ids in wanted:
             bits[ids] |= np.uint64(1 << r)

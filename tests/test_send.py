@@ -4,6 +4,7 @@ exactly once per reader and date, retries, permanent refusals, crash recovery, e
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, timedelta
 from email import message_from_bytes, policy
 
@@ -378,3 +379,10 @@ def test_one_readers_broken_library_stops_no_digest(project, breakage, caplog):
         check = project.run("check")
     assert again.exit_code == 0 and "grace 2026-11-22: already done" in again.output
     assert check.exit_code == 1 and "grace.json" in check.output and "Traceback" not in check.output
+    # `digest rank` says the reason itself, once: not again through the operator's log.
+    caplog.clear()
+    with time_machine.travel(NOW, tick=False):
+        ranked = project.run("rank", "grace")
+    assert ranked.exit_code == 0 and ranked.output.count(reason) == 1
+    assert not [r for r in caplog.records if r.name == "digest.rank"]
+    assert logging.getLogger("digest.rank").level == logging.NOTSET  # as it was

@@ -3,7 +3,9 @@ command-line one, and the parsing of what a user types (--date, durations, reade
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -78,6 +80,19 @@ def reader_named(config: Config, name: str):
                        "`digest check` lists the readers.")
     return config.users[name]
 
+
+
+@contextlib.contextmanager
+def unlogged(name: str):
+    """The logger `name` held to errors: for a command that says its warnings itself, so the
+    operator's log line does not repeat them."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def write(data: bytes, out: str | None, what: str) -> None:

@@ -19,6 +19,7 @@ from digest.cli.base import (
     day_option,
     load,
     reader_named,
+    unlogged,
     url_host,
     write,
 )
@@ -105,7 +106,7 @@ def rank(ctx: click.Context, user: str, day: date | None, everything: bool, limi
     if day and everything:
         raise CliError("--date and --all do not go together; pick one.")
     reader = reader_named(config, user)
-    with Store(config.digest.database) as store:
+    with Store(config.digest.database) as store, unlogged("digest.rank"):  # said below, once
         ranked, warnings = ranking(config, store, reader, day, datetime.now(UTC), everything, limit)
     for w in warnings:
         click.echo(f"Warning: {w}", err=True)
