@@ -53,9 +53,9 @@ class Highlighter:
     over word ids (a few numpy operations a reader, not a Python loop over every sentence of
     every item). A sentence's key is, strongest first, how many times the reader's phrases
     stand in it, how many distinct words of the item's seed paper it has, and how many of the
-    library's; the first sentence with the highest key is shown. `ids` gives the ids of the
-    stems it is asked for that have one (the database's term dictionary); a stem without one
-    is in no abstract."""
+    library's; the first sentence with the highest key is shown. `lookup(stems, add)` gives
+    stems' ids in the database's term dictionary (with `add`, giving new stems one); a stem a
+    reader follows that has none is in no abstract."""
 
     CHUNK = 32  # items matched at once: a bit per distinct seed paper, and one for the library
 
@@ -100,7 +100,8 @@ class Highlighter:
         docs = [cases[j][0] for j in live]
         # Bit 0 of an id: a word of the library; bit r: of the r-th seed paper in these items.
         rows: dict[frozenset[str], int] = {}
-        row = [rows.setdefault(cases[j][1], len(rows) + 1) if cases[j][1] else 63 for j in live]
+        row = [rows.setdefault(cases[j][1], len(rows) + 1) if cases[j][1] else 63  # never set
+               for j in live]
         wanted = [(0, library)] + [(r, self._seed(s)) for s, r in rows.items()]
         top_id = max(max(d.top for d in docs),
                      max((int(ids.max()) for _, ids in wanted if len(ids)), default=0))

@@ -238,7 +238,8 @@ class Ranker:
         shown = self.highlighter.many(meta.profile, [
             (doc, seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset())
             for p, doc in zip(picks, docs, strict=True)])
-        return [Pick(*p[:-1], h) for p, h in zip(picks, shown, strict=True)]  # not _replace: slower
+        return [Pick(p.row, p.score, p.reasons, p.trending, p.section, p.seed, h)  # not _replace:
+                for p, h in zip(picks, shown, strict=True)]                      # slower
 
     def _voted(self, votes: dict[str, int], sign: int) -> list[StoredEntry]:
         ids = sorted(i for i, v in votes.items() if v == sign)
