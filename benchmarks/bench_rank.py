@@ -101,7 +101,7 @@ def build(tmp: Path, papers: list[dict], n_entries: int, n_readers: int):
 
 
 def forget() -> None:
-    """Empty the per-process caches (stems, sentences, names), so each timed run starts as a
+    """Empty the per-process caches (stems, seed and title words, names), so each timed run starts as a
     fresh `digest send` does: otherwise a run inherits what the runs before it worked out, and
     forked workers inherit it from the parent."""
     lexical._stem_cache.clear()

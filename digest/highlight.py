@@ -58,6 +58,7 @@ class Highlighter:
     reader follows that has none is in no abstract."""
 
     CHUNK = 32  # items matched at once: a bit per distinct seed paper, and one for the library
+    SEEDS_KEPT = 4096  # seed papers' ids kept, as seed_words keeps their words (then forgotten)
 
     def __init__(self, lookup: Callable[[list[str], bool], Mapping[str, int]]) -> None:
         self._lookup = lookup  # (stems, add) → ids; with add, stems without one get one
@@ -162,7 +163,9 @@ class Highlighter:
 
     def _seed(self, words: frozenset[str]) -> np.ndarray:
         got = self._seeds.get(words)
-        if got is None:  # seed_words gives one set per paper: converted once per ranking
+        if got is None:  # readers share seed papers; thousands of readers' own would not fit
+            if len(self._seeds) >= self.SEEDS_KEPT:
+                self._seeds.clear()
             got = self._seeds[words] = self._as_ids(words)
         return got
 

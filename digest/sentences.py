@@ -1,7 +1,7 @@
 """An abstract's sentences as the highlight reads them (highlight.py): split, their words
-stemmed, and stored with the entry as term-dictionary ids the first time it is ranked, beside
-its tokens (lexical.encode_analysis), so a ranking reads them back as arrays instead of
-splitting and stemming every abstract it shows again, in every process."""
+stemmed, and stored with the entry as term-dictionary ids the first time it is shown to a
+reader (`entries.sentences`, Pool.abstracts), so a ranking reads them back as arrays instead
+of splitting and stemming every abstract it shows again, in every process."""
 
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ class Sentences:
         self._layouts: list[tuple[str, list[tuple[int, int]], int, str] | None] = [None] * n
 
     def sentence(self, k: int) -> str:
+        """Sentence k's text, whitespace collapsed."""
         if self._flat is None:
             self._flat = " ".join(self._text.split())
         a, b = self._bounds[k]

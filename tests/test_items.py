@@ -130,6 +130,25 @@ def test_one_readers_items_matched_at_once_choose_as_one_at_a_time():
     assert highlight("Style. Transfer is here.", profile).marks == ()  # not across sentences
 
 
+def test_the_highlighter_keeps_a_bounded_number_of_seed_papers(monkeypatch):
+    """Each reader's items name their own seed papers: over thousands of readers with libraries
+    of their own, the ids kept for them must not grow without end."""
+    monkeypatch.setattr(Highlighter, "SEEDS_KEPT", 5)
+    vocabulary: dict[str, int] = {}
+    highlighter = Highlighter(lambda stems, add: {s: vocabulary.setdefault(s, len(vocabulary))
+                                                  for s in stems})
+    text = "Bees visit flowers. Wing patterns vary between species."
+    parsed = sentences.analyze(text)
+    doc = Sentences(text, sentences.decode(sentences.encode(
+        parsed, highlighter.ids(w for ws in parsed[1] for w in ws))))
+    profile = Profile.of([], ["Flowers"])
+    for k in range(12):
+        seed = seed_words(f"Topic{k}", "Wing patterns of species" if k % 2 else "Bees")
+        h = highlighter.many(profile, [(doc, seed)])[0]
+        assert h == highlight(text, profile, seed)
+        assert len(highlighter._seeds) <= 5
+
+
 def test_rank_json_carries_the_highlight(project):
     write_project(project, [
         ("arxiv", entry("bees", "Style transfer for bees", ABSTRACT)),

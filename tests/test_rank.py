@@ -366,13 +366,14 @@ config = load_config(sys.argv[1])
 store = Store(config.digest.database)
 out = []
 settings = gc.get_threshold()
-for workers in (1, 2):
+for workers in (2, 1):  # forked workers first: they store the sentences one process reads
     ranker = Ranker(config, store, store.entries_for_ranking(), datetime.fromisoformat(sys.argv[2]))
     assert ranker._can_fork()  # else workers=2 would quietly run in this process
     users = [(u, None) for u in config.users.values()]
     out.append({"ranked": [(u.name, [r.as_json() for r in items]) for u, items in
                            ranker.rank_many(users, selection=Selection(3, 0.01, 1), workers=workers)],
-                "warnings": {str(k): v for k, v in ranker.library_warnings.items()}})
+                "warnings": {str(k): v for k, v in ranker.library_warnings.items()},
+                "stored": sorted(e.id for e in store.entries_for_ranking() if e.sentences)})
     # Ranking changes how often the collector runs, and freezes the model: only while it ranks.
     assert gc.get_threshold() == settings and gc.get_freeze_count() == 0 and gc.isenabled()
 print(json.dumps(out))
@@ -401,11 +402,18 @@ def test_worker_processes_rank_exactly_like_one_process(project):
     done = subprocess.run([sys.executable, "-c", _RANK_BOTH_WAYS, str(project.path), NOW.isoformat()],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    one, two = json.loads(done.stdout)
+    two, one = json.loads(done.stdout)
     assert [name for name, _ in two["ranked"]] == [f"r{r}" for r in range(70)]
     assert two == one
     assert any(items for _, items in two["ranked"])
     assert any(two["warnings"].values())
+    assert all(item["highlight"] for _, items in two["ranked"] for item in items)
+    # The workers saved the sentences of the abstracts they showed, before one process ran.
+    shown = {item["id"] for _, items in two["ranked"] for item in items}
+    assert shown and shown <= set(two["stored"])
+    with project.store() as s:
+        assert all(sentences.decode(e.sentences) is not None
+                   for e in s.entries_for_ranking() if e.id in shown)
 
 
 def test_the_collector_runs_less_only_while_readers_are_ranked(project):
