@@ -5,7 +5,8 @@ seed paper named in the item's reasons, then their library as a whole; the best 
 shown instead of the abstract's opening, with the words that matched marked. Nothing
 matching, the first sentence. The ranker highlights the items it picks, one reader's at a
 time (benchmarks/bench_render.py measures the cost per item); an abstract's sentences come
-split and stemmed from the database (sentences.py)."""
+split and stemmed from the database (sentences.py), and a seed paper's words from its
+library's cache (rank/seeds.py)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,42 @@ from digest.sentences import Sentences
 
 @dataclass(frozen=True)
 class Profile:
-    """What one reader's sentences are matched against, prepared once per reader."""
+    """What one reader's sentences are matched against, as words: highlight()'s input."""
 
     phrases: tuple[tuple[str, ...], ...] = ()  # each phrase as its words' stems
     library: frozenset[str] = frozenset()  # content-word stems of the library's titles
 
     @classmethod
     def of(cls, phrases, library_titles) -> Profile:
-        return cls(phrases=tuple(p for p in (tuple(_stems(x)) for x in phrases) if p),
+        return cls(phrases=phrase_stems(phrases),
                    library=frozenset().union(*map(_title_words, library_titles)))
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What one reader's sentences are matched against, as the ranker has it: their phrases
+    (stems: readers share phrases, whose ids are looked up once a ranking), and as term ids the
+    words of their library's titles and of each seed paper (stored with the library, seeds.py,
+    so no seed paper is stemmed again at each ranking)."""
+
+    phrases: tuple[tuple[str, ...], ...]
+    library: np.ndarray  # the titles' distinct content words
+    words: np.ndarray  # each seed paper's distinct content words, paper after paper
+    starts: np.ndarray  # where each paper's words begin in `words`, then where they end
+
+    def seed(self, k: int) -> np.ndarray:
+        return self.words[self.starts[k]:self.starts[k + 1]]
+
+
+def paper_words(title: str, text: str) -> tuple[list[str], list[str]]:
+    """A seed paper's distinct content stems (seed_words) as the highlight matches them: its
+    title's (_title_words, sorted), then the rest (sorted)."""
+    titled = _title_words(title)
+    return sorted(titled), sorted(seed_words(title, text) - titled)
+
+
+def phrase_stems(phrases: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    return tuple(p for p in (tuple(_stems(x)) for x in phrases) if p)
 
 
 def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset()) -> Highlight:
@@ -45,7 +73,9 @@ def highlight(abstract: str, profile: Profile, seed: frozenset[str] = frozenset(
     parsed = sentences.analyze(abstract)
     encoded = sentences.encode(parsed, ids((s for words in parsed[1] for s in words), True))
     doc = Sentences(abstract, sentences.decode(encoded))
-    return Highlighter(ids).many(profile, [(doc if doc.n else None, seed)])[0]
+    highlighter = Highlighter(ids)
+    return highlighter.many(highlighter.marks(profile, [seed]),
+                            [(doc if doc.n else None, 0 if seed else None)])[0]
 
 
 class Highlighter:
@@ -58,12 +88,10 @@ class Highlighter:
     reader follows that has none is in no abstract."""
 
     CHUNK = 32  # items matched at once: a bit per distinct seed paper, and one for the library
-    SEEDS_KEPT = 4096  # seed papers' ids kept, as seed_words keeps their words (then forgotten)
 
     def __init__(self, lookup: Callable[[list[str], bool], Mapping[str, int]]) -> None:
         self._lookup = lookup  # (stems, add) → ids; with add, stems without one get one
         self._ids: dict[str, int] = {}  # stem → id, or -1 for none (yet)
-        self._seeds: dict[frozenset[str], np.ndarray] = {}  # a seed's words as ids
         self._bits = np.zeros(0, dtype=np.uint64)  # per id, the rows wanting it; zeroed after use
 
     def know(self, ids: Mapping[str, int]) -> None:
@@ -82,28 +110,35 @@ class Highlighter:
             have.update({s: found.get(s, -1) for s in missing})
         return {s: have[s] for s in stems}
 
-    def many(self, profile: Profile, cases: list[tuple[Sentences | None, frozenset[str]]]) -> list[Highlight]:
-        """highlight() of each (abstract's sentences, seed words) for one reader's profile."""
-        library = self._as_ids(profile.library)
-        phrases = [self._as_ids(p, keep=True) for p in profile.phrases]
+    def marks(self, profile: Profile, seeds: list[frozenset[str]]) -> Marks:
+        """A profile and seed papers' words (stems) as many() takes them."""
+        words = [self._as_ids(s) for s in seeds]
+        return Marks(profile.phrases, self._as_ids(profile.library),
+                     np.concatenate([np.zeros(0, np.int64), *words]),
+                     np.cumsum([0, *map(len, words)]))
+
+    def many(self, marks: Marks, cases: list[tuple[Sentences | None, int | None]]) -> list[Highlight]:
+        """highlight() of each (abstract's sentences, its seed paper: an index of
+        `marks.seed`, or None) for one reader."""
+        phrases = [self._as_ids(p, keep=True) for p in marks.phrases]
         phrases = [p for p in phrases if (p >= 0).all()]  # a word in no abstract: never stands
         out: list[Highlight] = []
         for i in range(0, len(cases), self.CHUNK):
-            out += self._chunk(library, phrases, cases[i:i + self.CHUNK])
+            out += self._chunk(marks, phrases, cases[i:i + self.CHUNK])
         return out
 
-    def _chunk(self, library: np.ndarray, phrases: list[np.ndarray],
-               cases: list[tuple[Sentences | None, frozenset[str]]]) -> list[Highlight]:
+    def _chunk(self, marks: Marks, phrases: list[np.ndarray],
+               cases: list[tuple[Sentences | None, int | None]]) -> list[Highlight]:
         out = [Highlight("")] * len(cases)
         live = [j for j, (doc, _) in enumerate(cases) if doc is not None]
         if not live:
             return out
         docs = [cases[j][0] for j in live]
         # Bit 0 of an id: a word of the library; bit r: of the r-th seed paper in these items.
-        rows: dict[frozenset[str], int] = {}
-        row = [rows.setdefault(cases[j][1], len(rows) + 1) if cases[j][1] else 63  # never set
-               for j in live]
-        wanted = [(0, library)] + [(r, self._seed(s)) for s, r in rows.items()]
+        rows: dict[int, int] = {}
+        row = [63 if cases[j][1] is None else rows.setdefault(cases[j][1], len(rows) + 1)
+               for j in live]  # bit 63 is never set
+        wanted = [(0, marks.library)] + [(r, marks.seed(k)) for k, r in rows.items()]
         top_id = max(max(d.top for d in docs),
                      max((int(ids.max()) for _, ids in wanted if len(ids)), default=0))
         if len(self._bits) <= top_id:
@@ -160,14 +195,6 @@ class Highlighter:
         hits = hits.tolist()
         return {i: [h - starts[n] for h in hits[cuts[n]:cuts[n + 1]]]
                 for n, (i, _) in enumerate(marked)}
-
-    def _seed(self, words: frozenset[str]) -> np.ndarray:
-        got = self._seeds.get(words)
-        if got is None:  # readers share seed papers; thousands of readers' own would not fit
-            if len(self._seeds) >= self.SEEDS_KEPT:
-                self._seeds.clear()
-            got = self._seeds[words] = self._as_ids(words)
-        return got
 
     def _as_ids(self, stems: Iterable[str], keep: bool = False) -> np.ndarray:
         """The ids of stems that have one (with `keep`, every stem, -1 for none)."""

@@ -118,7 +118,9 @@ def test_one_readers_items_matched_at_once_choose_as_one_at_a_time():
         doc = Sentences(a, sentences.decode(sentences.encode(
             parsed, highlighter.ids(s for ws in parsed[1] for s in ws))))
         docs.append(doc if doc.n else None)
-    together = highlighter.many(profile, [(d, seed) for d, (_, seed) in zip(docs, cases, strict=True)])
+    marks = highlighter.marks(profile, seeds)
+    together = highlighter.many(marks, [(d, seeds.index(seed) if seed else None)
+                                        for d, (_, seed) in zip(docs, cases, strict=True)])
     assert len(together) == len(cases) > Highlighter.CHUNK
     for (a, seed), h in zip(cases, together, strict=True):
         assert h == highlight(a, profile, seed)
@@ -128,25 +130,6 @@ def test_one_readers_items_matched_at_once_choose_as_one_at_a_time():
         text, matched = _plainly(a, profile, seed)
         assert h.text == text and bool(h.marks) == bool(matched)
     assert highlight("Style. Transfer is here.", profile).marks == ()  # not across sentences
-
-
-def test_the_highlighter_keeps_a_bounded_number_of_seed_papers(monkeypatch):
-    """Each reader's items name their own seed papers: over thousands of readers with libraries
-    of their own, the ids kept for them must not grow without end."""
-    monkeypatch.setattr(Highlighter, "SEEDS_KEPT", 5)
-    vocabulary: dict[str, int] = {}
-    highlighter = Highlighter(lambda stems, add: {s: vocabulary.setdefault(s, len(vocabulary))
-                                                  for s in stems})
-    text = "Bees visit flowers. Wing patterns vary between species."
-    parsed = sentences.analyze(text)
-    doc = Sentences(text, sentences.decode(sentences.encode(
-        parsed, highlighter.ids(w for ws in parsed[1] for w in ws))))
-    profile = Profile.of([], ["Flowers"])
-    for k in range(12):
-        seed = seed_words(f"Topic{k}", "Wing patterns of species" if k % 2 else "Bees")
-        h = highlighter.many(profile, [(doc, seed)])[0]
-        assert h == highlight(text, profile, seed)
-        assert len(highlighter._seeds) <= 5
 
 
 def test_rank_json_carries_the_highlight(project):

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from conftest import FIXTURES
 
-from digest import sentences
+from digest import highlight, lexical, sentences
 from digest.dates import digest_window
 from digest.lexical import TOKENIZER_VERSION, decode_analysis
 from digest.models import SURPRISE, iso_utc
@@ -526,6 +526,30 @@ def test_sentences_are_stored_when_first_shown_and_highlight_the_same_either_way
     with project.store() as s:
         assert {e.id: sentences.decode(e.sentences).tolist()
                 for e in s.entries_for_ranking()} == {i: a.tolist() for i, a in stored.items()}
+
+
+def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
+    """A seed paper's words, as its highlights mark them, are worked out once, when its
+    library is read, and stored with it (like the entries' words and sentences): a later
+    ranking stems no text at all, and highlights exactly as the first one did."""
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Graph networks for rivers},"
+        " abstract={Rainfall and river gauges forecast floods with graph networks.}}\n")
+    setup(project, 'papers = "lib.bib"\n')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    first = [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]]
+    flood = next(h for t, _, h in first if t == "Graph networks for flood forecasting")
+    assert [flood.text[a:b] for a, b in flood.marks] == ["River gauges", "rainfall", "floods"]
+
+    def stemmed(*_):
+        raise AssertionError("a ranking from stored data stemmed a text")
+    highlight.seed_words.cache_clear()  # as in the next process: nothing remembered
+    highlight._title_words.cache_clear()
+    monkeypatch.setattr(lexical, "stems", stemmed)
+    monkeypatch.setattr(lexical, "stem", stemmed)
+    assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
 
 
 def test_a_finished_ranking_is_freed_without_the_collector(project):

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from digest.highlight import Highlighter, Profile, seed_words
+from digest.highlight import Highlighter, phrase_stems
 from digest.models import Ranked, StoredEntry
-from digest.normalize import title_key
 from digest.rank.collector import fewer_collections
 from digest.rank.pool import Pool
 from digest.rank.reasons import explain
@@ -212,7 +211,7 @@ class Ranker:
         n_papers = len(lib.titles) - len(liked)
         names = [f'similar to your paper "{short(t)}"' for t in lib.titles[:n_papers]] + [
             f'like "{short(t)}", which you liked' for t in lib.titles[n_papers:]]
-        owned = sorted({i for t in lib.titles[:n_papers] for i in self.pool.by_title.get(title_key(t), ())}
+        owned = sorted({i for k in lib.title_keys[:n_papers] for i in self.pool.by_title.get(k, ())}
                        | {i for k in lib.keys for i in self.pool.by_key.get(k, ())})
         meta = Reader(seed_names=names, n_liked=len(liked), seeds=lib, votes=len(votes),
                       authors=frozenset(author_key(a) for a in user.authors), owned=owned)
@@ -227,17 +226,15 @@ class Ranker:
         meta.excluded = [(p, self.pool.phrase(p)) for p in user.exclude]
         meta.hidden = [self.pool.phrase(p) for p in sorted(muted)]
         meta.muted_authors = frozenset(author_key(v) for kind, v, _ in mutes if kind == "author")
-        meta.profile = Profile.of([p for p, _, _ in meta.phrases], lib.titles)
+        meta.marks = lib.marks(phrase_stems(p for p, _, _ in meta.phrases))
         return meta
 
     def _highlighted(self, picks: list[Pick], meta: Reader) -> list[Pick]:
         """The picks with the sentence of each abstract that matched the reader, chosen only
         for what is shown (not for every candidate select looked at)."""
-        titles, texts = meta.seeds.titles, meta.seeds.texts
         docs = self.pool.abstracts([p.row for p in picks], self.highlighter.ids)
-        shown = self.highlighter.many(meta.profile, [
-            (doc, seed_words(titles[p.seed], texts[p.seed]) if p.seed is not None else frozenset())
-            for p, doc in zip(picks, docs, strict=True)])
+        shown = self.highlighter.many(meta.marks, [(doc, p.seed)
+                                                   for p, doc in zip(picks, docs, strict=True)])
         return [Pick(p.row, p.score, p.reasons, p.trending, p.section, p.seed, h)  # not _replace:
                 for p, h in zip(picks, shown, strict=True)]                      # slower
 

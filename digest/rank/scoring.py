@@ -40,7 +40,7 @@ from typing import TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from digest.highlight import Profile
+from digest.highlight import Marks
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Phrase, Pool
 from digest.rank.seeds import Seeds, SeedTerms
@@ -87,7 +87,7 @@ class Reader:
     hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
     muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
     owned: list[int] = field(default_factory=list)  # rows of library papers: not in digests
-    profile: Profile = field(default_factory=Profile)  # what the highlight matches
+    marks: Marks | None = None  # what the highlight matches
 
 
 def standardize(rows: np.ndarray) -> np.ndarray:

@@ -18,16 +18,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.errors import ConfigError
+from digest.highlight import Marks, paper_words
 from digest.lexical import TOKENIZER_VERSION, tokens
 from digest.library import load_library
 from digest.models import StoredEntry
+from digest.normalize import title_key
 from digest.store import Store
 
 log = logging.getLogger("digest.rank")
 
 # A reader's seeds as a dense (seeds × terms) matrix up to this many cells (4 MB), for the reasons.
 DENSE_CELLS = 1 << 20
-LIBRARY_CACHE_FORMAT = 5  # bump when Seeds.to_json or what it holds changes (5: pre-2007 arXiv ids)
+LIBRARY_CACHE_FORMAT = 6  # bump when Seeds.to_json or what it holds changes (6: highlight words)
 
 
 @dataclass
@@ -39,6 +41,12 @@ class Seeds:
     counts: np.ndarray  # their counts
     sizes: list[int]  # terms per paper
     keys: list[str] = field(default_factory=list)  # library papers' arXiv ids and DOIs
+    # What highlights match (highlight.paper_words): each paper's distinct content words as
+    # term ids, paper after paper; and those of all the titles, once each.
+    words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    word_sizes: list[int] = field(default_factory=list)
+    title_words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    title_keys: list[str] = field(default_factory=list)  # normalize.title_key of each title
 
     # The arrays as base64 int32: a JSON list of numbers decodes ~5 times slower, and this
     # is read once per reader per ranking.
@@ -47,22 +55,34 @@ class Seeds:
             return base64.b64encode(np.asarray(a, dtype="<i4").tobytes()).decode()
         return json.dumps({"titles": self.titles, "texts": self.texts, "warnings": self.warnings,
                            "ids": pack(self.ids), "counts": pack(self.counts),
-                           "sizes": self.sizes, "keys": self.keys})
+                           "sizes": self.sizes, "keys": self.keys, "words": pack(self.words),
+                           "word_sizes": self.word_sizes, "title_words": pack(self.title_words),
+                           "title_keys": self.title_keys})
 
     @classmethod
     def from_json(cls, data: str) -> Seeds:
         d = json.loads(data)
         def unpack(s):
-            return np.frombuffer(base64.b64decode(s), dtype="<i4")
-        return cls(d["titles"], d["texts"], d["warnings"], unpack(d["ids"]).astype(np.int64),
+            return np.frombuffer(base64.b64decode(s), dtype="<i4").astype(np.int64)
+        return cls(d["titles"], d["texts"], d["warnings"], unpack(d["ids"]),
                    unpack(d["counts"]).astype(np.float32), d["sizes"],
-                   d.get("keys", []))  # absent from the cache of format 3, which prune reads
+                   d.get("keys", []),  # absent from the cache of format 3, which prune reads
+                   unpack(d.get("words", "")), d.get("word_sizes", []),
+                   unpack(d.get("title_words", "")), d.get("title_keys", []))
 
     def __add__(self, other: Seeds) -> Seeds:
         return Seeds(self.titles + other.titles, self.texts + other.texts, self.warnings,
                      np.concatenate([self.ids, other.ids]),
                      np.concatenate([self.counts, other.counts]), self.sizes + other.sizes,
-                     self.keys + other.keys)
+                     self.keys + other.keys, np.concatenate([self.words, other.words]),
+                     self.word_sizes + other.word_sizes,
+                     np.union1d(self.title_words, other.title_words),
+                     self.title_keys + other.title_keys)
+
+    def marks(self, phrases: tuple[tuple[str, ...], ...]) -> Marks:
+        """What a highlight of this reader matches (highlight.Marks): `phrases` as stems, the
+        titles' words and each paper's."""
+        return Marks(phrases, self.title_words, self.words, np.cumsum([0, *self.word_sizes]))
 
 
 NO_SEEDS = Seeds([], [], [], np.zeros(0, np.int64), np.zeros(0, np.float32), [])
@@ -70,14 +90,24 @@ NO_SEEDS = Seeds([], [], [], np.zeros(0, np.int64), np.zeros(0, np.float32), [])
 
 def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list[str],
                add: bool = False) -> Seeds:
+    """Seeds of papers (or entries) by title and text; with no titles (👎 entries, which
+    nothing highlights), without the highlight's words."""
     bags = [Counter(tokens(t)) for t in texts]
-    # Terms not in the dictionary are in no entry ranked so far; unless the seeds are cached
+    parts = [paper_words(t, x) for t, x in zip(titles, texts, strict=True)] if titles else []
+    # Words not in the dictionary are in no entry ranked so far; unless the seeds are cached
     # (`add`: cached ids must stay valid), they can be left out.
-    ids = store.term_ids({t for b in bags for t in b}, add=add)
+    ids = store.term_ids({t for b in bags for t in b} | {w for p in parts for ws in p for w in ws},
+                         add=add)
     pairs = [(ids[t], c) for b in bags for t, c in b.items() if t in ids]
     sizes = [sum(t in ids for t in b) for b in bags]
+    known = [[ids[w] for ws in p for w in ws if w in ids] for p in parts]
     return Seeds(titles, texts, warnings, np.asarray([t for t, _ in pairs], np.int64),
-                 np.asarray([c for _, c in pairs], np.float32), sizes)
+                 np.asarray([c for _, c in pairs], np.float32), sizes,
+                 words=np.asarray([i for k in known for i in k], np.int64),
+                 word_sizes=list(map(len, known)),
+                 title_words=np.asarray(sorted({ids[w] for t, _ in parts for w in t if w in ids}),
+                                        np.int64),
+                 title_keys=list(map(title_key, titles)))
 
 
 def library_seeds(store: Store, path: Path) -> Seeds:

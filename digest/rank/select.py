@@ -83,8 +83,6 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
                 break
         if len(chosen) >= limit:
             break
-    out = [Pick(p.row, p.score, p.reasons, p.trending, where, p.seed, p.highlight)
-           for p, where in zip(explain(chosen), placed, strict=True)]
     taken = set(chosen)
     # The rows a reader may be offered, as a mask: a set of every row costs more than the
     # few look-ups made in it.
@@ -92,20 +90,21 @@ def select(pool: Pool, idx: np.ndarray, scores: np.ndarray, limit: int, selectio
     if len(idx) != len(pool.entries):
         allowed = np.zeros(len(pool.entries), dtype=bool)
         allowed[idx] = True
-    if surprise and len(idx):
-        out += _surprises(pool, surprise, taken, told, allowed, explain)
-    trending = selection.trending
-    if trending:
-        for i in pool.by_popularity:  # most popular first, ties by id; shared by readers
-            if trending == 0 or pool.popularity[i] <= 0:
-                break
-            if int(i) in taken or (allowed is not None and not allowed[i]):
-                continue
-            (pick,) = explain([int(i)])
-            if not any(x.startswith("trending:") for x in pick.reasons):
-                pick.reasons.append(f"trending: {pool.entries[i].popularity} upvotes")
-            out.append(pick._replace(trending=True))
-            trending -= 1
+    surprises = _surprises(pool, surprise, taken, told, allowed, explain) if surprise and len(idx) else []
+    popular: list[int] = []
+    for i in pool.by_popularity if selection.trending else ():  # most popular first, ties by id
+        if len(popular) == selection.trending or pool.popularity[i] <= 0:
+            break
+        if int(i) not in taken and (allowed is None or allowed[i]):
+            popular.append(int(i))
+    # The chosen and the trending explained together: explain has a cost per call.
+    picks = explain(chosen + popular)
+    out = [Pick(p.row, p.score, p.reasons, p.trending, where, p.seed, p.highlight)
+           for p, where in zip(picks[:len(chosen)], placed, strict=True)] + surprises
+    for pick in picks[len(chosen):]:
+        if not any(x.startswith("trending:") for x in pick.reasons):
+            pick.reasons.append(f"trending: {pool.entries[pick.row].popularity} upvotes")
+        out.append(pick._replace(trending=True))
     return out
 
 
