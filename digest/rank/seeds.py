@@ -43,9 +43,9 @@ class Seeds:
     keys: list[str] = field(default_factory=list)  # library papers' arXiv ids and DOIs
     # What highlights match (highlight.paper_words): each paper's distinct content words as
     # term ids, paper after paper; and those of all the titles, once each.
-    words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     word_sizes: list[int] = field(default_factory=list)
-    title_words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    title_words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     title_keys: list[str] = field(default_factory=list)  # normalize.title_key of each title
 
     # The arrays as base64 int32: a JSON list of numbers decodes ~5 times slower, and this
@@ -62,9 +62,9 @@ class Seeds:
     @classmethod
     def from_json(cls, data: str) -> Seeds:
         d = json.loads(data)
-        def unpack(s):
-            return np.frombuffer(base64.b64decode(s), dtype="<i4").astype(np.int64)
-        return cls(d["titles"], d["texts"], d["warnings"], unpack(d["ids"]),
+        def unpack(s):  # int32: a 20,000-paper library holds two million words
+            return np.frombuffer(base64.b64decode(s), dtype="<i4").astype(np.int32)
+        return cls(d["titles"], d["texts"], d["warnings"], unpack(d["ids"]).astype(np.int64),
                    unpack(d["counts"]).astype(np.float32), d["sizes"],
                    d.get("keys", []),  # absent from the cache of format 3, which prune reads
                    unpack(d.get("words", "")), d.get("word_sizes", []),
@@ -103,10 +103,10 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
     known = [[ids[w] for ws in p for w in ws if w in ids] for p in parts]
     return Seeds(titles, texts, warnings, np.asarray([t for t, _ in pairs], np.int64),
                  np.asarray([c for _, c in pairs], np.float32), sizes,
-                 words=np.asarray([i for k in known for i in k], np.int64),
+                 words=np.asarray([i for k in known for i in k], np.int32),
                  word_sizes=list(map(len, known)),
                  title_words=np.asarray(sorted({ids[w] for t, _ in parts for w in t if w in ids}),
-                                        np.int64),
+                                        np.int32),
                  title_keys=list(map(title_key, titles)))
 
 
