@@ -31,8 +31,8 @@ PAPERS = {
 
 
 def add(store, key, *, authors=("Ann Author",), categories=("cs.LG",), popularity=0,
-        published=NOW - timedelta(hours=2), feed="papers", title=None):
-    t, abstract = PAPERS.get(key, (title or key, "An abstract."))
+        published=NOW - timedelta(hours=2), feed="papers", title=None, abstract="An abstract."):
+    t, abstract = PAPERS.get(key, (title or key, abstract))
     e = make_entry(guid=f"urn:{key}", link=f"https://papers.example.org/{key}", title=title or t,
                    summary=abstract, summary_is_html=False, authors=list(authors),
                    categories=list(categories), published=published, fetched=NOW - timedelta(hours=1),
@@ -178,6 +178,22 @@ def test_votes_act_as_seed_papers(project):
     assert rain.score > results["Sparse attention for long documents"].score
     assert rain.reasons == ['like "Graph networks for flood forecasting", which you liked']
     assert results["Bees prefer blue flowers"].score < 0
+
+
+def test_a_liked_entrys_words_mark_the_highlight(project):
+    """A 👍 entry is a seed paper for the highlight too: an item named for it has the liked
+    entry's words marked (worked out at each ranking, as its terms are, not cached)."""
+    setup(project, "")
+    with project.store() as s:
+        flood = add(s, "flood")
+        add(s, "rain", title="Rainfall nowcasting for river floods",
+            abstract="We nowcast it from radar. River gauges and radar predict floods.")
+        add(s, "sparse")
+        s.set_vote("u", {e.title: e.id for e in s.entries_for_ranking()}[flood.title], +1, NOW)
+    rain = {r.title: r for r in ranked(project)[0]}["Rainfall nowcasting for river floods"]
+    assert rain.reasons == ['like "Graph networks for flood forecasting", which you liked']
+    assert [rain.highlight.text[a:b] for a, b in rain.highlight.marks] == [
+        "River gauges", "predict floods"]
 
 
 def test_ranking_is_deterministic(project):
