@@ -39,8 +39,9 @@ class Profile:
 class Marks:
     """What one reader's sentences are matched against, as the ranker has it: their phrases
     (stems: readers share phrases, whose ids are looked up once a ranking), and as term ids the
-    words of their library's titles and of each seed paper (stored with the library, seeds.py,
-    so no seed paper is stemmed again at each ranking)."""
+    words of their library's titles and of each seed paper (kept in the library's cache,
+    seeds.py, so no library paper is stemmed again at each ranking; a 👍 entry's are worked
+    out at each)."""
 
     phrases: tuple[tuple[str, ...], ...]
     library: np.ndarray  # the titles' distinct content words
