@@ -249,11 +249,13 @@ def _content(text: str) -> list[str]:
                           if len(w) > 2 and w not in lexical.STOPWORDS])
 
 
-@functools.lru_cache(maxsize=16384)  # readers share library papers
+# Cached: a library's are worked out once and stored with it (paper_words), but a 👍 entry's
+# at each ranking, and readers like the same entries.
+@functools.lru_cache(maxsize=16384)
 def _title_words(title: str) -> frozenset[str]:
     return frozenset(_content(title))
 
 
-@functools.lru_cache(maxsize=4096)  # readers share seed papers
+@functools.lru_cache(maxsize=4096)
 def seed_words(title: str, text: str) -> frozenset[str]:
     return frozenset(_content(title + " " + text))

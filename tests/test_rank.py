@@ -17,6 +17,7 @@ from digest.models import SURPRISE, iso_utc
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection
 from digest.rank.scoring import POPULARITY_POINTS
+from digest.rank.seeds import LIBRARY_CACHE_FORMAT
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 
@@ -544,10 +545,9 @@ def test_sentences_are_stored_when_first_shown_and_highlight_the_same_either_way
                 for e in s.entries_for_ranking()} == {i: a.tolist() for i, a in stored.items()}
 
 
-def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
-    """A seed paper's words, as its highlights mark them, are worked out once, when its
-    library is read, and stored with it (like the entries' words and sentences): a later
-    ranking stems no text at all, and highlights exactly as the first one did."""
+def _ranked_with_a_river_library(project) -> list:
+    """(title, reasons, highlight) of a reader whose one library paper is about river floods:
+    the flood entry is named for it, with the paper's own words marked."""
     (project.root / "lib.bib").write_text(
         "@article{a, title={Graph networks for rivers},"
         " abstract={Rainfall and river gauges forecast floods with graph networks.}}\n")
@@ -555,9 +555,17 @@ def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
     with project.store() as s:
         for key in PAPERS:
             add(s, key)
-    first = [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]]
-    flood = next(h for t, _, h in first if t == "Graph networks for flood forecasting")
+    got = [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]]
+    flood = next(h for t, _, h in got if t == "Graph networks for flood forecasting")
     assert [flood.text[a:b] for a, b in flood.marks] == ["River gauges", "rainfall", "floods"]
+    return got
+
+
+def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
+    """A seed paper's words, as its highlights mark them, are worked out once, when its
+    library is read, and stored with it (like the entries' words and sentences): a later
+    ranking stems no text at all, and highlights exactly as the first one did."""
+    first = _ranked_with_a_river_library(project)
 
     def stemmed(*_):
         raise AssertionError("a ranking from stored data stemmed a text")
@@ -566,6 +574,22 @@ def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
     monkeypatch.setattr(lexical, "stems", stemmed)
     monkeypatch.setattr(lexical, "stem", stemmed)
     assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
+
+
+def test_a_library_cached_without_its_words_is_read_again(project):
+    """An installation upgraded from a version whose library cache held no highlight words
+    (format 5): the library is parsed again rather than read without them, so the seed
+    paper's words are still marked, and the cache then holds them."""
+    first = _ranked_with_a_river_library(project)
+    with project.store() as s:
+        path, stamp, data = s.db.execute("SELECT path, stamp, data FROM libraries").fetchone()
+        old = {k: v for k, v in json.loads(data).items()
+               if k not in ("words", "word_sizes", "title_words", "title_keys")}
+        s.save_library(path, stamp.rsplit(":", 1)[0] + f":{LIBRARY_CACHE_FORMAT - 1}",
+                       json.dumps(old))
+    assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
+    with project.store() as s:
+        assert json.loads(s.db.execute("SELECT data FROM libraries").fetchone()[0])["words"]
 
 
 def test_a_finished_ranking_is_freed_without_the_collector(project):

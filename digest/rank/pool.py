@@ -221,19 +221,19 @@ class Pool:
         """Entries' abstracts split into sentences, for their highlights (None: no sentence):
         read from the database, or the first time an entry is shown worked out, with `ids`
         giving their words' term ids, and kept for save_sentences."""
-        new = [r for r in dict.fromkeys(rows) if r not in self._read
-               and sentences.decode(self.entries[r].sentences) is None]
+        unread = {r: sentences.decode(self.entries[r].sentences)
+                  for r in dict.fromkeys(rows) if r not in self._read}
+        new = [r for r, stored in unread.items() if stored is None]
         if new:
             said = {r: sentences.analyze(self.entries[r].summary_text) for r in new}
             known = ids({w for _, stems in said.values() for ws in stems for w in ws})
             for r, parsed in said.items():
                 self.entries[r].sentences = sentences.encode(parsed, known)
                 self._unsaved.append((self.entries[r].id, self.entries[r].sentences))
-        for r in rows:
-            if r not in self._read:
-                doc = sentences.Sentences(self.entries[r].summary_text,
-                                          sentences.decode(self.entries[r].sentences))
-                self._read[r] = doc if doc.n else None
+                unread[r] = sentences.decode(self.entries[r].sentences)
+        for r, stored in unread.items():
+            doc = sentences.Sentences(self.entries[r].summary_text, stored)
+            self._read[r] = doc if doc.n else None
         return [self._read[r] for r in rows]
 
     def save_sentences(self) -> None:

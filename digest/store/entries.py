@@ -144,15 +144,17 @@ class EntryStore(Database):
 
     def save_analysis(self, items: list[tuple[str, bytes]]) -> None:
         """Store (entry id, lexical.encode_analysis) pairs computed by the ranker: a cache."""
-        with self.db.conn:
-            self.db.conn.executemany("UPDATE entries SET analysis = ? WHERE id = ?",
-                                     [(a, i) for i, a in items])
+        self._save_derived("analysis", items)
 
     def save_sentences(self, items: list[tuple[str, bytes]]) -> None:
         """Store (entry id, sentences.encode) pairs worked out by the highlight: a cache."""
+        self._save_derived("sentences", items)
+
+    def _save_derived(self, column: str, items: list[tuple[str, bytes]]) -> None:
+        """`column` one of the entries' caches (analysis, sentences), from (id, value) pairs."""
         if items:
             with self.db.conn:
-                self.db.conn.executemany("UPDATE entries SET sentences = ? WHERE id = ?",
+                self.db.conn.executemany(f"UPDATE entries SET {column} = ? WHERE id = ?",
                                          [(a, i) for i, a in items])
 
     def prune(self, before: datetime) -> int:
