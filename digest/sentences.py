@@ -1,24 +1,45 @@
 """An abstract's sentences as the highlight reads them (highlight.py): split, their words
 stemmed, and stored with the entry as term-dictionary ids the first time it is shown to a
-reader (`entries.sentences`, Pool.abstracts), so a ranking reads them back as arrays instead
-of splitting and stemming every abstract it shows again, in every process."""
+reader (`entries.sentences`, Pool.abstracts), with where each word stands, so a ranking reads
+them back as arrays instead of splitting, stemming and scanning every abstract it shows again,
+in every process."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 
 from digest import lexical
 from digest.models import Highlight
 
-FORM = 1  # bump when analyze() or encode() changes: stored sentences of another form are redone
+FORM = 2  # bump when analyze() or encode() changes: stored sentences of another form are redone
 HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
 # A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
 # so "e.g. the" and "Fig. 3" mostly stay inside one.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"“])")
 WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
+_FAR = 0xFFFF  # a word's place in its sentence is stored in 16 bits: further is never shown
+
+
+class Parsed(NamedTuple):
+    """analyze()'s result: per sentence its (start, end) in the text with whitespace collapsed,
+    its words' stems, and each word's (start, end) in the sentence."""
+
+    bounds: list[tuple[int, int]]
+    stems: list[list[str]]
+    spans: list[list[tuple[int, int]]]
+
+
+class Stored(NamedTuple):
+    """decode()'s arrays: the sentences' (start, end), every sentence's word ids followed by
+    -1 (so no phrase is found across two), and each word's (start, end) in its sentence."""
+
+    bounds: np.ndarray  # (sentences × 2) int32
+    words: np.ndarray  # int32
+    spans: np.ndarray  # (words × 2) uint16
 
 
 def split_sentences(text: str) -> list[str]:
@@ -27,72 +48,76 @@ def split_sentences(text: str) -> list[str]:
     return [flat[a:b] for a, b in bounds]
 
 
-def analyze(text: str) -> tuple[list[tuple[int, int]], list[list[str]]]:
-    """Each sentence's (start, end) in the text with whitespace collapsed, and its words'
-    stems. Lowercased as one string and split again, as highlight._stems lowercases a
-    phrase (str.lower of a whole text, which a few letters need)."""
+def analyze(text: str) -> Parsed:
+    """A text's sentences, their words' stems and places. Lowercased as one string and split
+    again, as highlight._stems lowercases a phrase (str.lower of a whole text, which a few
+    letters need)."""
     flat, bounds = _bounds(text)
-    found = [WORD.findall(flat[a:b]) for a, b in bounds]
-    every = [w for words in found for w in words]
+    found = [list(WORD.finditer(flat[a:b])) for a, b in bounds]
+    every = [m.group() for ms in found for m in ms]
     stems = lexical.stems(" ".join(every).lower().split(" ") if every else [])
     out, at = [], 0
-    for words in found:
-        out.append(stems[at:at + len(words)])
-        at += len(words)
-    return bounds, out
+    for ms in found:
+        out.append(stems[at:at + len(ms)])
+        at += len(ms)
+    return Parsed(bounds, out, [list(map(re.Match.span, ms)) for ms in found])
 
 
-def encode(parsed: tuple[list[tuple[int, int]], list[list[str]]], ids: Mapping[str, int]) -> bytes:
-    """analyze()'s result as int32s: FORM, the number of sentences, each one's start and
-    end, then every sentence's word ids followed by -1 (so no phrase is found across two)."""
-    bounds, stems = parsed
-    out = [FORM, len(bounds)] + [x for pair in bounds for x in pair]
-    for words in stems:
-        out += map(ids.__getitem__, words)
-        out.append(-1)
-    return np.asarray(out, dtype="<i4").tobytes()
+def encode(parsed: Parsed, ids: Mapping[str, int]) -> bytes:
+    """analyze()'s result as int32s: FORM, the number of sentences, of word ids (with the -1
+    after each sentence), each sentence's start and end, the word ids; then each word's start
+    and end in its sentence as uint16s."""
+    words: list[int] = []
+    for stems in parsed.stems:
+        words += map(ids.__getitem__, stems)
+        words.append(-1)
+    head = [FORM, len(parsed.bounds), len(words)] + [x for pair in parsed.bounds for x in pair]
+    places = [min(x, _FAR) for spans in parsed.spans for pair in spans for x in pair]
+    return (np.asarray(head + words, dtype="<i4").tobytes()
+            + np.asarray(places, dtype="<u2").tobytes())
 
 
-def decode(stored: bytes | str) -> np.ndarray | None:
-    """encode()'s ints after FORM, or None when not stored (or stored in another form)."""
-    if not isinstance(stored, bytes) or len(stored) < 8:
+def decode(stored: bytes | str) -> Stored | None:
+    """encode()'s arrays, or None when not stored (or stored in another form)."""
+    if not isinstance(stored, bytes) or len(stored) < 12:
         return None
-    a = np.frombuffer(stored, dtype="<i4")
-    return a[1:] if a[0] == FORM else None
+    form, n, m = np.frombuffer(stored, dtype="<i4", count=3).tolist()
+    ints = 3 + 2 * n + m
+    if form != FORM or n < 0 or m < n or len(stored) != 4 * ints + 4 * (m - n):
+        return None
+    a = np.frombuffer(stored, dtype="<i4", count=ints)
+    return Stored(a[3:3 + 2 * n].reshape(n, 2), a[3 + 2 * n:],
+                  np.frombuffer(stored, dtype="<u2", offset=4 * ints).reshape(m - n, 2))
+
+
+def one(text: str, ids: Callable[[Iterable[str]], Mapping[str, int]]) -> Sentences:
+    """One text's sentences read as if stored, `ids(stems)` giving their words' ids: for a
+    text shown outside a ranking (highlight.highlight)."""
+    parsed = analyze(text)
+    return Sentences(text, decode(encode(parsed, ids(w for ws in parsed.stems for w in ws))))
 
 
 class Sentences:
-    """One abstract's sentences, from decode()'s ints: what no reader changes. Its
-    sentences' distinct word ids are worked out here; the text shown for a sentence (cut at
-    HIGHLIGHT_CHARS) and its words' character spans once it is first shown."""
+    """One abstract's sentences, from decode()'s arrays: what no reader changes, and the
+    text shown for a sentence (cut at HIGHLIGHT_CHARS) once it is first shown."""
 
-    __slots__ = ("_bounds", "_flat", "_layouts", "_text", "counts", "n", "starts", "top", "uniq",
-                 "words")
+    __slots__ = ("_bounds", "_flat", "_layouts", "_spans", "_text", "n", "starts", "words")
 
-    def __init__(self, text: str, encoded: np.ndarray) -> None:
+    def __init__(self, text: str, stored: Stored) -> None:
         self._text, self._flat = text, None
-        self.n = n = int(encoded[0])
-        self._bounds = encoded[1:1 + 2 * n].reshape(n, 2).tolist()
+        self.n = len(stored.bounds)
+        self._bounds, self._spans = stored.bounds, stored.spans
         # Sentence k is words[starts[k]:starts[k + 1] - 1], then a -1.
-        self.words = words = encoded[1 + 2 * n:]
-        self.starts = starts = [0, *(np.flatnonzero(words == -1) + 1).tolist()]
-        every = words.tolist()
-        uniq: list[int] = []
-        self.counts = []  # each sentence's distinct ids, in uniq one after the other
-        for k in range(n):
-            distinct = set(every[starts[k]:starts[k + 1] - 1])
-            uniq += distinct
-            self.counts.append(len(distinct))
-        self.uniq = np.array(uniq, dtype=np.int64)
-        self.top = max(uniq, default=0)  # the largest id
+        self.words = stored.words
+        self.starts = [0, *(np.flatnonzero(stored.words == -1) + 1).tolist()]
         # Per sentence once shown: the text shown, its words' spans, how many show, all of it.
-        self._layouts: list[tuple[str, list[tuple[int, int]], int, str] | None] = [None] * n
+        self._layouts: list[tuple[str, list[list[int]], int, str] | None] = [None] * self.n
 
     def sentence(self, k: int) -> str:
         """Sentence k's text, whitespace collapsed."""
         if self._flat is None:
             self._flat = " ".join(self._text.split())
-        a, b = self._bounds[k]
+        a, b = self._bounds[k].tolist()
         return self._flat[a:b]
 
     def shown(self, k: int, runs: list[tuple[int, int]] = ()) -> Highlight:
@@ -128,12 +153,12 @@ class Sentences:
         _, spans, _, text = self._layouts[k]  # laid out by the caller
         return text[spans[i][1]:spans[i + 1][0]] == " "
 
-    def _layout(self, k: int) -> tuple[str, list[tuple[int, int]], int]:
+    def _layout(self, k: int) -> tuple[str, list[list[int]], int]:
         """Sentence k's text shown, its words' character spans, and how many of them it shows."""
         got = self._layouts[k]
         if got is None:
             text = self.sentence(k)
-            spans = list(map(re.Match.span, WORD.finditer(text)))
+            spans = self._spans[self.starts[k] - k:self.starts[k + 1] - 1 - k].tolist()
             if len(text) <= HIGHLIGHT_CHARS:
                 got = (text, spans, len(spans), text)
             else:

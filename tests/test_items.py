@@ -22,7 +22,7 @@ from digest.artifacts import code_link, data_link
 from digest.daily import render_digests
 from digest.deliver import backend_for
 from digest.health import sync_feeds
-from digest.highlight import Highlighter, Profile, highlight, seed_words
+from digest.highlight import Highlighter, Profile, _stems, highlight, seed_words
 from digest.links import Links
 from digest.send import send_digests
 from digest.sentences import Sentences
@@ -61,6 +61,16 @@ def test_the_highlight_is_the_sentence_with_the_readers_phrase():
     assert h.text == "Style transfers are fast." and h.marks == ((0, 15),)
 
 
+def test_a_sentence_past_what_a_stored_place_holds_is_cut_and_marked_before_the_cut():
+    """Words' places are stored in 16 bits: a sentence of 70,000 characters (an abstract
+    without full stops) still shows its opening, cut at a word, with only the phrase there
+    marked."""
+    filler = " ".join(["data"] * 14_000)
+    h = highlight(f"We use style transfer {filler} and style transfer", Profile.of(["style transfer"], []))
+    assert h.text.endswith("…") and len(h.text) <= 321 and h.marks == ((7, 21),)
+    assert h.text[7:21] == "style transfer"
+
+
 def test_without_a_match_the_highlight_is_the_first_sentence():
     h = highlight(ABSTRACT, Profile.of(["protein folding"], ["A survey of graph networks"]))
     assert h.text == "We study how bees choose flowers." and h.marks == ()
@@ -80,7 +90,6 @@ def test_the_seed_paper_then_the_library_decide_when_no_phrase_matches():
 def _plainly(abstract: str, profile: Profile, seed: frozenset[str]) -> tuple[str, int]:
     """What the highlight should choose, worked out the slow way: each sentence's key (phrase
     occurrences, distinct seed words, distinct library words), the first with the highest."""
-    from digest.highlight import _stems
     from digest.sentences import split_sentences
 
     def key(sentence: str) -> tuple[int, int, int]:
@@ -129,6 +138,10 @@ def test_one_readers_items_matched_at_once_choose_as_one_at_a_time():
             continue
         text, matched = _plainly(a, profile, seed)
         assert h.text == text and bool(h.marks) == bool(matched)
+        # Marks (from the words' stored places) cover whole words, each one a word matched.
+        marked = {w for x, y in h.marks for w in _stems(text[x:y])}
+        assert all(re.fullmatch(r"\b[A-Za-z ]+\b", text[x:y]) for x, y in h.marks)
+        assert marked <= {w for p in profile.phrases for w in p} | seed | profile.library
     assert highlight("Style. Transfer is here.", profile).marks == ()  # not across sentences
 
 

@@ -226,7 +226,7 @@ class Pool:
         new = [r for r, stored in unread.items() if stored is None]
         if new:
             said = {r: sentences.analyze(self.entries[r].summary_text) for r in new}
-            known = ids({w for _, stems in said.values() for ws in stems for w in ws})
+            known = ids({w for p in said.values() for ws in p.stems for w in ws})
             for r, parsed in said.items():
                 self.entries[r].sentences = sentences.encode(parsed, known)
                 self._unsaved.append((self.entries[r].id, self.entries[r].sentences))
