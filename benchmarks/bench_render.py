@@ -29,7 +29,6 @@ from digest import sentences
 from digest.highlight import Highlighter, Profile, highlight
 from digest.links import Links
 from digest.render import DigestView, ItemView, Renderer, SectionView, cut, markup, shorten_authors
-from digest.sentences import Sentences
 
 
 def texts() -> list[tuple[str, str]]:
@@ -113,9 +112,7 @@ def highlight_cost(n: int, runs: int) -> tuple[float, float]:
 
         def doc(abstract, highlighter=highlighter, read=read):
             if abstract not in read:
-                parsed = sentences.analyze(abstract)
-                encoded = sentences.encode(parsed, highlighter.ids(w for ws in parsed[1] for w in ws))
-                read[abstract] = Sentences(abstract, sentences.decode(encoded))
+                read[abstract] = sentences.one(abstract, highlighter.ids)
             return read[abstract]
 
         for spent in (cold, shared):

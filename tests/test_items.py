@@ -25,7 +25,6 @@ from digest.health import sync_feeds
 from digest.highlight import Highlighter, Profile, _stems, highlight, seed_words
 from digest.links import Links
 from digest.send import send_digests
-from digest.sentences import Sentences
 
 
 def ranked(project, *args) -> list[dict]:
@@ -123,9 +122,7 @@ def test_one_readers_items_matched_at_once_choose_as_one_at_a_time():
     highlighter = Highlighter(ids)
     docs = []
     for a, _ in cases:
-        parsed = sentences.analyze(a)
-        doc = Sentences(a, sentences.decode(sentences.encode(
-            parsed, highlighter.ids(s for ws in parsed[1] for s in ws))))
+        doc = sentences.one(a, highlighter.ids)
         docs.append(doc if doc.n else None)
     marks = highlighter.marks(profile, seeds)
     together = highlighter.many(marks, [(d, seeds.index(seed) if seed else None)
