@@ -138,8 +138,8 @@ class Highlighter:
         row = [63 if cases[j][1] is None else rows.setdefault(cases[j][1], len(rows) + 1)
                for j in live]  # bit 63 is never set
         wanted = [(0, marks.library)] + [(r, marks.seed(k)) for k, r in rows.items()]
-        words = np.concatenate([d.words for d in docs])  # each sentence's, then a -1
-        top_id = max(int(words.max(initial=0)),
+        uniq = np.concatenate([d.uniq for d in docs])  # each sentence's distinct words
+        top_id = max(int(uniq.max(initial=0)),
                      max((int(ids.max()) for _, ids in wanted if len(ids)), default=0))
         if len(self._bits) <= top_id:
             self._bits = np.zeros(top_id + top_id // 4 + 64, dtype=np.uint64)  # room to grow
@@ -148,13 +148,12 @@ class Highlighter:
             bits[ids] |= np.uint64(1 << r)
         try:
             # Per sentence of all the items: its distinct words that are the seed's, the library's.
-            ends = words == -1
-            sentence = np.cumsum(ends) - ends  # each word's sentence, of all the items'
-            got = np.where(ends, np.uint64(0), bits[words])
-            shift = np.repeat(np.asarray(row, dtype=np.uint64), [len(d.words) for d in docs])
-            n = sum(d.n for d in docs)
-            seed = _distinct_per(sentence, words, (got >> shift) & np.uint64(1), n, top_id)
-            library_n = _distinct_per(sentence, words, got & np.uint64(1), n, top_id)
+            counted = np.concatenate([d.counts for d in docs])
+            where = np.repeat(np.arange(len(counted)), counted)
+            got = bits[uniq]
+            shift = np.repeat(np.asarray(row, dtype=np.uint64), [len(d.uniq) for d in docs])
+            seed = np.bincount(where, (got >> shift) & np.uint64(1), len(counted)).astype(np.int64)
+            library_n = np.bincount(where, got & np.uint64(1), len(counted)).astype(np.int64)
             phrase, runs = _phrases(phrases, docs)
             key = (phrase << 40) + (seed << 20) + library_n
             first = np.cumsum([0] + [d.n for d in docs])  # each item's first sentence, of all
@@ -206,16 +205,6 @@ class Highlighter:
             ids = list(map(self._ids.__getitem__, stems))
         found = np.array(ids, dtype=np.int64)
         return found if keep else found[found >= 0]
-
-
-def _distinct_per(sentence: np.ndarray, words: np.ndarray, hit: np.ndarray, n: int,
-                  top: int) -> np.ndarray:
-    """Per sentence (of n), how many distinct words are hit: sorted (sentence, word) keys of
-    the hits, each counted once."""
-    at = np.flatnonzero(hit)
-    keys = np.sort(sentence[at].astype(np.int64) * (top + 1) + words[at])
-    keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-    return np.bincount(keys // (top + 1), minlength=n)
 
 
 def _phrases(phrases: list[np.ndarray], docs: list[Sentences]):

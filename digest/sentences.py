@@ -34,11 +34,14 @@ class Parsed(NamedTuple):
 
 
 class Stored(NamedTuple):
-    """decode()'s arrays: the sentences' (start, end), every sentence's word ids followed by
-    -1 (so no phrase is found across two), and each word's (start, end) in its sentence."""
+    """decode()'s arrays: the sentences' (start, end); every sentence's word ids followed by
+    -1 (so no phrase is found across two); each sentence's distinct word ids, one sentence's
+    after another, and how many each has; and each word's (start, end) in its sentence."""
 
     bounds: np.ndarray  # (sentences × 2) int32
     words: np.ndarray  # int32
+    counts: np.ndarray  # int32, per sentence
+    uniq: np.ndarray  # int32
     spans: np.ndarray  # (words × 2) uint16
 
 
@@ -65,28 +68,37 @@ def analyze(text: str) -> Parsed:
 
 def encode(parsed: Parsed, ids: Mapping[str, int]) -> bytes:
     """analyze()'s result as int32s: FORM, the number of sentences, of word ids (with the -1
-    after each sentence), each sentence's start and end, the word ids; then each word's start
-    and end in its sentence as uint16s."""
+    after each sentence) and of distinct ids (each sentence's); each sentence's start and end;
+    the word ids; how many distinct ids each sentence has; those ids. Then each word's start and
+    end in its sentence as uint16s."""
     words: list[int] = []
+    counts: list[int] = []
+    uniq: list[int] = []
     for stems in parsed.stems:
-        words += map(ids.__getitem__, stems)
+        these = list(map(ids.__getitem__, stems))
+        distinct = list(dict.fromkeys(these))
+        words += these
         words.append(-1)
-    head = [FORM, len(parsed.bounds), len(words)] + [x for pair in parsed.bounds for x in pair]
+        counts.append(len(distinct))
+        uniq += distinct
+    head = [FORM, len(parsed.bounds), len(words), len(uniq)]
+    bounds = [x for pair in parsed.bounds for x in pair]
     places = [min(x, _FAR) for spans in parsed.spans for pair in spans for x in pair]
-    return (np.asarray(head + words, dtype="<i4").tobytes()
+    return (np.asarray(head + bounds + words + counts + uniq, dtype="<i4").tobytes()
             + np.asarray(places, dtype="<u2").tobytes())
 
 
 def decode(stored: bytes | str) -> Stored | None:
     """encode()'s arrays, or None when not stored (or stored in another form)."""
-    if not isinstance(stored, bytes) or len(stored) < 12:
+    if not isinstance(stored, bytes) or len(stored) < 16:
         return None
-    form, n, m = np.frombuffer(stored, dtype="<i4", count=3).tolist()
-    ints = 3 + 2 * n + m
-    if form != FORM or n < 0 or m < n or len(stored) != 4 * ints + 4 * (m - n):
+    form, n, m, u = np.frombuffer(stored, dtype="<i4", count=4).tolist()
+    ints = 4 + 3 * n + m + u
+    if form != FORM or min(n, u) < 0 or m < n or len(stored) != 4 * ints + 4 * (m - n):
         return None
     a = np.frombuffer(stored, dtype="<i4", count=ints)
-    return Stored(a[3:3 + 2 * n].reshape(n, 2), a[3 + 2 * n:],
+    at = np.cumsum([4, 2 * n, m, n, u]).tolist()
+    return Stored(a[at[0]:at[1]].reshape(n, 2), a[at[1]:at[2]], a[at[2]:at[3]], a[at[3]:at[4]],
                   np.frombuffer(stored, dtype="<u2", offset=4 * ints).reshape(m - n, 2))
 
 
@@ -101,14 +113,15 @@ class Sentences:
     """One abstract's sentences, from decode()'s arrays: what no reader changes, and the
     text shown for a sentence (cut at HIGHLIGHT_CHARS) once it is first shown."""
 
-    __slots__ = ("_bounds", "_flat", "_layouts", "_spans", "_text", "n", "starts", "words")
+    __slots__ = ("_bounds", "_flat", "_layouts", "_spans", "_text", "counts", "n", "starts",
+                 "uniq", "words")
 
     def __init__(self, text: str, stored: Stored) -> None:
         self._text, self._flat = text, None
         self.n = len(stored.bounds)
         self._bounds, self._spans = stored.bounds, stored.spans
         # Sentence k is words[starts[k]:starts[k + 1] - 1], then a -1.
-        self.words = stored.words
+        self.words, self.uniq, self.counts = stored.words, stored.uniq, stored.counts
         self.starts = [0, *(np.flatnonzero(stored.words == -1) + 1).tolist()]
         # Per sentence once shown: the text shown, its words' spans, how many show, all of it.
         self._layouts: list[tuple[str, list[list[int]], int, str] | None] = [None] * self.n
