@@ -98,6 +98,8 @@ def decode(stored: bytes | str) -> Stored | None:
         return None
     a = np.frombuffer(stored, dtype="<i4", count=ints)
     at = np.cumsum([4, 2 * n, m, n, u]).tolist()
+    if int(a[at[2]:at[3]].sum()) != u:  # counts that disagree would misplace every match
+        return None
     return Stored(a[at[0]:at[1]].reshape(n, 2), a[at[1]:at[2]], a[at[2]:at[3]], a[at[3]:at[4]],
                   np.frombuffer(stored, dtype="<u2", offset=4 * ints).reshape(m - n, 2))
 

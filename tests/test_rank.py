@@ -541,6 +541,14 @@ def test_sentences_are_stored_when_first_shown_and_highlight_the_same_either_way
         # The right form cut short (the words' places missing): worked out again, not misread.
         s.db.execute("UPDATE entries SET sentences = substr(sentences, 1, length(sentences) - 4)"
                      " WHERE rowid % 4 = 2")
+        # The right form and length, its sentences' distinct-word counts off: worked out again.
+        for rowid, blob in s.db.execute("SELECT rowid, sentences FROM entries WHERE rowid % 4 = 3"
+                                        ).fetchall():
+            a = bytearray(blob)
+            n = struct.unpack_from("<i", a, 4)[0]
+            counts_at = 4 * (4 + 2 * n + struct.unpack_from("<i", a, 8)[0])
+            struct.pack_into("<i", a, counts_at, struct.unpack_from("<i", a, counts_at)[0] + 1)
+            s.db.execute("UPDATE entries SET sentences = ? WHERE rowid = ?", [bytes(a), rowid])
         s.db.conn.commit()
     assert [(r.id, r.highlight) for r in ranked(project)[0]] == first
     def arrays(a):
