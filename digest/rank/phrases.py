@@ -41,8 +41,16 @@ class PhraseIndex:
         self.indexed |= phrases
         new = np.asarray(sorted({w for p in phrases for w in p} - self.words[2].keys()), np.int64)
         if len(new):
-            table = self._table(new)
-            found = [_hits(flat, doc, new, self.n, table[flat]) for flat, doc, *_ in self.fields]
+            # Each wanted word's index in `new`, by word id (-1: not wanted): one lookup per
+            # word of the pool instead of a binary search.
+            index = np.full(self.size, -1, np.int64)
+            known = (new >= 0) & (new < self.size)  # -1: a word in no entry
+            index[new[known]] = np.flatnonzero(known)
+            found = []
+            for flat, doc, *_ in self.fields:
+                k = index[flat]
+                at = np.flatnonzero(k >= 0)
+                found.append(_distinct(k[at] * self.n + doc[at]))
             for words_, keys in zip(self.words, [*found, _distinct(np.concatenate(found))],
                                     strict=True):
                 words_.update(_split(keys, new, self.n))
@@ -50,8 +58,10 @@ class PhraseIndex:
             codes = {a << 32 | b for p in phrases for a, b in pairwise(p)} - pairs_.keys()
             if codes:
                 wanted = np.asarray(sorted(codes), np.int64)
-                first = self._table(wanted >> 32)[pairs >> 32]  # pairs that may be wanted
-                pairs_.update(_split(_hits(pairs, pair_doc, wanted, self.n, first), wanted, self.n))
+                # Pairs that may be wanted: both words are some wanted pair's.
+                maybe = (self._table(wanted >> 32)[pairs >> 32]
+                         & self._table(wanted & 0xFFFFFFFF)[pairs & 0xFFFFFFFF])
+                pairs_.update(_split(_hits(pairs, pair_doc, wanted, self.n, maybe), wanted, self.n))
 
     def _table(self, ids: np.ndarray) -> np.ndarray:
         """A lookup table over word ids: True at `ids` (a hit test in O(1) per word)."""
@@ -68,11 +78,13 @@ class PhraseIndex:
         distinct = set(phrase)
         if len(distinct) == 1:
             present = self.words[2][phrase[0]]
-        else:  # in every word's postings: counted, not intersected (postings can be long)
-            count = np.zeros(self.n, dtype=np.int16)
-            for w in distinct:
-                count[self.words[2][w]] += 1
-            present = np.flatnonzero(count == len(distinct))
+        else:  # the shortest postings, kept where each other word's postings mark them
+            lists = sorted((self.words[2][w] for w in distinct), key=len)
+            present = lists[0]
+            for other in lists[1:]:
+                mark = np.zeros(self.n, dtype=bool)
+                mark[other] = True
+                present = present[mark[present]]
         out[present] = APART
         for value, f in ((IN_ABSTRACT, 1), (IN_TITLE, 0)):
             if len(phrase) == 1:
