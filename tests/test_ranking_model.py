@@ -13,6 +13,8 @@ import numpy as np
 
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection, Tuning
+from digest.rank.phrases import IN_ABSTRACT
+from digest.rank.pool import BODY_HIT, SCATTERED_HIT, TITLE_HIT, Phrase
 from digest.rank.scoring import tf_idf_view
 from digest.rank.seeds import SeedTerms
 from digest.rank.tuning import DEFAULT
@@ -374,3 +376,19 @@ def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(proje
         assert whole.shape == pieces.shape and np.isfinite(whole).all()
         assert np.abs(whole - pieces).max() < 1e-4, tuning
         assert reasons == pieces_reasons, tuning
+
+
+def test_a_phrase_kept_sparse_reads_as_its_row_over_every_entry():
+    """Phrase keeps only the entries a phrase occurs in: looked up anywhere, including past
+    its last entry and in an empty one, it reads as the dense row it replaced."""
+    rng = np.random.default_rng(5)
+    for n, density in ((50, 0.3), (50, 0.0), (7, 1.0), (300, 0.02)):
+        dense = np.where(rng.random(n) < density, rng.integers(1, 4, n), 0).astype(np.int8)
+        rows = np.flatnonzero(dense)
+        phrase = Phrase(rows, dense[rows])
+        idx = rng.integers(0, n, 40)
+        assert phrase.at(idx).tolist() == dense[idx].tolist()
+        assert phrase.at(np.arange(n)).tolist() == dense.tolist()
+        assert phrase.within(IN_ABSTRACT).tolist() == np.flatnonzero(dense >= IN_ABSTRACT).tolist()
+        points = np.float32([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT])[dense[rows]]
+        assert phrase.points.tolist() == points.tolist()

@@ -32,10 +32,31 @@ _POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32
 
 @dataclass
 class Phrase:
-    """Where one interest phrase occurs in the pool; shared by every reader who has it."""
+    """Where one interest phrase occurs in the pool; shared by every reader who has it.
+    Only the entries it occurs in: most phrases occur in few, and a row over every entry per
+    phrase was most of the memory a ranking grew (each worker its own, page by page)."""
 
-    match: np.ndarray  # per entry: IN_TITLE, IN_ABSTRACT, APART or 0
-    points: np.ndarray  # the same as interest points
+    rows: np.ndarray  # the entries it occurs in, ascending
+    kinds: np.ndarray  # at each: IN_TITLE, IN_ABSTRACT or APART
+
+    @property
+    def points(self) -> np.ndarray:
+        """Interest points at each of `rows`."""
+        return _POINTS.take(self.kinds)
+
+    def at(self, idx) -> np.ndarray:
+        """IN_TITLE, IN_ABSTRACT, APART or 0 at each entry of `idx`."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.zeros(len(idx), dtype=np.int8)
+        if len(self.rows):
+            k = np.minimum(np.searchsorted(self.rows, idx), len(self.rows) - 1)
+            hit = self.rows[k] == idx
+            out[hit] = self.kinds[k[hit]]
+        return out
+
+    def within(self, least: int) -> np.ndarray:
+        """The entries where it occurs at `least` (IN_ABSTRACT: in the title or abstract)."""
+        return self.rows[self.kinds >= least]
 
 
 @dataclass(frozen=True)
@@ -258,5 +279,6 @@ class Pool:
         found = self._phrases.get(text)
         if found is None:
             match = self._phrase_index.match(self._phrase_ids(text))
-            found = self._phrases[text] = Phrase(match, _POINTS.take(match))
+            rows = np.flatnonzero(match)
+            found = self._phrases[text] = Phrase(rows, match[rows])
         return found

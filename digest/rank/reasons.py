@@ -30,8 +30,8 @@ def explain(pool: Pool, entries: list[StoredEntry], user: UserConfig, rows: list
         close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
         seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
     # Where each phrase matched, for all the rows in one step per phrase, not per item.
-    found = [(phrase, ph.match[rows].tolist()) for phrase, _, ph in meta.phrases]
-    demoted = [(phrase, ph.match[rows].tolist()) for phrase, ph in meta.excluded]
+    found = [(phrase, ph.at(rows).tolist()) for phrase, _, ph in meta.phrases]
+    demoted = [(phrase, ph.at(rows).tolist()) for phrase, ph in meta.excluded]
     values = scores[rows].tolist()
     return [Pick(i, round(values[k], 6),
                  _reasons(pool, entries[i], i, user, meta, seed, [(p, m[k]) for p, m in found],

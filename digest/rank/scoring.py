@@ -249,13 +249,17 @@ def _dislikes(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tun
 
 def _interests(relevance: np.ndarray, pool: Pool, w: RankingSettings,
                metas: list[Reader]) -> None:
-    """Interest phrases: one dense product of (entries × phrases) points and weights."""
+    """Interest phrases: one product of (entries × phrases) points, sparse, and weights."""
     phrases = sorted({p for m in metas for p, _, _ in m.phrases})
     if not phrases:
         return
     column = {p: j for j, p in enumerate(phrases)}
-    found = {p: ph for m in metas for p, _, ph in m.phrases}
-    points = np.column_stack([found[p].points for p in phrases])
+    by_text = {p: ph for m in metas for p, _, ph in m.phrases}
+    found = [by_text[p] for p in phrases]
+    ends = np.cumsum([0, *(len(ph.rows) for ph in found)])
+    points = sp.csc_matrix(
+        (np.concatenate([ph.points for ph in found]), np.concatenate([ph.rows for ph in found]),
+         ends), shape=(relevance.shape[1], len(phrases)))
     weight = np.zeros((len(phrases), len(metas)), dtype=np.float32)
     for bi, m in enumerate(metas):
         for p, wt, _ in m.phrases:
@@ -289,6 +293,6 @@ def _decayed(relevance: np.ndarray, pool: Pool, users: list[UserConfig],
     scores = np.where(relevance > 0, relevance * decay[which], relevance).astype(np.float32)
     for bi, m in enumerate(metas):
         for _, ph in m.excluded:
-            hit = ph.match >= IN_ABSTRACT
+            hit = ph.within(IN_ABSTRACT)
             scores[bi, hit] = scores[bi, hit] * EXCLUDE_FACTOR - EXCLUDE_PENALTY
     return scores

@@ -159,7 +159,7 @@ def unmuted(pool: Pool, idx: np.ndarray, hidden: list[Phrase], muted_authors: fr
         return idx
     keep = np.ones(len(idx), dtype=bool)
     for ph in hidden:
-        keep &= ph.match[idx] < IN_ABSTRACT
+        keep &= ph.at(idx) < IN_ABSTRACT
     if muted_authors:
         keys = pool.author_keys
         keep &= np.fromiter((muted_authors.isdisjoint(keys[i]) for i in idx.tolist()),
@@ -181,7 +181,7 @@ def sections_of(pool: Pool, user: UserConfig) -> Sections | None:
         cats = {c.lower() for c in entries[i].categories}
         return [k for k, (names, authors, phrases) in enumerate(specs)
                 if not names.isdisjoint(cats) or not authors.isdisjoint(keys[i])
-                or any(ph.match[i] >= IN_ABSTRACT for ph in phrases)]
+                or any(ph.at([i])[0] >= IN_ABSTRACT for ph in phrases)]
 
     return Sections(tuple(s.title for s in user.sections),
                     tuple(s.max for s in user.sections), fits)
