@@ -34,7 +34,7 @@ _POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32
 class Phrase:
     """Where one interest phrase occurs in the pool; shared by every reader who has it.
     Only the entries it occurs in: most phrases occur in few, and a row over every entry per
-    phrase was most of the memory a ranking grew (each worker its own, page by page)."""
+    phrase was the largest part of the memory a ranking grew (each worker its own)."""
 
     rows: np.ndarray  # the entries it occurs in, ascending
     kinds: np.ndarray  # at each: IN_TITLE, IN_ABSTRACT or APART
