@@ -174,14 +174,16 @@ def sections_of(pool: Pool, user: UserConfig) -> Sections | None:
     if not user.sections:
         return None
     specs = [(frozenset(m.lower() for m in s.match), frozenset(author_key(m) for m in s.match),
-              [pool.phrase(m) for m in s.match]) for s in user.sections]
+              # The entries with one of the phrases in their title or abstract, as a set:
+              # fits() asks one entry at a time.
+              frozenset().union(*(pool.phrase(m).within(IN_ABSTRACT).tolist() for m in s.match)))
+             for s in user.sections]
     entries, keys = pool.entries, pool.author_keys
 
     def fits(i: int) -> list[int]:
         cats = {c.lower() for c in entries[i].categories}
-        return [k for k, (names, authors, phrases) in enumerate(specs)
-                if not names.isdisjoint(cats) or not authors.isdisjoint(keys[i])
-                or any(ph.at([i])[0] >= IN_ABSTRACT for ph in phrases)]
+        return [k for k, (names, authors, rows) in enumerate(specs)
+                if not names.isdisjoint(cats) or not authors.isdisjoint(keys[i]) or i in rows]
 
     return Sections(tuple(s.title for s in user.sections),
                     tuple(s.max for s in user.sections), fits)
