@@ -20,7 +20,7 @@ from common import SHARED
 
 from digest.config import load_config
 from digest.normalize import make_entry
-from digest.rank import Ranker, Tuning, pool
+from digest.rank import Ranker, Tuning, concepts
 from digest.store import Store
 
 EVAL = SHARED / "eval"
@@ -31,17 +31,17 @@ LINK = "https://papers.example.org/"
 @contextlib.contextmanager
 def start(s: int):
     """The concept space's randomized SVD started its s-th way while inside (0: as shipped).
-    Its Gaussian rows are drawn from the terms' words (pool.gaussian_rows); a prefix of s draws
+    Its Gaussian rows are drawn from the terms' words (concepts.gaussian_rows); a prefix of s draws
     others. The space is a truncated SVD only approximately, so a start is a draw, like a
     halving of the readers: the benchmarks report figures over a few of them. Pool models
     built inside must not be reused outside (Project.forget)."""
-    original = pool.gaussian_rows
+    original = concepts.gaussian_rows
     if s:
-        pool.gaussian_rows = lambda words, width: original([f"{s}\n{w}" for w in words], width)
+        concepts.gaussian_rows = lambda words, width: original([f"{s}\n{w}" for w in words], width)
     try:
         yield
     finally:
-        pool.gaussian_rows = original
+        concepts.gaussian_rows = original
 
 
 def use_model(directory: Path) -> None:

@@ -147,6 +147,11 @@ class TermWeights:
         # Smoothed IDF, as in scikit-learn: terms in every document still count a little.
         self.idf = np.where(df > 0, np.log((1.0 + n) / (1.0 + df)) + 1.0, 0.0).astype(np.float32)
         self.docs = self._rows(rows, cols, counts.astype(np.float32), n)  # entries × terms
+        # The same matrix over only the terms the pool uses, numbered 0, 1, … (for cosines).
+        used = df > 0
+        self._column = (np.cumsum(used) - 1).astype(np.int32)  # term id → column there
+        self._used = sp.csr_matrix((self.docs.data, self._column[self.docs.indices],
+                                    self.docs.indptr), shape=(n, int(used.sum())))
 
     def matrix(self, ids: np.ndarray, counts: np.ndarray, sizes: Sequence[int],
                top: int | np.ndarray | None = None) -> sp.csr_matrix:
@@ -161,6 +166,16 @@ class TermWeights:
         return self._rows(rows[known], ids[known], np.asarray(counts, np.float32)[known],
                           len(sizes), top)
 
+    def cosines(self, rows: sp.csr_matrix) -> np.ndarray:
+        """(rows × documents) products of a few rows from matrix() with every document, as
+        float32: through the rows made dense over the terms the pool uses, a sparse × dense
+        product (a sparse × sparse one, whose result is dense anyway, took twice as long)."""
+        rows = rows.tocoo()
+        rows.sum_duplicates()
+        dense = np.zeros((self._used.shape[1], rows.shape[0]), np.float32)
+        dense[self._column[rows.col], rows.row] = rows.data  # matrix() keeps only pool terms
+        return np.ascontiguousarray((self._used @ dense).T)
+
     def _rows(self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int,
               top: int | np.ndarray | None = None) -> sp.csr_matrix:
         data = (1.0 + np.log(counts)) * self.idf[cols]
@@ -170,13 +185,18 @@ class TermWeights:
         ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
         limit = None if top is None else np.broadcast_to(np.asarray(top), (n,))
         if limit is not None and len(data) and (np.diff(ptr) > limit).any():
-            order = np.lexsort((-data, rows))  # by row, heaviest first within each row
+            # By row, heaviest first within each row, as one sorted key: a weight is in (0, 1],
+            # so row + (1 − weight) stays within its row's unit, exactly in float64 (a float32
+            # weight and a row number below 2²⁹), and the weight reads back from it exactly.
+            # A sort of the keys alone took a seventh of the time of np.lexsort's two keys.
+            ordered = np.sort(rows + (1.0 - data.astype(np.float64)))
             # The weight of each row's last kept term; terms tied with it stay too, since
             # which of two equal weights came first is the order of their term ids.
             cut = np.full(n, -np.inf, np.float32)
             over = np.flatnonzero(np.diff(ptr) > limit)
             last = ptr[over] + np.maximum(limit[over], 1) - 1
-            cut[over] = np.where(limit[over] > 0, data[order[last]], np.inf)
+            weight = (1.0 - (ordered[last] - over)).astype(np.float32)
+            cut[over] = np.where(limit[over] > 0, weight, np.inf)
             keep = np.flatnonzero(data >= cut[rows])  # in row order
             cols, data, rows = cols[keep], data[keep], rows[keep]
             ptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])

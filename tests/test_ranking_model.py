@@ -317,11 +317,11 @@ def test_vote_model_shares_the_pools_part_of_the_fit_exactly():
     import numpy as np
     import scipy.sparse as sp
 
-    from digest.rank.pool import Concepts
+    from digest.rank.concepts import Concepts
     from digest.rank.votes import VOTE_RIDGE, vote_model
 
     docs = sp.random(200, 120, density=0.1, random_state=1, format="csr", dtype=np.float32)
-    concepts = Concepts(docs, 10, lambda ids: {k: f"w{k}" for k in ids})
+    concepts = Concepts(docs, 10, {k: f"w{k}" for k in range(120)})
     liked, disliked = concepts.entries[:4] + 0.01, concepts.entries[10:12]
     got = vote_model(concepts, liked, disliked)
     x = np.vstack([liked, disliked, concepts.entries]).astype(np.float64)

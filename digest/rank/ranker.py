@@ -44,7 +44,9 @@ class Ranker:
         self._any_votes = store.has_votes()  # most installations have none: skip the queries
         self._any_mutes = store.has_mutes()
         phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
-        self.pool = Pool(store, entries, now, phrases, tuning, embedder)
+        # With a second core for ranking, the concept space is built on it meanwhile.
+        self.pool = Pool(store, entries, now, phrases, tuning, embedder,
+                         parallel=config.ranking.workers > 1)
         # Words' term ids, from whichever store this process has (workers.py). Through the
         # pool, not self: a cycle would keep a finished ranking's model alive until the
         # collector runs, and ranking makes it run rarely (collector.py).

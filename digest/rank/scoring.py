@@ -111,7 +111,7 @@ def tf_idf_view(pool: Pool, seeds: sp.csr_matrix, weights: np.ndarray, offsets: 
         share = (weights / np.repeat(sizes, sizes)).astype(np.float32)
         centroids = sp.csr_matrix((share, (owner, np.arange(len(owner)))),
                                   shape=(len(sizes), seeds.shape[0])) @ seeds
-        return (centroids @ pool.by_term).toarray().astype(np.float32, copy=False)
+        return pool.terms.cosines(centroids)
     def product(a, b, scale):
         sims = (seeds[a:b] @ pool.by_term).toarray().astype(np.float32, copy=False)
         sims *= scale[:, None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digest.rank.pool import Concepts
+from digest.rank.concepts import Concepts
 
 VOTE_RIDGE = 1.0  # the ridge's penalty: a unit, not fitted
 
