@@ -15,7 +15,7 @@ import numpy as np
 from digest import lexical
 from digest.models import Highlight
 
-FORM = 2  # bump when analyze() or encode() changes: stored sentences of another form are redone
+FORM = 3  # bump when analyze() or encode() changes: stored sentences of another form are redone
 HIGHLIGHT_CHARS = 320  # a longer sentence is cut at a word, marks past the cut dropped
 # A sentence ends at . ! or ? followed by a space and a capital, digit or opening bracket,
 # so "e.g. the" and "Fig. 3" mostly stay inside one.
@@ -25,8 +25,9 @@ _FAR = 0xFFFF  # a word's place in its sentence is stored in 16 bits: further is
 
 
 class Parsed(NamedTuple):
-    """analyze()'s result: per sentence its (start, end) in the text with whitespace collapsed,
-    its words' stems, and each word's (start, end) in the sentence."""
+    """analyze()'s result: per sentence its (start, end) in the text as given (from its first
+    to past its last non-space character), its words' stems, and each word's (start, end) in
+    the sentence with whitespace collapsed (as shown)."""
 
     bounds: list[tuple[int, int]]
     stems: list[list[str]]
@@ -47,16 +48,15 @@ class Stored(NamedTuple):
 
 def split_sentences(text: str) -> list[str]:
     """A text's sentences, whitespace collapsed."""
-    flat, bounds = _bounds(text)
-    return [flat[a:b] for a, b in bounds]
+    return [" ".join(text[a:b].split()) for a, b in _bounds(text)]
 
 
 def analyze(text: str) -> Parsed:
     """A text's sentences, their words' stems and places. Lowercased as one string and split
     again, as highlight._stems lowercases a phrase (str.lower of a whole text, which a few
     letters need)."""
-    flat, bounds = _bounds(text)
-    found = [list(WORD.finditer(flat[a:b])) for a, b in bounds]
+    bounds = _bounds(text)
+    found = [list(WORD.finditer(" ".join(text[a:b].split()))) for a, b in bounds]
     every = [m.group() for ms in found for m in ms]
     stems = lexical.stems(" ".join(every).lower().split(" ") if every else [])
     out, at = [], 0
@@ -115,25 +115,24 @@ class Sentences:
     """One abstract's sentences, from decode()'s arrays: what no reader changes, and the
     text shown for a sentence (cut at HIGHLIGHT_CHARS) once it is first shown."""
 
-    __slots__ = ("_bounds", "_flat", "_layouts", "_spans", "_text", "counts", "n", "starts",
-                 "uniq", "words")
+    __slots__ = ("_bounds", "_layouts", "_spans", "_text", "counts", "n", "starts", "uniq",
+                 "words")
 
     def __init__(self, text: str, stored: Stored) -> None:
-        self._text, self._flat = text, None
+        self._text = text
         self.n = len(stored.bounds)
         self._bounds, self._spans = stored.bounds, stored.spans
         # Sentence k is words[starts[k]:starts[k + 1] - 1], then a -1.
         self.words, self.uniq, self.counts = stored.words, stored.uniq, stored.counts
         self.starts = [0, *(np.flatnonzero(stored.words == -1) + 1).tolist()]
-        # Per sentence once shown: the text shown, its words' spans, how many show, all of it.
-        self._layouts: list[tuple[str, list[list[int]], int, str] | None] = [None] * self.n
+        # Per sentence once shown: the text shown, its words' (start, end) one after another
+        # in one flat list, how many words show, all of its text.
+        self._layouts: list[tuple[str, list[int], int, str] | None] = [None] * self.n
 
     def sentence(self, k: int) -> str:
         """Sentence k's text, whitespace collapsed."""
-        if self._flat is None:
-            self._flat = " ".join(self._text.split())
         a, b = self._bounds[k].tolist()
-        return self._flat[a:b]
+        return " ".join(self._text[a:b].split())
 
     def shown(self, k: int, runs: list[tuple[int, int]] = ()) -> Highlight:
         """Sentence k, with the word runs (first, last word) as character spans: runs that
@@ -145,54 +144,66 @@ class Sentences:
                 out[-1][1] = max(out[-1][1], b)
             else:
                 out.append([a, b])
-        return Highlight(text, tuple([(spans[a][0], spans[b][1]) for a, b in out]))
+        return Highlight(text, tuple([(spans[2 * a], spans[2 * b + 1]) for a, b in out]))
 
     def marked(self, k: int, words: list[int]) -> Highlight:
         """Sentence k with the words at these places (in order) marked: the common case, so
         without the general merge (neighbours a space apart join)."""
         text, spans, visible = self._layout(k)
-        out: list[list[int]] = []
+        starts: list[int] = []
+        ends: list[int] = []
         last = -2
         for i in words:
             if i >= visible:
                 break
             if i == last + 1 and self._glued(k, last):
-                out[-1][1] = spans[i][1]
+                ends[-1] = spans[2 * i + 1]
             else:
-                out.append(list(spans[i]))
+                starts.append(spans[2 * i])
+                ends.append(spans[2 * i + 1])
             last = i
-        return Highlight(text, tuple(map(tuple, out)))
+        return Highlight(text, tuple(zip(starts, ends, strict=True)))
 
     def _glued(self, k: int, i: int) -> bool:
         """Whether word i of sentence k and the next stand a single space apart."""
         _, spans, _, text = self._layouts[k]  # laid out by the caller
-        return text[spans[i][1]:spans[i + 1][0]] == " "
+        return text[spans[2 * i + 1]:spans[2 * i + 2]] == " "
 
-    def _layout(self, k: int) -> tuple[str, list[list[int]], int]:
+    def _layout(self, k: int) -> tuple[str, list[int], int]:
         """Sentence k's text shown, its words' character spans, and how many of them it shows."""
         got = self._layouts[k]
         if got is None:
             text = self.sentence(k)
-            spans = self._spans[self.starts[k] - k:self.starts[k + 1] - 1 - k].tolist()
+            spans = self._spans[self.starts[k] - k:self.starts[k + 1] - 1 - k].ravel().tolist()
             if len(text) <= HIGHLIGHT_CHARS:
-                got = (text, spans, len(spans), text)
+                got = (text, spans, len(spans) // 2, text)
             else:
                 head = text[:HIGHLIGHT_CHARS]  # cut at a word; marks past the cut are dropped
                 space = head.rfind(" ")
                 head = (head[:space] if space > HIGHLIGHT_CHARS // 2 else head).rstrip(" ,.;:-")
-                got = (head + "…", spans, sum(1 for _, end in spans if end <= len(head)), text)
+                got = (head + "…", spans, sum(1 for end in spans[1::2] if end <= len(head)), text)
             self._layouts[k] = got
         return got[:3]
 
 
-def _bounds(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """The text with whitespace collapsed, and where its sentences start and end in it."""
-    flat = " ".join(text.split())
+def _bounds(text: str) -> list[tuple[int, int]]:
+    """Where the text's sentences start and end in it, as given: each from its first to past
+    its last non-space character. Collapsing a sentence's whitespace then gives what splitting
+    the collapsed text would (its ends are at the same whitespace runs), and only the shown
+    sentence of an abstract need be collapsed, not the whole abstract."""
     bounds, at = [], 0
-    for m in _SENTENCE_END.finditer(flat):
-        if m.start() > at:
-            bounds.append((at, m.start()))
+    for m in _SENTENCE_END.finditer(text):
+        _add_stripped(bounds, text, at, m.start())
         at = m.end()
-    if len(flat) > at:
-        bounds.append((at, len(flat)))
-    return flat, bounds
+    _add_stripped(bounds, text, at, len(text))
+    return bounds
+
+
+def _add_stripped(bounds: list[tuple[int, int]], text: str, a: int, b: int) -> None:
+    """(a, b) without the whitespace at either end, unless nothing is left."""
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if a < b:
+        bounds.append((a, b))

@@ -70,6 +70,25 @@ def test_a_sentence_past_what_a_stored_place_holds_is_cut_and_marked_before_the_
     assert h.text[7:21] == "style transfer"
 
 
+def test_sentences_are_found_in_the_text_as_stored_and_shown_with_whitespace_collapsed():
+    """Sentences are placed in the abstract as stored (only the one shown is collapsed): with
+    line breaks, tabs, runs and non-breaking spaces anywhere, a highlight shows what the
+    collapsed abstract would, marked at the same words."""
+    rnd = random.Random(7)
+    spaces = [" ", "  ", "\n", "\t", "\xa0", " \n  ", "\u2003"]
+    profile = Profile.of(["style transfer", "every species"], ["Choosing flowers"])
+    for _ in range(50):
+        messy = "".join(rnd.choice(spaces) if c == " " else c for c in f" {ABSTRACT} So it goes. ")
+        clean = " ".join(messy.split())
+        assert sentences.split_sentences(messy) == sentences.split_sentences(clean) == [
+            *sentences.split_sentences(ABSTRACT), "So it goes."]
+        for text in ("Our main tool is style transfer.", "It works on every species we tried."):
+            assert highlight(messy, profile, seed_words("x", text)) == highlight(
+                clean, profile, seed_words("x", text))
+        assert highlight(messy, profile).text == "Our main tool is style transfer applied to wing patterns."
+    assert sentences.split_sentences(" \n\t ") == [] and highlight(" \n ", profile).text == ""
+
+
 def test_without_a_match_the_highlight_is_the_first_sentence():
     h = highlight(ABSTRACT, Profile.of(["protein folding"], ["A survey of graph networks"]))
     assert h.text == "We study how bees choose flowers." and h.marks == ()
