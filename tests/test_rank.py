@@ -387,7 +387,7 @@ for workers in (2, 1):  # forked workers first: they store the sentences one pro
     ranker = Ranker(config, store, store.entries_for_ranking(), datetime.fromisoformat(sys.argv[2]))
     assert ranker._can_fork()  # else workers=2 would quietly run in this process
     users = [(u, None) for u in config.users.values()]
-    out.append({"ranked": [(u.name, [r.as_json() for r in items]) for u, items in
+    out.append({"ranked": [(u.name, [r.as_json() | {"saved": r.saved()} for r in items]) for u, items in
                            ranker.rank_many(users, selection=Selection(3, 0.01, 1), workers=workers)],
                 "warnings": {str(k): v for k, v in ranker.library_warnings.items()},
                 "stored": sorted(e.id for e in store.entries_for_ranking() if e.sentences)})

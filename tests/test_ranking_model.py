@@ -10,6 +10,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection, Tuning
@@ -376,6 +377,36 @@ def test_large_libraries_are_scored_in_bounded_pieces_with_the_same_result(proje
         assert whole.shape == pieces.shape and np.isfinite(whole).all()
         assert np.abs(whole - pieces).max() < 1e-4, tuning
         assert reasons == pieces_reasons, tuning
+
+
+def test_the_concept_space_built_in_a_thread_is_the_one_built_in_place():
+    """With a second core the concept space is built in a thread beside the rest of the pool
+    (rank/background.py): the same numbers to the last bit, the thread gone and Python's
+    switch interval as it was afterwards, and its error raised in the caller."""
+    import sys
+    import threading
+
+    import scipy.sparse as sp
+
+    from digest.rank.background import Later
+    from digest.rank.concepts import Concepts
+
+    docs = sp.random(400, 300, density=0.05, random_state=3, format="csr", dtype=np.float32)
+    words = {k: f"w{k}" for k in range(300)}
+    interval, threads = sys.getswitchinterval(), threading.active_count()
+    here = Later(False, Concepts, docs, 20, words).result()
+    there = Later(True, Concepts, docs, 20, words)
+    assert there._thread is not None
+    there = there.result()
+    assert np.array_equal(here.basis, there.basis) and np.array_equal(here.entries, there.entries)
+    assert sys.getswitchinterval() == interval and threading.active_count() == threads
+
+    def broken():
+        raise ValueError("no space")
+
+    with pytest.raises(ValueError, match="no space"):
+        Later(True, broken).result()
+    assert sys.getswitchinterval() == interval and threading.active_count() == threads
 
 
 def test_a_phrase_kept_sparse_reads_as_its_row_over_every_entry():

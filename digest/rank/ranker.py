@@ -22,7 +22,7 @@ from digest.rank.scoring import SENTENCE_PAPERS, Reader, in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
 from digest.rank.tuning import DEFAULT, Tuning
-from digest.rank.workers import worker_batch, worker_init
+from digest.rank.workers import pick, worker_batch, worker_init
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -110,7 +110,8 @@ class Ranker:
                       initargs=(self, batches, limit, selection)) as pool:
             for b, (results, warnings) in enumerate(pool.imap(worker_batch, range(len(batches)))):
                 self.library_warnings.update(warnings)
-                yield from zip((u for u, _ in batches[b]), map(self._build, results), strict=True)
+                yield from zip((u for u, _ in batches[b]),
+                               (self._build(list(map(pick, r))) for r in results), strict=True)
 
     def score_matrix(self, users: list[UserConfig]) -> np.ndarray:
         """(readers × entries) scores, as rank() gives them but without reasons or results:
