@@ -29,41 +29,49 @@ def explain(pool: Pool, entries: list[StoredEntry], user: UserConfig, rows: list
         best = both.argmax(axis=0)
         close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
         seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
-    # Where each phrase matched, for all the rows in one step per phrase, not per item.
-    found = [(phrase, ph.at(rows).tolist()) for phrase, _, ph in meta.phrases]
-    demoted = [(phrase, ph.at(rows).tolist()) for phrase, ph in meta.excluded]
+    # What each phrase says of the rows it matched, one step per phrase, not per item.
+    matched = _said(rows, [(ph, lambda m, p=phrase: f'matches "{p}" in the '
+                                                  f'{"title" if m == IN_TITLE else "abstract"}')
+                           for phrase, _, ph in meta.phrases])
+    demoted = _said(rows, [(ph, lambda m, p=phrase: f'demoted: mentions "{p}"')
+                           for phrase, ph in meta.excluded])
+    wanted = {c.lower() for c in user.categories}
+    owned = set(meta.owned)
     values = scores[rows].tolist()
     return [Pick(i, round(values[k], 6),
-                 _reasons(pool, entries[i], i, user, meta, seed, [(p, m[k]) for p, m in found],
-                          [(p, m[k]) for p, m in demoted]), seed=seed)
+                 _reasons(pool, entries[i], i, user, meta, seed, i in owned, matched[k], wanted,
+                          demoted[k]), seed=seed)
             for k, (i, seed) in enumerate(zip(rows, seeds, strict=True))]
 
 
+def _said(rows: list[int], phrases: list) -> list[list[str]]:
+    """Per row, what each (Phrase, say(where)) says of it where the phrase stands in its
+    title or abstract, in the phrases' order."""
+    out: list[list[str]] = [[] for _ in rows]
+    for ph, say in phrases:
+        kinds = ph.at(rows)
+        for k in np.flatnonzero(kinds >= IN_ABSTRACT).tolist():
+            out[k].append(say(kinds[k]))
+    return out
+
+
 def _reasons(pool: Pool, e: StoredEntry, i: int, user: UserConfig, meta: Reader,
-             seed: int | None, phrases: list[tuple[str, int]],
-             excluded: list[tuple[str, int]]) -> list[str]:
-    """One entry's reasons. `phrases` and `excluded`: where each of the reader's phrases
-    matched it (phrases.IN_TITLE …)."""
+             seed: int | None, owned: bool, matched: list[str], wanted: set[str],
+             demoted: list[str]) -> list[str]:
+    """One entry's reasons. `matched` and `demoted`: what the reader's phrases and excluded
+    phrases say of it (_said); `wanted`: their categories, lowercased."""
     # An owned entry only `rank --all` shows: "similar to" itself would say nothing.
-    owned = i in meta.owned
     reasons = ["in your library"] if owned else [meta.seed_names[seed]] if seed is not None else []
-    for phrase, match in phrases:
-        if match >= IN_ABSTRACT:
-            where = "title" if match == IN_TITLE else "abstract"
-            reasons.append(f'matches "{phrase}" in the {where}')
-    if meta.authors:
+    reasons += matched
+    # Most entries are by none of the followed authors: a set operation says so at once.
+    if meta.authors and not meta.authors.isdisjoint(pool.author_keys[i]):
         names = [a for a, key in zip(e.authors, pool.author_keys[i], strict=True)
                  if key in meta.authors][:2]
-        if names:
-            reasons.append("by " + ", ".join(names))
-    if user.categories:
-        wanted = {c.lower() for c in user.categories}
+        reasons.append("by " + ", ".join(names))
+    if wanted:
         cats = [c for c in e.categories if c.lower() in wanted]
         if cats:
             reasons.append(f"in {cats[0]}")
     if user.popularity > 0 and e.popularity >= POPULAR_UPVOTES:
         reasons.append(f"trending: {e.popularity} upvotes")
-    for phrase, match in excluded:
-        if match >= IN_ABSTRACT:
-            reasons.append(f'demoted: mentions "{phrase}"')
-    return reasons
+    return reasons + demoted
