@@ -122,8 +122,13 @@ class Pool:
         self.pop_signal = np.log1p(pops) / math.log(101)
         # Stories join near-identical titles, compared on their (stemmed) words.
         self.story = stories([frozenset(a[1].tolist()) for a in analyses])
-        if parallel:  # while the concept space is still being built: what readers look up
+        if parallel:
+            # While the concept space is still being built: what every reader looks up, done
+            # once here rather than once in each forked worker (phrases: ~55 ms for the
+            # 1,328 of benchmarks/bench_rank.py's 1,000 readers).
             _ = self.by_title, self.by_key
+            for p in sorted(phrases):
+                self.phrase(p)
         self.concepts = concepts.result()
 
     @functools.cached_property
