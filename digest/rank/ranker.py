@@ -53,6 +53,8 @@ class Ranker:
         pool = self.pool
         self.highlighter = Highlighter(lambda stems, add: pool.store.term_ids(stems, add=add))
         self.highlighter.know(self.pool.new_words)
+        if config.ranking.workers > 1:  # the phrases' words looked up once, not in each worker
+            self.highlighter.ids({w for p in phrase_stems(phrases) for w in p}, add=False)
         self.id_order = self.pool.id_order
 
     def library(self, path: Path) -> Seeds:
