@@ -24,5 +24,5 @@ def prune(store: Store, before: datetime) -> Pruned:
 
     def wanted() -> set[str]:
         return needed([entry_text(e) for e in store.entries_for_ranking()] + [
-            t for data in store.cached_libraries() for t in Seeds.from_json(data).texts])
+            t for data in store.cached_libraries() for t in Seeds.decode(data).texts])
     return Pruned(entries, store.keep_embeddings(wanted))

@@ -1,11 +1,13 @@
 """Ranking properties on a real SQLite store, and the `digest rank` contract."""
 
+import base64
 import gc
 import json
 import struct
 import weakref
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 import time_machine
 from conftest import FIXTURES
@@ -17,7 +19,7 @@ from digest.models import SURPRISE, iso_utc
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection
 from digest.rank.scoring import POPULARITY_POINTS
-from digest.rank.seeds import LIBRARY_CACHE_FORMAT
+from digest.rank.seeds import LIBRARY_CACHE_FORMAT, Seeds
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
 
@@ -589,6 +591,37 @@ def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
     assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
 
 
+def test_a_library_reads_back_from_its_cache_as_it_was_written():
+    """The cache (format 7: a JSON head, then the arrays' bytes) gives back every list and
+    array, for a library with accents and emoji in it and for an empty one; the JSON of
+    formats up to 6 still reads (`digest prune` reads every cached library)."""
+    def fields(s):
+        return [s.titles, s.texts, s.warnings, s.ids.tolist(), s.counts.tolist(), s.sizes,
+                s.keys, s.words.tolist(), s.word_sizes, s.title_words.tolist(), s.title_keys]
+
+    full = Seeds(["Café physics 🐝", "Second"], ["Über alles. Text 🐝", "More"], ["a warning"],
+                 np.asarray([5, 9, 2, 2_000_000_000], np.int64), np.asarray([1, 3, 2, 7], np.float32),
+                 [3, 1], ["arxiv:2411.01234"], np.asarray([4, 8, 1], np.int32), [2, 1],
+                 np.asarray([8], np.int32), ["cafe physics", "second"])
+    empty = Seeds([], [], [], np.zeros(0, np.int64), np.zeros(0, np.float32), [])
+    for seeds in (full, empty):
+        back = Seeds.decode(seeds.to_bytes())
+        assert fields(back) == fields(seeds)
+        assert back.ids.dtype == np.int64 and back.counts.dtype == np.float32
+        assert fields(Seeds.decode(_format_6(seeds))) == fields(seeds)
+
+
+def _format_6(seeds: Seeds) -> str:
+    """A library as the cache held it up to format 6: JSON, its arrays base64 int32."""
+    def pack(a):
+        return base64.b64encode(np.asarray(a, dtype="<i4").tobytes()).decode()
+    return json.dumps({"titles": seeds.titles, "texts": seeds.texts, "warnings": seeds.warnings,
+                       "ids": pack(seeds.ids), "counts": pack(seeds.counts), "sizes": seeds.sizes,
+                       "keys": seeds.keys, "words": pack(seeds.words),
+                       "word_sizes": seeds.word_sizes, "title_words": pack(seeds.title_words),
+                       "title_keys": seeds.title_keys})
+
+
 def test_a_library_cached_without_its_words_is_read_again(project):
     """An installation upgraded from a version whose library cache held no highlight words
     (format 5): the library is parsed again rather than read without them, so the seed
@@ -596,13 +629,13 @@ def test_a_library_cached_without_its_words_is_read_again(project):
     first = _ranked_with_a_river_library(project)
     with project.store() as s:
         path, stamp, data = s.db.execute("SELECT path, stamp, data FROM libraries").fetchone()
-        old = {k: v for k, v in json.loads(data).items()
+        old = {k: v for k, v in json.loads(_format_6(Seeds.decode(data))).items()
                if k not in ("words", "word_sizes", "title_words", "title_keys")}
         s.save_library(path, stamp.rsplit(":", 1)[0] + f":{LIBRARY_CACHE_FORMAT - 1}",
                        json.dumps(old))
     assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
     with project.store() as s:
-        assert json.loads(s.db.execute("SELECT data FROM libraries").fetchone()[0])["words"]
+        assert len(Seeds.decode(s.db.execute("SELECT data FROM libraries").fetchone()[0]).words)
 
 
 def test_a_finished_ranking_is_freed_without_the_collector(project):

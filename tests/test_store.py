@@ -302,6 +302,8 @@ def test_prune_reads_a_library_cached_before_it_held_paper_keys(project):
     arXiv ids and DOIs were kept (format 3) has no "keys"."""
     import json
 
+    from test_rank import _format_6
+
     from digest.rank.seeds import library_seeds
 
     project.write('[feeds.a]\npath = "a.xml"\n')
@@ -309,7 +311,7 @@ def test_prune_reads_a_library_cached_before_it_held_paper_keys(project):
     with project.store() as s:
         seeds = library_seeds(s, project.root / "lib.bib")
         assert seeds.keys == ["arxiv:2411.01234"]
-        old = json.loads(seeds.to_json())
+        old = json.loads(_format_6(seeds))
         del old["keys"]
         s.save_library(str(project.root / "old.bib"), "1:2:3:3", json.dumps(old))
     r = project.run("prune", "--older-than", "365d")

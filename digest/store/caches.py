@@ -9,12 +9,12 @@ from digest.store.base import Database
 
 
 class CacheStore(Database):
-    def cached_library(self, path: str, stamp: str) -> str | None:
+    def cached_library(self, path: str, stamp: str) -> bytes | str | None:
         row = self.db.execute("SELECT data FROM libraries WHERE path = ? AND stamp = ?",
                               [path, stamp]).fetchone()
         return row[0] if row else None
 
-    def save_library(self, path: str, stamp: str, data: str) -> None:
+    def save_library(self, path: str, stamp: str, data: bytes | str) -> None:
         with self.db.conn:
             self.db.execute("INSERT INTO libraries VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                             "stamp = excluded.stamp, data = excluded.data", [path, stamp, data])
@@ -36,8 +36,8 @@ class CacheStore(Database):
                                      "SET vector = excluded.vector",
                                      list(items.items()))
 
-    def cached_libraries(self) -> list[str]:
-        """Every cached seed library's data, as save_library was given it (Seeds.from_json)."""
+    def cached_libraries(self) -> list[bytes | str]:
+        """Every cached seed library's data, as save_library was given it (Seeds.decode)."""
         return [data for (data,) in self.db.execute("SELECT data FROM libraries")]
 
     def keep_embeddings(self, wanted: Callable[[], set[str]]) -> int:
