@@ -274,6 +274,27 @@ def test_a_seed_papers_term_cut_keeps_ties_whatever_their_ids():
     assert kept[0] == kept[1] == set(words) - {"pollen"}
 
 
+def test_the_term_cut_keeps_each_rows_heaviest_terms_as_a_plain_sort_would():
+    """Every row of many (thousands of seed papers in one batch, weights small and tied)
+    keeps exactly its terms at least as heavy as its `top`-th heaviest, `top` per row."""
+    from digest.lexical import TermWeights
+
+    rng = np.random.default_rng(11)
+    pool = TermWeights([rng.integers(0, 3000, rng.integers(1, 300)) for _ in range(400)])
+    sizes = rng.integers(1, 200, 5000)
+    ids = rng.integers(0, 3000, int(sizes.sum()))
+    counts = rng.integers(1, 4, len(ids)).astype(np.float32)  # few values: many exact ties
+    top = rng.integers(0, 60, len(sizes))
+    full = pool.matrix(ids, counts, sizes)
+    cut = pool.matrix(ids, counts, sizes, top=top)
+    for r in range(len(sizes)):
+        row = full.data[full.indptr[r]:full.indptr[r + 1]]
+        floor = (np.inf if top[r] == 0 else np.sort(row)[::-1][top[r] - 1]) if len(row) > top[r] else -np.inf
+        keep = full.indices[full.indptr[r]:full.indptr[r + 1]][row >= floor]
+        assert cut.indices[cut.indptr[r]:cut.indptr[r + 1]].tolist() == keep.tolist()
+        assert np.array_equal(cut.data[cut.indptr[r]:cut.indptr[r + 1]], row[row >= floor])
+
+
 def test_the_tf_idf_view_is_the_mean_cosine_to_the_seeds(project):
     """The centroid path (one row per reader in the product) gives each reader's weighted mean
     of per-seed cosines, for libraries of different sizes in one batch, and is the limit the
