@@ -611,6 +611,19 @@ def test_a_library_reads_back_from_its_cache_as_it_was_written():
         assert fields(Seeds.decode(_format_6(seeds))) == fields(seeds)
 
 
+def test_a_damaged_library_cache_is_read_again_from_the_file(project):
+    """The cache is derived data: a row that no longer decodes (cut short, or not this
+    format's) is parsed again from the library file, with the same ranking, and rewritten."""
+    first = _ranked_with_a_river_library(project)
+    for damaged in (b"\x05\x00\x00\x00{bad", b"\xff" * 3, b"\x02\x00\x00\x00{}"):
+        with project.store() as s:
+            s.db.execute("UPDATE libraries SET data = ?", [damaged])
+            s.db.conn.commit()
+        assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
+        with project.store() as s:
+            assert len(Seeds.decode(s.db.execute("SELECT data FROM libraries").fetchone()[0]).titles)
+
+
 def _format_6(seeds: Seeds) -> str:
     """A library as the cache held it up to format 6: JSON, its arrays base64 int32."""
     def pack(a):

@@ -50,7 +50,8 @@ class Seeds:
 
     # The cache (format 7): a JSON head of the lists and texts, then the arrays' raw bytes. The
     # arrays were base64 inside the JSON, and decoding them was over half of reading a library
-    # (86 µs of a 10-paper library's ~140, read once per reader per ranking; now ~25).
+    # (86 µs of a 10-paper library's ~140, read once per reader per ranking; now ~55, most
+    # of it the JSON of the texts).
     def to_bytes(self) -> bytes:
         arrays = [np.asarray(self.ids, "<i4"), np.asarray(self.counts, "<f4"),
                   np.asarray(self.words, "<i4"), np.asarray(self.title_words, "<i4")]
@@ -138,7 +139,10 @@ def library_seeds(store: Store, path: Path) -> Seeds:
         stamp = ""
     cached = store.cached_library(str(path), stamp) if stamp else None
     if cached is not None:
-        return Seeds.decode(cached)
+        try:
+            return Seeds.decode(cached)
+        except (ValueError, KeyError, TypeError):  # a damaged cache row: the file is read again
+            pass
     lib = load_library(path)
     seeds = make_seeds(store, [p.title for p in lib.papers], [p.text for p in lib.papers],
                        lib.warnings, add=True)
