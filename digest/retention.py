@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.rank.seeds import Seeds, entry_text
+from digest.rank.seeds import NO_SEEDS, Seeds, entry_text
 from digest.semantic import needed
 from digest.store import Store
 
@@ -24,5 +24,5 @@ def prune(store: Store, before: datetime) -> Pruned:
 
     def wanted() -> set[str]:
         return needed([entry_text(e) for e in store.entries_for_ranking()] + [
-            t for data in store.cached_libraries() for t in Seeds.decode(data).texts])
+            t for data in store.cached_libraries() for t in (Seeds.decode(data) or NO_SEEDS).texts])
     return Pruned(entries, store.keep_embeddings(wanted))

@@ -299,7 +299,7 @@ def test_fragment_guids_of_one_feed_stay_two_entries(store):
 
 def test_prune_reads_a_library_cached_before_it_held_paper_keys(project):
     """`digest prune` reads every cached library, whatever its format; one cached before the
-    arXiv ids and DOIs were kept (format 3) has no "keys"."""
+    arXiv ids and DOIs were kept (format 3) has no "keys", and a damaged row is passed over."""
     import json
 
     from test_rank import _format_6
@@ -314,6 +314,7 @@ def test_prune_reads_a_library_cached_before_it_held_paper_keys(project):
         old = json.loads(_format_6(seeds))
         del old["keys"]
         s.save_library(str(project.root / "old.bib"), "1:2:3:3", json.dumps(old))
+        s.save_library(str(project.root / "damaged.bib"), "1:2:3:7", b"\x09\x00\x00\x00{cut")
     r = project.run("prune", "--older-than", "365d")
     assert r.exit_code == 0 and "Pruned 0 entries" in r.stdout, r.output
 

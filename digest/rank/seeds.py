@@ -62,9 +62,17 @@ class Seeds:
         return b"".join([len(head).to_bytes(4, "little"), head, *(a.tobytes() for a in arrays)])
 
     @classmethod
-    def decode(cls, data: bytes | str) -> Seeds:
+    def decode(cls, data: bytes | str) -> Seeds | None:
         """to_bytes()'s cache, or an older format's JSON (`digest prune` reads every cached
-        library, whatever its format; a ranking reads only this format's)."""
+        library, whatever its format; a ranking reads only this format's); None for a row
+        that no longer decodes (damaged: derived data, worked out again from the file)."""
+        try:
+            return cls._decode(data)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    @classmethod
+    def _decode(cls, data: bytes | str) -> Seeds:
         if isinstance(data, str):
             return cls._from_json(data)
         size = int.from_bytes(data[:4], "little")
@@ -138,11 +146,9 @@ def library_seeds(store: Store, path: Path) -> Seeds:
     except OSError:
         stamp = ""
     cached = store.cached_library(str(path), stamp) if stamp else None
-    if cached is not None:
-        try:
-            return Seeds.decode(cached)
-        except (ValueError, KeyError, TypeError):  # a damaged cache row: the file is read again
-            pass
+    seeds = None if cached is None else Seeds.decode(cached)
+    if seeds is not None:
+        return seeds
     lib = load_library(path)
     seeds = make_seeds(store, [p.title for p in lib.papers], [p.text for p in lib.papers],
                        lib.warnings, add=True)
