@@ -560,6 +560,37 @@ def test_sentences_are_stored_when_first_shown_and_highlight_the_same_either_way
             i: arrays(a) for i, a in stored.items()}
 
 
+def test_the_model_built_beside_a_second_core_ranks_as_the_one_built_alone(project):
+    """With `[ranking] workers` above 1 the concept space is built in a thread, and the
+    readers' phrases and their words are looked up before any reader is ranked; with 1, all of
+    it in turn. Whatever this machine's cores, both give the same scores, reasons, sections and
+    highlights, for readers with a library, phrases, an excluded phrase and a section."""
+    import dataclasses
+
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Graph networks for rivers},"
+        " abstract={Rainfall and river gauges forecast floods with graph networks.}}\n")
+    setup(project, 'papers = "lib.bib"\n[users.u.interests]\n"style transfer" = 1\n'
+                   '"graph networks" = 0.5\n'
+                   '[users.v]\nemail = "v@example.org"\nexclude = ["flood"]\n'
+                   '[users.v.sections]\n"Styles" = {match = ["style transfer"]}\n'
+                   '[users.v.interests]\n"graph" = 1\n"transfer" = 2\n')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    config = project.config()
+    out = []
+    for workers in (1, 2):
+        one = dataclasses.replace(config, ranking=dataclasses.replace(config.ranking, workers=workers))
+        with project.store() as store:
+            ranker = Ranker(one, store, store.entries_for_ranking(), NOW)
+            out.append([[(r.id, r.score, r.reasons, r.section, r.highlight) for r in items]
+                        for _, items in ranker.rank_many([(u, None) for u in one.users.values()],
+                                                         selection=Selection(5, 0.01, 1))])
+    assert out[0] == out[1]
+    assert all(out[0]) and any(r[3] == "Styles" for r in out[0][1])
+
+
 def _ranked_with_a_river_library(project) -> list:
     """(title, reasons, highlight) of a reader whose one library paper is about river floods:
     the flood entry is named for it, with the paper's own words marked."""

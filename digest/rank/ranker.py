@@ -44,16 +44,17 @@ class Ranker:
         self._any_votes = store.has_votes()  # most installations have none: skip the queries
         self._any_mutes = store.has_mutes()
         phrases = {p for u in config.users.values() for p in (*u.interests, *u.exclude)}
-        # With a second core for ranking, the concept space is built on it meanwhile.
-        self.pool = Pool(store, entries, now, phrases, tuning, embedder,
-                         parallel=config.ranking.workers > 1)
+        # With a second core for ranking, the concept space is built on it meanwhile, and what
+        # every forked worker would look up again is looked up once here.
+        parallel = config.ranking.workers > 1
+        self.pool = Pool(store, entries, now, phrases, tuning, embedder, parallel=parallel)
         # Words' term ids, from whichever store this process has (workers.py). Through the
         # pool, not self: a cycle would keep a finished ranking's model alive until the
         # collector runs, and ranking makes it run rarely (collector.py).
         pool = self.pool
         self.highlighter = Highlighter(lambda stems, add: pool.store.term_ids(stems, add=add))
         self.highlighter.know(self.pool.new_words)
-        if config.ranking.workers > 1:  # the phrases' words looked up once, not in each worker
+        if parallel:  # the phrases' words
             self.highlighter.ids({w for p in phrase_stems(phrases) for w in p}, add=False)
         self.id_order = self.pool.id_order
 
