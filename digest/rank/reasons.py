@@ -23,7 +23,7 @@ def explain(pool: Pool, entries: list[StoredEntry], user: UserConfig, rows: list
     """The entries at `rows` with their scores and reasons."""
     seeds: list[int | None] = [None] * len(rows)
     if meta.seed_names and rows:  # the closest seed, by words and meaning, if close
-        lexical = meta.seed_terms.cosines(pool.terms.docs, rows)
+        lexical = meta.seed_terms.cosines(rows)
         both = lexical if meta.seed_vectors is None else (
             lexical + meta.seed_vectors @ pool.vectors[rows].T)
         best = both.argmax(axis=0)

@@ -197,7 +197,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         similarity += w.library * standardize(view)
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
-        m.seed_terms = SeedTerms(seeds, off, size)
+        m.seed_terms = SeedTerms(seeds, off, size, pool.terms)
         m.seed_vectors = None if vectors is None else vectors[off:off + size]
     for bi, m in enumerate(metas):
         off, size = offsets[bi], sizes[bi]

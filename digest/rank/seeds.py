@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from digest.errors import ConfigError
 from digest.highlight import Marks, paper_words
-from digest.lexical import TOKENIZER_VERSION, tokens
+from digest.lexical import TOKENIZER_VERSION, TermWeights, tokens
 from digest.library import load_library
 from digest.models import StoredEntry
 from digest.normalize import title_key
@@ -196,38 +196,41 @@ def short(title: str, limit: int = 70) -> str:
 class SeedTerms:
     """A reader's seed rows as a dense (seeds × their own terms) matrix: the TF-IDF cosines to
     the few entries the reasons need come from plain numpy indexing (a scipy product per reader
-    costs more in overhead than in arithmetic). Terms are found by a search in the reader's
-    sorted vocabulary, not a table as long as the term dictionary, which grows for good. A
-    library so large that the dense matrix would pass DENSE_CELLS (thousands of papers: a
-    20,000-paper one needed gigabytes) keeps its sparse rows and pays a scipy product per call."""
+    costs more in overhead than in arithmetic). Terms are numbered among those the pool uses
+    (TermWeights.columns), so the reader's own are found through a table as long as the
+    pool's vocabulary, not the term dictionary, which grows for good. A library so large that
+    the dense matrix would pass DENSE_CELLS (thousands of papers: a 20,000-paper one needed
+    gigabytes) keeps its sparse rows and pays a scipy product per call."""
 
-    def __init__(self, seeds: sp.csr_matrix, first: int, count: int):
-        """Rows first … first + count − 1 of a batch's seed matrix."""
+    def __init__(self, seeds: sp.csr_matrix, first: int, count: int, terms: TermWeights):
+        """Rows first … first + count − 1 of a batch's seed matrix (TermWeights.matrix of
+        `terms`)."""
+        self.terms = terms
         ptr = seeds.indptr[first:first + count + 1]
-        terms, data = seeds.indices[ptr[0]:ptr[-1]], seeds.data[ptr[0]:ptr[-1]]
-        self.vocab = np.unique(terms)
+        cols = terms.columns(seeds.indices[ptr[0]:ptr[-1]])
+        ordered = np.sort(cols)
+        first_of = np.ones(len(ordered), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=first_of[1:])
+        self.vocab = ordered[first_of]
         self.sparse = None
         if count * len(self.vocab) > DENSE_CELLS:
             self.sparse = seeds[first:first + count]
             return
         self.dense = np.zeros((count, len(self.vocab)), np.float32)
         self.dense[np.repeat(np.arange(count), np.diff(ptr)),
-                   np.searchsorted(self.vocab, terms)] = data
+                   terms.local(self.vocab, cols)] = seeds.data[ptr[0]:ptr[-1]]
 
-    def cosines(self, docs: sp.csr_matrix, rows: list[int]) -> np.ndarray:
-        """(seeds × rows) cosines to the entries at `rows` of `docs`."""
-        r = np.asarray(rows, dtype=np.int64)
+    def cosines(self, rows: list[int]) -> np.ndarray:
+        """(seeds × rows) cosines to the pool's entries at `rows`."""
         if self.sparse is not None:
-            return (self.sparse @ docs[r].T).toarray().astype(np.float32, copy=False)
+            docs = self.terms.docs
+            return (self.sparse @ docs[np.asarray(rows, dtype=np.int64)].T).toarray().astype(
+                np.float32, copy=False)
         if not len(self.vocab):
-            return np.zeros((self.dense.shape[0], len(r)), np.float32)
-        start = docs.indptr[r]
-        lengths = docs.indptr[r + 1] - start
-        at = np.arange(int(lengths.sum())) + np.repeat(start - np.cumsum(lengths) + lengths,
-                                                       lengths)
-        terms = docs.indices[at]
-        column = np.minimum(np.searchsorted(self.vocab, terms), len(self.vocab) - 1)
-        hit = self.vocab[column] == terms
-        entries = np.zeros((len(r), len(self.vocab)), np.float32)
-        entries[np.repeat(np.arange(len(r)), lengths)[hit], column[hit]] = docs.data[at[hit]]
+            return np.zeros((self.dense.shape[0], len(rows)), np.float32)
+        cols, data, lengths = self.terms.entry_terms(rows)
+        column = self.terms.local(self.vocab, cols)
+        hit = column >= 0
+        entries = np.zeros((len(rows), len(self.vocab)), np.float32)
+        entries[np.repeat(np.arange(len(rows)), lengths)[hit], column[hit]] = data[hit]
         return self.dense @ entries.T
