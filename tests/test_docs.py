@@ -59,3 +59,22 @@ def test_every_module_is_on_the_readme_map():
         row = next(line for line in table.splitlines() if line.startswith(f"| `{package}/`"))
         modules = {p.stem for p in (root / package).glob("*.py") if p.stem != "__init__"}
         assert all(f"`{m}`" in row for m in modules), f"{package}/ lists not all of {modules}"
+
+
+def slug(heading: str) -> str:
+    """A Markdown heading's anchor, as GitHub makes it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_readmes_links_to_the_projects_files_lead_somewhere():
+    """A relative link names a file that exists and, with #anchor, one of its headings: moving a
+    section out of the README must not leave a link to nowhere."""
+    root = Path(__file__).parent.parent
+    links = re.findall(r"\]\(([^)#:\s]+)(?:#([^)\s]+))?\)", README)
+    assert links, "the README links to none of the project's files"
+    for path, anchor in links:
+        target = root / path
+        assert target.exists(), f"README.md links to {path}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{path} has no heading #{anchor}"
