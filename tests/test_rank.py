@@ -6,6 +6,7 @@ import json
 import struct
 import weakref
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -399,15 +400,11 @@ print(json.dumps(out))
 """
 
 
-def test_worker_processes_rank_exactly_like_one_process(project):
-    """Forked workers: same digests in the same order, library warnings brought back, the
-    garbage collector's settings as they were. Run in a fresh interpreter: ranking forks only
-    when single-threaded, and the test session is not."""
-    import subprocess
-    import sys
-
+def _seventy_readers(project) -> None:
+    """70 readers (more than one batch of 64), each with a one-paper library (the last one's
+    with a broken entry too) and a phrase; the papers as entries."""
     readers = []
-    for r in range(70):  # more than one batch of 64
+    for r in range(70):
         topic = list(PAPERS)[r % len(PAPERS)]
         (project.root / f"lib{r}.bib").write_text(
             f"@article{{a{r}, title={{{PAPERS[topic][0]}}}, abstract={{{PAPERS[topic][1]}}}}}\n"
@@ -418,6 +415,16 @@ def test_worker_processes_rank_exactly_like_one_process(project):
     with project.store() as s:
         for key in PAPERS:
             add(s, key)
+
+
+def test_worker_processes_rank_exactly_like_one_process(project):
+    """Forked workers: same digests in the same order, library warnings brought back, the
+    garbage collector's settings as they were. Run in a fresh interpreter: ranking forks only
+    when single-threaded, and the test session is not."""
+    import subprocess
+    import sys
+
+    _seventy_readers(project)
     done = subprocess.run([sys.executable, "-c", _RANK_BOTH_WAYS, str(project.path), NOW.isoformat()],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -433,6 +440,56 @@ def test_worker_processes_rank_exactly_like_one_process(project):
     with project.store() as s:
         assert all(sentences.decode(e.sentences) is not None
                    for e in s.entries_for_ranking() if e.id in shown)
+
+
+_WORKER_THREADS = """
+import json, os, sys
+from datetime import datetime
+from threadpoolctl import threadpool_info
+import digest.rank.ranker as ranker_module
+from digest.config import load_config
+from digest.rank import Ranker, Selection
+from digest.store import Store
+
+batch = ranker_module.worker_batch
+def counted(b):  # in the worker: its threads and BLAS threads as it ranks, after its first batch
+    out = batch(b)
+    with open(sys.argv[3], "a") as seen:
+        seen.write(json.dumps([os.getpid(), len(os.listdir("/proc/self/task")),
+                               [i["num_threads"] for i in threadpool_info()]]) + "\\n")
+    return out
+ranker_module.worker_batch = counted
+config = load_config(sys.argv[1])
+store = Store(config.digest.database)
+ranker = Ranker(config, store, store.entries_for_ranking(), datetime.fromisoformat(sys.argv[2]))
+assert ranker._can_fork()
+before = [i["num_threads"] for i in threadpool_info()]
+users = [(u, None) for u in config.users.values()]
+assert len(list(ranker.rank_many(users, selection=Selection(3, 0.01, 1), workers=2))) == 70
+print(json.dumps({"before": before, "after": [i["num_threads"] for i in threadpool_info()]}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_forked_workers_rank_on_one_blas_thread_and_start_no_others(project, tmp_path):
+    """Each worker ranks on one BLAS thread, inherited: set in the worker, OpenBLAS started a
+    thread per BLAS library there, which spun beside the ranking before sleeping. The
+    parent's own setting is back once the ranking ends."""
+    import subprocess
+    import sys
+
+    _seventy_readers(project)
+    seen = tmp_path / "workers.jsonl"
+    done = subprocess.run([sys.executable, "-c", _WORKER_THREADS, str(project.path), NOW.isoformat(),
+                           str(seen)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    parent = json.loads(done.stdout)
+    assert parent["after"] == parent["before"]
+    workers = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert len(workers) == 2  # two batches
+    for _pid, threads, blas in workers:
+        assert threads == 1, "a worker started threads it never uses"
+        assert all(n == 1 for n in blas), blas
 
 
 def test_the_collector_runs_less_only_while_readers_are_ranked(project):

@@ -109,8 +109,12 @@ class Ranker:
         # What every reader's _meta looks up: worked out once here, not again in each worker
         # (where, first touching the inherited entries, it took three times as long).
         _ = self.pool.by_title, self.pool.by_key
-        with ctx.Pool(min(workers, len(batches)), initializer=worker_init,
-                      initargs=(self, batches, limit, selection)) as pool:
+        # One BLAS thread in the workers, inherited: OpenBLAS stops its threads before a fork
+        # and starts them again when its thread count is set, so set in each worker they
+        # spun there beside the ranking (workers.py). Held to the end: set back at once,
+        # the parent's would spin beside the workers instead.
+        with threadpool_limits(1), ctx.Pool(min(workers, len(batches)), initializer=worker_init,
+                                            initargs=(self, batches, limit, selection)) as pool:
             for b, (results, warnings) in enumerate(pool.imap(worker_batch, range(len(batches)))):
                 self.library_warnings.update(warnings)
                 yield from zip((u for u, _ in batches[b]),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 from digest.models import Highlight
 from digest.rank.select import Pick, Selection
 from digest.store import Store
@@ -20,8 +18,10 @@ def worker_init(ranker, batches: list, limit: int | None, selection: Selection |
     ranker.py, which imports it)."""
     # The inherited SQLite connection belongs to the parent: keep it referenced (closing it
     # here could checkpoint and remove the parent's WAL) and open this process's own.
-    # One BLAS thread per process: several spinning OpenBLAS pools per core thrash.
-    _WORKER["blas"] = threadpool_limits(1)
+    # One BLAS thread per process, inherited from the parent (Ranker._forked) rather than set
+    # here: setting it starts OpenBLAS's thread pool (one thread per BLAS library loaded) in
+    # a process that never uses it, and those threads spin for tens of milliseconds before
+    # they sleep, on the cores the workers rank on.
     _WORKER["inherited"] = ranker.store
     ranker.store = ranker.pool.store = Store(ranker.store.path)
     if ranker.embedder is not None:
