@@ -700,10 +700,29 @@ def test_a_library_reads_back_from_its_cache_as_it_was_written():
 
 
 def test_a_damaged_library_cache_is_read_again_from_the_file(project):
-    """The cache is derived data: a row that no longer decodes (cut short, or not this
-    format's) is parsed again from the library file, with the same ranking, and rewritten."""
+    """The cache is derived data: a row that no longer decodes (cut short, not this
+    format's, or with lengths that disagree with its bytes or with each other, which would
+    read as wrong arrays) is parsed again from the library file, with the same ranking, and
+    rewritten."""
     first = _ranked_with_a_river_library(project)
-    for damaged in (b"\x05\x00\x00\x00{bad", b"\xff" * 3, b"\x02\x00\x00\x00{}"):
+    with project.store() as s:
+        good = s.db.execute("SELECT data FROM libraries").fetchone()[0]
+    size = int.from_bytes(good[:4], "little")
+    head = json.loads(good[4:4 + size])
+
+    def with_head(**changed) -> bytes:
+        new = json.dumps(head | changed).encode()
+        return len(new).to_bytes(4, "little") + new + good[4 + size:]
+
+    lengths = head["lengths"]
+    wrong = [with_head(lengths=[-1, *lengths[1:]]), with_head(lengths=[*lengths[:3], -1]),
+             with_head(lengths=[lengths[0] - 1, lengths[1] - 1, lengths[2], lengths[3] + 2]),
+             with_head(sizes=[*head["sizes"][:-1], head["sizes"][-1] + 1]),
+             with_head(word_sizes=[*head["word_sizes"][:-1], head["word_sizes"][-1] - 1]),
+             with_head(titles=head["titles"] + ["one more"]), good + b"\x00\x00\x00\x00"]
+    for damaged in wrong:
+        assert Seeds.decode(damaged) is None
+    for damaged in (b"\x05\x00\x00\x00{bad", b"\xff" * 3, b"\x02\x00\x00\x00{}", *wrong):
         with project.store() as s:
             s.db.execute("UPDATE libraries SET data = ?", [damaged])
             s.db.conn.commit()

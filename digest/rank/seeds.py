@@ -77,7 +77,15 @@ class Seeds:
             return cls._from_json(data)
         size = int.from_bytes(data[:4], "little")
         d = json.loads(data[4:4 + size])
-        at = np.cumsum([4 + size, *(4 * n for n in d["lengths"])]).tolist()
+        lengths = d["lengths"]
+        at = np.cumsum([4 + size, *(4 * n for n in lengths)]).tolist()
+        # Lengths that disagree with the bytes or with each other would give wrong arrays,
+        # not an error (frombuffer reads everything left for a count of -1): as damaged.
+        if (len(lengths) != 4 or min(lengths) < 0 or at[-1] != len(data)
+                or lengths[0] != lengths[1] or sum(d["sizes"]) != lengths[0]
+                or sum(d["word_sizes"]) != lengths[2]
+                or not len(d["titles"]) == len(d["texts"]) == len(d["sizes"])):
+            raise ValueError("the cached library's parts disagree")
         ids, counts, words, title_words = (
             np.frombuffer(data, dtype, n, a) for dtype, n, a in
             zip(("<i4", "<f4", "<i4", "<i4"), d["lengths"], at[:4], strict=True))
