@@ -27,8 +27,6 @@ class PhraseIndex:
             pairs = flat[:-1][same] << 32 | flat[1:][same]
             self.fields.append((flat, doc, pairs, doc[:-1][same],
                                 np.concatenate([[0], np.cumsum(sizes)])))
-        title, body = self.fields
-        self.anywhere = (np.concatenate([title[0], body[0]]), np.concatenate([title[1], body[1]]))
         self.size = int(max((f[0].max() for f in self.fields if len(f[0])), default=0)) + 1
         self.words: tuple[dict, dict, dict] = ({}, {}, {})  # title, abstract, either: word → entries
         self.pairs: tuple[dict, dict] = ({}, {})  # per field: pair code → entries
@@ -51,8 +49,9 @@ class PhraseIndex:
                 k = index[flat]
                 at = np.flatnonzero(k >= 0)
                 found.append(_distinct(k[at] * self.n + doc[at]))
-            for words_, keys in zip(self.words, [*found, _distinct(np.concatenate(found))],
-                                    strict=True):
+            # Either field: the two sorted postings merged (a stable sort merges sorted runs).
+            either = _distinct(np.concatenate(found), kind="stable")
+            for words_, keys in zip(self.words, [*found, either], strict=True):
                 words_.update(_split(keys, new, self.n))
         for (_, _, pairs, pair_doc, _), pairs_ in zip(self.fields, self.pairs, strict=True):
             codes = {a << 32 | b for p in phrases for a, b in pairwise(p)} - pairs_.keys()
@@ -112,8 +111,8 @@ def _hits(values: np.ndarray, doc: np.ndarray, wanted: np.ndarray, n: int,
     return _distinct(k[ok] * n + doc[at[ok]])
 
 
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    keys = np.sort(keys)
+def _distinct(keys: np.ndarray, kind: str | None = None) -> np.ndarray:
+    keys = np.sort(keys, kind=kind)
     return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
