@@ -6,6 +6,8 @@ from itertools import pairwise
 
 import numpy as np
 
+from digest.lexical import distinct
+
 APART, IN_ABSTRACT, IN_TITLE = 1, 2, 3  # where a phrase occurs in an entry (0: not all words)
 
 
@@ -48,9 +50,9 @@ class PhraseIndex:
             for flat, doc, *_ in self.fields:
                 k = index[flat]
                 at = np.flatnonzero(k >= 0)
-                found.append(_distinct(k[at] * self.n + doc[at]))
+                found.append(distinct(k[at] * self.n + doc[at]))
             # Either field: the two sorted postings merged (a stable sort merges sorted runs).
-            either = _distinct(np.concatenate(found), kind="stable")
+            either = distinct(np.concatenate(found), kind="stable")
             for words_, keys in zip(self.words, [*found, either], strict=True):
                 words_.update(_split(keys, new, self.n))
         for (_, _, pairs, pair_doc, _), pairs_ in zip(self.fields, self.pairs, strict=True):
@@ -74,11 +76,11 @@ class PhraseIndex:
         if not phrase or min(phrase) < 0:  # a word in no entry
             return out
         self.index({phrase})
-        distinct = set(phrase)
-        if len(distinct) == 1:
+        different = set(phrase)
+        if len(different) == 1:
             present = self.words[2][phrase[0]]
         else:  # the shortest postings, kept where each other word's postings mark them
-            lists = sorted((self.words[2][w] for w in distinct), key=len)
+            lists = sorted((self.words[2][w] for w in different), key=len)
             present = lists[0]
             for other in lists[1:]:
                 mark = np.zeros(self.n, dtype=bool)
@@ -108,12 +110,7 @@ def _hits(values: np.ndarray, doc: np.ndarray, wanted: np.ndarray, n: int,
     at = np.flatnonzero(maybe)
     k = np.minimum(np.searchsorted(wanted, values[at]), len(wanted) - 1)
     ok = wanted[k] == values[at]
-    return _distinct(k[ok] * n + doc[at[ok]])
-
-
-def _distinct(keys: np.ndarray, kind: str | None = None) -> np.ndarray:
-    keys = np.sort(keys, kind=kind)
-    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+    return distinct(k[ok] * n + doc[at[ok]])
 
 
 def _split(keys: np.ndarray, wanted: np.ndarray, n: int) -> dict[int, np.ndarray]:

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from digest.errors import ConfigError
 from digest.highlight import Marks, paper_words
-from digest.lexical import TOKENIZER_VERSION, TermWeights, tokens
+from digest.lexical import TOKENIZER_VERSION, TermWeights, distinct, tokens
 from digest.library import load_library
 from digest.models import StoredEntry
 from digest.normalize import title_key
@@ -221,10 +221,7 @@ class SeedTerms:
         self.terms = terms
         ptr = seeds.indptr[first:first + count + 1]
         cols = terms.columns(seeds.indices[ptr[0]:ptr[-1]])
-        ordered = np.sort(cols)
-        first_of = np.ones(len(ordered), dtype=bool)
-        np.not_equal(ordered[1:], ordered[:-1], out=first_of[1:])
-        self.vocab = ordered[first_of]
+        self.vocab = distinct(cols)
         self.sparse = None
         if count * len(self.vocab) > DENSE_CELLS:
             self.sparse = seeds[first:first + count]
