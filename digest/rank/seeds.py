@@ -92,11 +92,11 @@ class Seeds:
         ids, counts, words, title_words = (
             np.frombuffer(data, dtype, n, a) for dtype, n, a in
             zip(("<i4", "<f4", "<i4", "<i4"), d["lengths"], at[:4], strict=True))
-        # Read-only views of the row where the type is already the one kept.
+        # Copies, not views of the row: a view would keep the whole row (mostly the papers'
+        # texts, tens of MB for a library of thousands) alive as long as the seeds.
         return cls(d["titles"], d["texts"], d["warnings"], ids.astype(np.int64),
-                   counts.astype(np.float32, copy=False), d["sizes"], d["keys"],
-                   words.astype(np.int32, copy=False), d["word_sizes"],
-                   title_words.astype(np.int32, copy=False), d["title_keys"])
+                   counts.astype(np.float32), d["sizes"], d["keys"], words.astype(np.int32),
+                   d["word_sizes"], title_words.astype(np.int32), d["title_keys"])
 
     @classmethod
     def _from_json(cls, data: str) -> Seeds:
