@@ -32,9 +32,10 @@ from common import peak_rss_mib
 
 from digest.config import load_config
 from digest.deliver import Outgoing, Smtp
-from digest.ledger import SENDING, SENT, new_owner
+from digest.ledger import SENDING, SENT
 from digest.message import build_message
 from digest.models import iso_utc
+from digest.owners import new_owner
 from digest.render import Renderer
 from digest.send import Heartbeat
 from digest.store import Store

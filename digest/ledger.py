@@ -24,14 +24,12 @@ One row per (reader, local date, channel). Its life:
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from digest.models import iso_utc
+from digest.owners import owner_pid
 
 
 class State(StrEnum):
@@ -89,23 +87,6 @@ class Delivery:
     def lost(self, now: datetime) -> bool:
         """A digest that may never have arrived and that nothing will send by itself."""
         return self.state == UNCONFIRMED or self.orphaned(now)
-
-
-def new_owner() -> str:
-    """An owner id that tells an operator where the run was: host, pid, and a random part so
-    that a reused pid is a different owner."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_process(owner: str) -> tuple[str, int] | None:
-    """(host, pid) of an owner id made by new_owner."""
-    parts = owner.split(":")
-    return (parts[0], int(parts[1])) if len(parts) == 3 and parts[1].isdigit() else None
-
-
-def owner_pid(owner: str) -> str:
-    parts = owner.split(":")
-    return f"pid {parts[1]} on {parts[0]}" if len(parts) == 3 else owner or "an unknown run"
 
 
 def resend_hint(reader: str, day: str) -> str:

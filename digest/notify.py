@@ -18,8 +18,9 @@ from datetime import UTC, date, datetime
 
 from digest.daily import render_digests
 from digest.dates import digest_day
-from digest.ledger import FAILED, PENDING, RETRY_FAILED, SENDING, SENT, SETTLED, SKIPPED, new_owner
+from digest.ledger import FAILED, PENDING, RETRY_FAILED, SENDING, SENT, SETTLED, SKIPPED
 from digest.models import iso_utc
+from digest.owners import new_owner
 from digest.render import DigestView
 from digest.send import Heartbeat, Outcome, SendResult
 from digest.settings import Config, UserConfig

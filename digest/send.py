@@ -15,8 +15,6 @@ it alone; a permanent one (5xx) is not, and marks the reader failing until a sen
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -43,13 +41,11 @@ from digest.ledger import (
     SKIPPED,
     UNCONFIRMED,
     Delivery,
-    new_owner,
-    owner_pid,
-    owner_process,
     resend_hint,
 )
 from digest.message import build_message
 from digest.models import ReaderState, iso_utc
+from digest.owners import gone, new_owner, owner_pid
 from digest.render import EMAIL_BUDGET
 from digest.settings import Config, UserConfig
 from digest.store import Store
@@ -126,23 +122,10 @@ def reap_dead_owners(store: Store, now: datetime) -> list[str]:
     """Lapse the leases of runs on this host whose process is gone (killed, crashed), so a
     rerun need not wait out LEASE. Safe even if wrong: every step of a run is conditional on
     its ownership, so a live run that lost a row can no longer send it."""
-    host, dead = socket.gethostname(), []
-    for owner in store.owners():
-        where = owner_process(owner)
-        if where and where[0] == host and where[1] != os.getpid() and not _alive(where[1]):
-            store.lapse(owner, now)
-            dead.append(owner)
+    dead = [owner for owner in store.owners() if gone(owner)]
+    for owner in dead:
+        store.lapse(owner, now)
     return dead
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def settle(store: Store, backend: Outbox | Smtp) -> list[Delivery]:

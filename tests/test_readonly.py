@@ -15,7 +15,7 @@ from test_render import NORMAL, NOW, write_project
 from digest.links import Links
 
 # and entries.analysis, entries.sentences, entries_fts*
-CACHES = {"terms", "libraries", "embeddings", "fts_state"}
+CACHES = {"terms", "libraries", "embeddings", "embedding_claims", "fts_state"}
 
 
 def snapshot(path) -> dict[str, list]:

@@ -101,7 +101,8 @@ def test_an_upgraded_database_indexes_its_old_entries_with_authors(project):
     write_project(project, NORMAL)
     with project.store() as s:
         s.index_search()
-        for sql in ("ALTER TABLE entries DROP COLUMN sentences",  # undo migration 10
+        for sql in ("DROP TABLE embedding_claims",  # undo migration 11
+                    "ALTER TABLE entries DROP COLUMN sentences",  # and 10
                     "DROP INDEX entries_revised", "DROP INDEX sightings_feed_seen", "DROP TABLE mutes",
                     "ALTER TABLE feedback DROP COLUMN version",
                     *(f"ALTER TABLE entries DROP COLUMN {c}" for c in ("version", "revised", "tldr", "code", "data"))):
@@ -113,3 +114,27 @@ def test_an_upgraded_database_indexes_its_old_entries_with_authors(project):
     with project.store() as s:
         assert s.prune(NOW + timedelta(days=1000)) == 4  # the delete trigger on the new index
     assert search(project, "--author", "Alan Turing") == []
+
+
+def test_indexing_that_fails_between_its_writes_leaves_nothing_half_done(project):
+    """The index's rows and its high-water mark are written in one transaction: a failure
+    after the rows (injected here as a trigger refusing the mark) takes the rows back, so
+    the next search indexes them once, not twice."""
+    import sqlite3
+
+    write_project(project, NORMAL)
+    with project.store() as s:
+        s.db.conn.execute("CREATE TRIGGER refuse BEFORE UPDATE ON fts_state "
+                          "BEGIN SELECT RAISE(ABORT, 'disk went away'); END")
+        with pytest.raises(sqlite3.IntegrityError):
+            s.index_search()
+        def indexed(word):  # the index's own postings (its text is read from `entries`)
+            return s.db.execute("SELECT count(*) FROM entries_fts WHERE entries_fts MATCH ?",
+                                [word]).fetchone()[0]
+        assert indexed("attention") == 0
+        s.db.conn.execute("DROP TRIGGER refuse")
+        assert s.index_search() == s.db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        assert indexed("attention") == 1
+        s.db.execute("INSERT INTO entries_fts(entries_fts) VALUES ('integrity-check')")
+    hits = search(project, "--author", "Alan Turing")
+    assert [h["title"] for h in hits] == ["Sparse attention for long documents"]

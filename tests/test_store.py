@@ -356,3 +356,39 @@ def test_prune_never_deletes_an_embedding_saved_while_it_works(tmp_path, store):
     assert store.keep_embeddings(wanted) == 1
     left = {k for (k,) in store.db.execute("SELECT key FROM embeddings")}
     assert left == {"old-needed", "saved-meanwhile"}
+
+
+CLAIMER = """
+import sys, time
+from digest.store import Store
+keys = [f"k{i:03d}" for i in range(300)]
+with Store(sys.argv[1]) as store:
+    while not store.db.execute("SELECT count(*) FROM embedding_claims WHERE key = 'go'").fetchone()[0]:
+        time.sleep(0.001)
+    got = []
+    while True:
+        mine = store.claim_embeddings(keys, sys.argv[2], "2026-01-01T00:00:00+00:00",
+                                      "2026-01-01T00:15:00+00:00", 1)
+        if not mine:
+            break
+        got += mine
+        store.save_embeddings({k: b"v" for k in mine}, sys.argv[2])
+    print(" ".join(got))
+"""
+
+
+def test_runs_claiming_texts_to_embed_at_once_never_claim_one_twice(tmp_path):
+    """Store.claim_embeddings reads what is free and claims it in one write transaction:
+    three processes racing over the same 300 keys, one at a time, share them out exactly."""
+    db = tmp_path / "d.db"
+    Store(db).close()
+    runs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(db), f"run{n}"],
+                             stdout=subprocess.PIPE, text=True) for n in range(3)]
+    with Store(db) as s:  # all three start together
+        s.claim_embeddings(["go"], "starter", "2026-01-01T00:00:00+00:00", "2026-01-01T00:15:00+00:00", 1)
+    got = [r.communicate(timeout=120)[0].split() for r in runs]
+    assert all(r.returncode == 0 for r in runs)
+    every = [k for g in got for k in g]
+    assert sorted(every) == [f"k{i:03d}" for i in range(300)], (len(every), [len(g) for g in got])
+    with Store(db) as s:
+        assert s.embedding_claimants() == ["starter"]  # each run's claims ended with its save

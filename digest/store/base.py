@@ -84,6 +84,21 @@ class Database:
             raise
 
 
+    @contextlib.contextmanager
+    def writing(self):
+        """One write transaction around reads and the writes they decide: begun before the
+        first read, holding the write lock, committed at the end or rolled back on an error.
+        `with self.db.conn:` alone is not that: a read does not begin a transaction, and
+        sqlite-utils' execute() commits at once a write that began one."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
     def in_query(self, sql: str, params: list, values: list) -> list[tuple]:
         """`sql` with its one `IN ({})` filled for `values`, in chunks under SQLite's
         bound-variable limit."""

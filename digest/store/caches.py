@@ -30,11 +30,41 @@ class CacheStore(Database):
         return {k for (k,) in self.in_query("SELECT key FROM embeddings WHERE key IN ({})", [],
                                              keys)}
 
-    def save_embeddings(self, items: dict[str, bytes]) -> None:
+    def save_embeddings(self, items: dict[str, bytes], owner: str = "") -> None:
+        """Vectors by key; with `owner`, in the same transaction, its claims on them end."""
         with self.db.conn:
             self.db.conn.executemany("INSERT INTO embeddings VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                                      "SET vector = excluded.vector",
                                      list(items.items()))
+            if owner:
+                self.db.conn.executemany("DELETE FROM embedding_claims WHERE key = ? AND owner = ?",
+                                         [(k, owner) for k in items])
+
+    def claim_embeddings(self, keys: list[str], owner: str, now: str, until: str,
+                         limit: int) -> list[str]:
+        """Up to `limit` of `keys` (in order) that have no vector and that no other run holds
+        (its claim lasting past `now`), claimed for `owner` until `until` in one write
+        transaction: two runs never claim one key."""
+        with self.writing():
+            self.db.execute("DELETE FROM embedding_claims WHERE until <= ?", [now])
+            taken = {k for (k,) in self.in_query("SELECT key FROM embeddings WHERE key IN ({})",
+                                                 [], keys)}
+            taken |= {k for (k,) in self.in_query("SELECT key FROM embedding_claims WHERE "
+                                                  "owner != ? AND key IN ({})", [owner], keys)}
+            mine = [k for k in keys if k not in taken][:limit]
+            self.db.conn.executemany("INSERT INTO embedding_claims VALUES (?, ?, ?) ON CONFLICT "
+                                     "(key) DO UPDATE SET owner = excluded.owner, until = "
+                                     "excluded.until", [(k, owner, until) for k in mine])
+        return mine
+
+    def embedding_claimants(self) -> list[str]:
+        """The runs holding claims on texts to embed (or that did: their leases not yet over)."""
+        return [o for (o,) in self.db.execute("SELECT DISTINCT owner FROM embedding_claims")]
+
+    def release_embeddings(self, owner: str) -> int:
+        """End `owner`'s claims: it stopped (done, failed or killed) without embedding them."""
+        with self.db.conn:
+            return self.db.execute("DELETE FROM embedding_claims WHERE owner = ?", [owner]).rowcount
 
     def cached_libraries(self) -> list[bytes | str]:
         """Every cached seed library's data, as save_library was given it (Seeds.decode)."""

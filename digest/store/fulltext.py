@@ -14,16 +14,27 @@ from digest.store.base import Database
 class FullTextStore(Database):
     def index_search(self) -> int:
         """Bring the full-text index up to date; returns the number of rows indexed."""
-        with self.db.conn:
-            upto = self.db.execute("SELECT indexed_upto FROM fts_state").fetchone()[0]
-            top = self.db.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]
-            if top <= upto:
+        if self._fts_behind() is None:  # the common case, read without the write lock
+            return 0
+        # Read again and written in one transaction: two processes searching at once (the
+        # preview and `digest search`) would both index the same rows, and an error between
+        # the two writes would leave rows indexed that the next call indexed again.
+        with self.writing():
+            behind = self._fts_behind()
+            if behind is None:
                 return 0
+            upto, top = behind
             cur = self.db.execute(
                 "INSERT INTO entries_fts(rowid, title, authors, summary_text) SELECT seq, title,"
                 " authors, summary_text FROM entries WHERE seq > ? AND seq <= ?", [upto, top])
             self.db.execute("UPDATE fts_state SET indexed_upto = ?", [top])
         return cur.rowcount
+
+    def _fts_behind(self) -> tuple[int, int] | None:
+        """(indexed up to, newest entry's seq) when the index is behind, else None."""
+        upto = self.db.execute("SELECT indexed_upto FROM fts_state").fetchone()[0]
+        top = self.db.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0]
+        return (upto, top) if top > upto else None
 
     def search(self, query: str, limit: int = 20, feeds: list[str] | None = None,
                since: datetime | None = None) -> list[str]:

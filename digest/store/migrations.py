@@ -237,6 +237,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE entries ADD COLUMN sentences TEXT NOT NULL DEFAULT '';
     """,
+    # 11: texts a run is embedding now (semantic.Embedder): another run (a send beside
+    # `digest warm`) waits for them instead of embedding them a second time. A row lives
+    # from its claim to its vector's save, or to its lease's end if the run died.
+    """
+    CREATE TABLE embedding_claims (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
