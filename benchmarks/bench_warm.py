@@ -8,12 +8,17 @@ one-paper library (so the entries' sentences are embedded too), and one has just
 library of 2,000 papers. Two copies of that database, each used in a fresh process: in one the
 send's composing (every reader ranked and selected, as `digest send` does before rendering)
 finds nothing embedded and embeds it all; in the other `warm` (what `digest poll` runs after
-storing new entries) has embedded it first, then the send composes. Needs the semantic extra.
+storing new entries) has embedded it first, then the send composes. A third copy has the two
+overlap (a cron send that starts while `warm` still works): `warm` in one process, the send in
+another once `warm` has saved its first chunk; each counts the texts its model embedded.
+Needs the semantic extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
 import random
 import shutil
 import sys
@@ -67,6 +72,59 @@ def day(config_path: Path, ahead: bool) -> tuple[float, int, float]:
         return warmed, texts, time.perf_counter() - t
 
 
+def counted() -> list[int]:
+    """How many texts this process's model embeds, counted from here on (in the old and the
+    new Embedder alike: both embed through _load().encode)."""
+    count = [0]
+    load = semantic.Embedder._load
+
+    def counting(self):
+        model = load(self)
+        if not getattr(model, "counted", False):
+            encode = model.encode
+
+            def encode_counted(texts, **kw):
+                count[0] += len(texts)
+                return encode(texts, **kw)
+            model.encode, model.counted = encode_counted, True
+        return model
+    semantic.Embedder._load = counting
+    return count
+
+
+def overlap_warm(config_path: Path) -> tuple[float, int]:
+    """`warm` alone in its process: (seconds, texts its model embedded)."""
+    count = counted()
+    config = load_config(config_path)
+    with Store(config.digest.database) as store:
+        t = time.perf_counter()
+        warm(config, store, NOW)
+        return time.perf_counter() - t, count[0]
+
+
+def overlap_send(config_path: Path) -> tuple[float, int]:
+    """The send's composing, started once `warm` (another process) has saved a chunk."""
+    count = counted()
+    config = load_config(config_path)
+    with Store(config.digest.database) as store:
+        deadline = time.monotonic() + 3600
+        while (not store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        t = time.perf_counter()
+        digests = list(compose(config, store, list(config.users.values()), None, NOW))
+        assert len(digests) == len(config.users)
+        return time.perf_counter() - t, count[0]
+
+
+def overlap(config_path: Path) -> tuple[tuple[float, int], tuple[float, int]]:
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        ahead = pool.submit(overlap_warm, config_path)
+        send = pool.submit(overlap_send, config_path)
+        return ahead.result(), send.result()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true")
@@ -82,19 +140,25 @@ def main() -> None:
         store.close()
         config = write_config(root, papers, readers, big)
         runs = {}
-        for ahead in (False, True):
-            copy = root / ("ahead" if ahead else "at-send")
+        for case in (False, True, "overlap"):
+            copy = root / {False: "at-send", True: "ahead", "overlap": "overlap"}[case]
             copy.mkdir()
             for f in root.iterdir():
                 if f.is_file():
                     shutil.copy(f, copy / f.name)
-            runs[ahead] = fresh(day, copy / config.name, ahead)
+            runs[case] = (overlap(copy / config.name) if case == "overlap"
+                          else fresh(day, copy / config.name, case))
         print(f"{entries} new entries; {readers} readers with 10-paper libraries, 2 with one "
               f"paper, 1 with a new {big:,}-paper library; each case in a fresh process")
         print("| embedded | after the poll, s | the send's composing, s |\n|---|---|---|")
         print(f"| at the send | – | {runs[False][2]:.1f} |")
         print(f"| after the poll ({runs[True][1]:,} texts) | {runs[True][0]:.1f} "
               f"| {runs[True][2]:.1f} |")
+        (warmed, by_warm), (sent, by_send) = runs["overlap"]
+        print(f"\noverlapping: the send started once `warm` had saved its first chunk; `warm` "
+              f"{warmed:.1f} s, the send's composing {sent:.1f} s; texts embedded: {by_warm:,} "
+              f"by `warm` + {by_send:,} by the send = {by_warm + by_send:,} "
+              f"({by_warm + by_send - runs[True][1]:+,} against the {runs[True][1]:,} needed)")
 
 
 if __name__ == "__main__":
