@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import time_machine
 
@@ -457,6 +458,33 @@ def test_texts_claimed_by_a_run_that_died_are_embedded_at_once(project, monkeypa
         _claim_all(store, texts, f"{socket.gethostname()}:{dead.pid}:deadbeef",
                    datetime.now(UTC) + semantic.CLAIM)
         assert Embedder(store).cache(texts) == 3
+        assert store.embedding_claimants() == []
+
+
+def test_what_the_other_run_finishes_is_read_back_not_embedded(project, monkeypatch, caplog):
+    """A ranking that needs texts another run is embedding waits (and says for whom), then
+    reads back the vectors that run saved: this one's model never loads."""
+    import os
+    import socket
+
+    from digest import semantic
+    setup(project, "")
+    texts = ["Rain and river floods", "Bees in gardens"]
+    other = f"{socket.gethostname()}:{os.getppid()}:cafef00d"  # our parent: running
+    vectors = {semantic.key(t): np.full(384, k + 1, np.float32).tobytes() for k, t in enumerate(texts)}
+    with project.store() as store:
+        _claim_all(store, texts, other, datetime.now(UTC) + semantic.CLAIM)
+
+        def wait():  # meanwhile the other run finishes and saves its vectors
+            store.save_embeddings(vectors, other)
+        monkeypatch.setattr(semantic, "_wait", wait)
+        embedder = Embedder(store)
+        with caplog.at_level("INFO", logger="digest.semantic"):
+            got = embedder.embed(texts)
+        assert (got[:, 0] == [1, 2]).all() and not embedder.loaded
+        assert [r.message for r in caplog.records].count(
+            f"waiting for another run (pid {os.getppid()} on {socket.gethostname()}) to embed "
+            "texts this one needs") == 1
         assert store.embedding_claimants() == []
 
 

@@ -66,9 +66,7 @@ class Database:
         # Under the write lock, and the version read again inside it: two processes opening a
         # new database at once must not both run a migration. Statement by statement, since
         # executescript would commit the transaction first.
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writing():
             current = self.schema_version
             if current > len(MIGRATIONS):
                 raise StoreError(f"the database {str(self.path)!r} has schema version {current},"
@@ -76,13 +74,8 @@ class Database:
                                  "upgrade digest.")
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 for statement in statements(MIGRATIONS[version - 1]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version}")
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-
+                    self.db.conn.execute(statement)
+                self.db.conn.execute(f"PRAGMA user_version = {version}")
 
     @contextlib.contextmanager
     def writing(self):
