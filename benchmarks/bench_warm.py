@@ -64,7 +64,7 @@ def day(config_path: Path, ahead: bool) -> tuple[float, int, float]:
     config = load_config(config_path)
     with Store(config.digest.database) as store:
         t = time.perf_counter()
-        texts = warm(config, store, NOW) if ahead else 0
+        texts = warm(config, store, NOW).embedded if ahead else 0
         warmed = time.perf_counter() - t
         t = time.perf_counter()
         digests = list(compose(config, store, list(config.users.values()), None, NOW))

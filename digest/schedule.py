@@ -162,8 +162,8 @@ def poll_tick(config: Config) -> None:
                 log.log(logging.WARNING if r.error else logging.INFO, "poll %s: %s, %d new%s",
                         r.feed, r.status, r.new, f" ({r.error})" if r.error else "")
         # Here, not at send time, where every reader's digest would wait for it.
-        if any(r.new for r in results) and (embedded := warm(config, store, datetime.now(UTC))):
-            log.info("poll: embedded %d texts ahead of the next send", embedded)
+        if any(r.new for r in results) and (done := warm(config, store, datetime.now(UTC))):
+            log.info("poll: ahead of the next send, %s", done)
 
 
 def prune_tick(config: Config, now: datetime | None = None) -> None:

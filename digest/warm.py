@@ -1,44 +1,71 @@
-"""Embeddings worked out ahead of the send (the semantic extra). After a poll brings new
-entries, what the next ranking will embed is embedded and cached now: the entries in the
-readers' windows, their library papers and 👍 items, and, when some reader has one to three of
-those, the entries' sentences; a library new since the last poll is parsed and tokenized here
-too (its cache). Otherwise the first send after a poll, or after a reader brings
-a library of thousands of papers, embeds them while every reader's digest waits (minutes for
-a large library: `benchmarks/bench_rank.py --semantic` prints the rate)."""
+"""The next send's work, done after a poll that brought new entries, while no reader waits.
+
+- The new entries' words and sentences (rank/prepare.py): otherwise every send is the first
+  ranking of the day's entries and works them out while every digest waits (1,000 readers
+  over 5,000 new entries: benchmarks/bench_rank.py).
+- A library new since the last poll is parsed and tokenized (its cache).
+- With the semantic extra, what the next ranking will embed: the entries in the readers'
+  windows, their library papers and 👍 items, and, when some reader has one to three of those,
+  the entries' sentences. Otherwise the first send after a poll, or after a reader brings a
+  library of thousands of papers, embeds them while every reader's digest waits (minutes for
+  a large library: `benchmarks/bench_rank.py --semantic` prints the rate)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from digest import semantic
 from digest.dates import digest_window
+from digest.rank.prepare import prepare
 from digest.rank.scoring import SENTENCE_PAPERS
 from digest.rank.seeds import entry_text, readable_library
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
 
-def warm(config: Config, store: Store, now: datetime) -> int:
-    """Embed what the readers' next rankings will ask for and is not cached yet; how many
-    texts that was (0, at once, without the semantic extra or with nothing new)."""
-    r = config.ranking
+@dataclass(frozen=True)
+class Warmed:
+    """What warm() did: each a count of what was missing and is now stored."""
+
+    analysed: int = 0  # entries tokenized
+    split: int = 0  # abstracts split into sentences
+    embedded: int = 0  # texts embedded (the semantic extra)
+
+    def __str__(self) -> str:
+        done = [f"{n} {what}" for n, what in ((self.analysed, "entries tokenized"),
+                                                (self.split, "abstracts split into sentences"),
+                                                (self.embedded, "texts embedded")) if n]
+        return ", ".join(done) or "nothing to do"
+
+    def __bool__(self) -> bool:
+        return bool(self.analysed or self.split or self.embedded)
+
+
+def warm(config: Config, store: Store, now: datetime) -> Warmed:
+    """Work out what the readers' next rankings will ask for and is not stored yet."""
     users = list(config.users.values())
-    # Not resolve_mode: semantic_mode = "on" without the extra is the send's error to report.
-    if not users or r.semantic <= 0 or r.semantic_mode == "off" or not semantic.available():
-        return 0
+    if not users:
+        return Warmed()
+    r = config.ranking
     last = store.last_delivered()
     since = min(digest_window(r.lookback, u, None, now, last.get(u.name))[0] for u in users)
-    entries = [entry_text(e) for e in store.entries_for_ranking(since=since)]
-    # Parsed and tokenized here too, and cached, so the send finds them ready.
+    entries = store.entries_for_ranking(since=since)
+    analysed, split = prepare(store, entries)
+    # Parsed and tokenized here, and cached, so the send finds them ready.
     libraries = {p: readable_library(store, p).texts for p in {u.papers for u in users if u.papers}}
+    # Not resolve_mode: semantic_mode = "on" without the extra is the send's error to report.
+    if r.semantic <= 0 or r.semantic_mode == "off" or not semantic.available():
+        return Warmed(analysed, split)
+    texts = [entry_text(e) for e in entries]
     votes = store.has_votes()  # most installations have none: skip a query per reader
     seeds = [(libraries[u.papers] if u.papers else []) + (_liked(store, u) if votes else [])
              for u in users]
-    texts = entries + [t for s in seeds for t in s]
+    every = texts + [t for s in seeds for t in s]
     if any(0 < len(s) <= SENTENCE_PAPERS for s in seeds):  # scoring._by_sentence
         small = [t for s in seeds if 0 < len(s) <= SENTENCE_PAPERS for t in s]
-        texts += [x for t in entries + small for x in semantic.sentences(t)]
-    return semantic.Embedder(store).cache(texts)
+        every += [x for t in texts + small for x in semantic.sentences(t)]
+    return Warmed(analysed, split, semantic.Embedder(store).cache(every))
 
 
 def _liked(store: Store, user: UserConfig) -> list[str]:

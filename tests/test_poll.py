@@ -510,9 +510,9 @@ def test_a_moved_feed_starts_over_the_same_in_every_view_and_after_polling(proje
 
 
 def test_a_failure_to_embed_ahead_is_a_warning_and_the_poll_still_counts(project, monkeypatch):
-    """The embedding after a poll (warm.py) is an optimisation of the send: if it fails (a
-    broken model install, a full disk), `digest poll` says so in one line and still succeeds;
-    the entries are stored and the send embeds what it needs."""
+    """The work after a poll (warm.py) is an optimisation of the send: if it fails (a broken
+    model install, a full disk), `digest poll` says so in one line and still succeeds; the
+    entries are stored and the send works out what it needs."""
     def broken(*_):
         raise RuntimeError("the model's weights are truncated")
     monkeypatch.setattr("digest.warm.warm", broken)
@@ -520,6 +520,6 @@ def test_a_failure_to_embed_ahead_is_a_warning_and_the_poll_still_counts(project
     project.write('[feeds.local]\npath = "feed.xml"\n')
     r = project.run("poll")
     assert r.exit_code == 0 and "Traceback" not in r.output
-    assert "embedding ahead of the send failed (the model's weights are truncated)" in r.stderr
+    assert "preparing the next send failed (the model's weights are truncated)" in r.stderr
     with project.store() as s:
         assert s.count_entries() == 2

@@ -954,3 +954,53 @@ def test_votes_outlive_the_pruning_of_what_they_were_on(project):
     assert rain.reasons == ['like "Graph networks for flood forecasting", which you liked']
     assert rain.score > results["Sparse attention for long documents"].score
     assert results["Bumblebee foraging on blue flowers in gardens"].score < 0
+
+
+def test_the_step_after_a_poll_leaves_the_send_nothing_to_work_out(project, monkeypatch):
+    """After a poll, warm.py tokenizes the new entries, splits their abstracts into sentences
+    and reads the libraries, with or without the semantic extra: the send then stems no text
+    at all and ranks, explains and highlights exactly as a send that worked it all out itself.
+    A second run finds nothing left to do."""
+    from digest.warm import Warmed, warm
+
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Graph networks for rivers},"
+        " abstract={Rainfall and river gauges forecast floods with graph networks.}}\n")
+    setup(project, 'papers = "lib.bib"\n', '[ranking]\nsemantic_mode = "off"')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    itself = [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]]
+    with project.store() as s:
+        worked_out = {e.id: (e.analysis, e.sentences) for e in s.entries_for_ranking()}
+        s.db.execute("UPDATE entries SET analysis = '', sentences = ''")
+        s.db.execute("DELETE FROM libraries")
+        s.db.conn.commit()
+        assert warm(project.config(), s, NOW) == Warmed(len(PAPERS), len(PAPERS), 0)
+        assert {e.id: (e.analysis, e.sentences) for e in s.entries_for_ranking()} == worked_out
+        assert s.db.execute("SELECT count(*) FROM libraries").fetchone()[0] == 1
+        again = warm(project.config(), s, NOW)
+        assert again == Warmed() and not again and str(again) == "nothing to do"
+
+    def stemmed(*_):
+        raise AssertionError("the send stemmed a text the step after the poll could have")
+    highlight.seed_words.cache_clear()  # as in the next process: nothing remembered
+    highlight._title_words.cache_clear()
+    monkeypatch.setattr(lexical, "stems", stemmed)
+    monkeypatch.setattr(lexical, "stem", stemmed)
+    assert [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]] == itself
+
+
+def test_digest_poll_says_what_it_did_ahead_of_the_send(project):
+    """`digest poll` ends with one line of what it worked out for the next send, and says
+    nothing of it when a poll brings nothing new."""
+    (project.root / "feed.xml").write_bytes((FIXTURES / "atom.xml").read_bytes())
+    project.write('[ranking]\nsemantic_mode = "off"\n[feeds.local]\npath = "feed.xml"\n'
+                  '[users.u]\nemail = "u@example.org"\n[users.u.interests]\n"feed" = 1\n')
+    r = project.run("poll")
+    assert r.exit_code == 0, r.output
+    assert ("Ahead of the next send: 2 entries tokenized, 2 abstracts split into sentences."
+            in r.stdout)
+    r = project.run("poll", "--force")
+    assert r.exit_code == 0, r.output
+    assert "Ahead of the next send" not in r.stdout

@@ -272,7 +272,7 @@ def test_a_poll_embeds_what_the_next_send_ranks_so_the_send_embeds_nothing(proje
     with project.store() as s:  # the library parsed and tokenized there, once
         assert s.db.execute("SELECT count(*) FROM libraries").fetchone()[0] == 1
     first = cached()
-    assert first == wanted() and f"Embedded {len(first)} texts" in r.stdout
+    assert first == wanted() and f"{len(first)} texts embedded" in r.stdout
     r = project.run("send")
     assert r.exit_code == 0, r.output
     assert list((project.root / "outbox").rglob("*.eml")) and cached() == first
@@ -342,7 +342,7 @@ def test_warm_embeds_a_readers_liked_entries_even_outside_the_window(project):
         s.set_vote("u", old["facet"].id, +1, NOW)
         later = NOW + timedelta(days=30)
         _add(s, "tax", later)
-        assert warm(project.config(), s, later) > 0
+        assert warm(project.config(), s, later).embedded > 0
         have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
     assert needed([entry_text(old["facet"])]) <= have  # the liked one and its sentences
     assert key(entry_text(old["poetry"])) not in have
@@ -362,7 +362,7 @@ def test_warm_goes_on_past_a_library_that_cannot_be_read(project, caplog):
     (project.root / "broken.json").write_text("[not json")
     with project.store() as s:
         _add(s, "facet")
-        assert warm(config, s, NOW) > 0
+        assert warm(config, s, NOW).embedded > 0
         have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
         assert needed(library_seeds(s, project.root / "lib.bib").texts) <= have
     assert any("broken.json: not valid CSL-JSON" in r.getMessage() for r in caplog.records)

@@ -70,19 +70,19 @@ def poll(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
 
 
 def _warm(config: Config, store: Store) -> None:
-    """The embeddings the next send will want (warm.py), after the table: it can take minutes.
-    A failure is the send's to report (it embeds what is missing); the poll itself succeeded."""
+    """The next send's work (warm.py), after the table: with the semantic extra it can take
+    minutes. A failure is the send's to report (it works out what is missing); the poll
+    itself succeeded."""
     from digest.warm import warm
 
     try:
-        embedded = warm(config, store, datetime.now(UTC))
+        done = warm(config, store, datetime.now(UTC))
     except Exception as e:  # noqa: BLE001 - e.g. a broken model install: say so, keep the poll
-        click.echo(f"Warning: embedding ahead of the send failed ({e}); the send will embed "
+        click.echo(f"Warning: preparing the next send failed ({e}); the send will work out "
                    "what it needs.", err=True)
         return
-    if embedded:
-        click.echo(f"Embedded {embedded} texts (new entries, library papers, sentences) ahead of "
-                   "the next send.")
+    if done:
+        click.echo(f"Ahead of the next send: {done}.")
 
 
 @cli.command()

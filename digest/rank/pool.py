@@ -13,12 +13,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest import sentences
-from digest.lexical import TermWeights, analyze_entry, decode_analysis, encode_analysis, words
+from digest.lexical import TermWeights, words
 from digest.models import StoredEntry
 from digest.normalize import MIN_TITLE_KEY_WORDS, title_key
 from digest.rank.background import Later
 from digest.rank.concepts import Concepts, used_columns
 from digest.rank.phrases import PhraseIndex
+from digest.rank.prepare import analysed, split_abstracts
 from digest.rank.seeds import author_key, entry_text
 from digest.rank.stories import stories
 from digest.rank.tuning import Tuning
@@ -72,22 +73,9 @@ class Pool:
         """`parallel`: build the concept space in a thread meanwhile (background.py)."""
         self.store = store
         self.entries = entries
-        # TF-IDF terms and the words phrases are matched on, as term-dictionary ids: computed
-        # the first time an entry is ranked and stored with it, since a pool is ranked many
-        # times (each send time, each `digest rank`). Not at ingest: it would cost polling ~40 %
-        # (benchmarks/bench_poll.py).
-        analyses = [decode_analysis(e.analysis) for e in entries]
-        todo = [k for k, a in enumerate(analyses) if a is None]
-        self.new_words: dict[str, int] = {}  # the term ids of the words analysed here
-        if todo:
-            parts = {k: analyze_entry(entries[k].title, entries[k].summary_text) for k in todo}
-            ids = self.new_words = store.term_ids({w for p in parts.values() for ws in p for w in ws})
-            computed = []
-            for k, p in parts.items():
-                entries[k].analysis = encode_analysis(p, ids)
-                analyses[k] = decode_analysis(entries[k].analysis)
-                computed.append((entries[k].id, entries[k].analysis))
-            store.save_analysis(computed)
+        # TF-IDF terms and the words phrases are matched on, as term-dictionary ids: read
+        # back, or worked out the first time an entry is ranked and stored (prepare.py).
+        analyses, self.new_words, _ = analysed(store, entries)
         self.terms = TermWeights([a[0] for a in analyses])
         concepts = Later(parallel, Concepts, self.terms.docs, tuning.concepts,
                          store.term_words(used_columns(self.terms.docs).tolist()))
@@ -175,12 +163,8 @@ class Pool:
                   for r in dict.fromkeys(rows) if r not in self._read}
         new = [r for r, stored in unread.items() if stored is None]
         if new:
-            said = {r: sentences.analyze(self.entries[r].summary_text) for r in new}
-            known = ids({w for p in said.values() for ws in p.stems for w in ws})
-            for r, parsed in said.items():
-                self.entries[r].sentences = sentences.encode(parsed, known)
-                self._unsaved.append((self.entries[r].id, self.entries[r].sentences))
-                unread[r] = sentences.decode(self.entries[r].sentences)
+            self._unsaved += split_abstracts([self.entries[r] for r in new], ids)
+            unread.update({r: sentences.decode(self.entries[r].sentences) for r in new})
         for r, stored in unread.items():
             doc = sentences.Sentences(self.entries[r].summary_text, stored)
             self._read[r] = doc if doc.n else None
