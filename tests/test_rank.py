@@ -664,18 +664,23 @@ def _ranked_with_a_river_library(project) -> list:
     return got
 
 
+def _forbid_stemming(monkeypatch, why: str) -> None:
+    """From here on, any stemming fails the test with `why`; the per-process caches of words
+    already stemmed emptied, as in the next process."""
+    def stemmed(*_):
+        raise AssertionError(why)
+    highlight.seed_words.cache_clear()
+    highlight._title_words.cache_clear()
+    monkeypatch.setattr(lexical, "stems", stemmed)
+    monkeypatch.setattr(lexical, "stem", stemmed)
+
+
 def test_a_ranking_from_stored_data_stems_nothing(project, monkeypatch):
     """A seed paper's words, as its highlights mark them, are worked out once, when its
     library is read, and stored with it (like the entries' words and sentences): a later
     ranking stems no text at all, and highlights exactly as the first one did."""
     first = _ranked_with_a_river_library(project)
-
-    def stemmed(*_):
-        raise AssertionError("a ranking from stored data stemmed a text")
-    highlight.seed_words.cache_clear()  # as in the next process: nothing remembered
-    highlight._title_words.cache_clear()
-    monkeypatch.setattr(lexical, "stems", stemmed)
-    monkeypatch.setattr(lexical, "stem", stemmed)
+    _forbid_stemming(monkeypatch, "a ranking from stored data stemmed a text")
     assert [(r.title, r.reasons, r.highlight) for r in ranked(project)[0]] == first
 
 
@@ -981,13 +986,7 @@ def test_the_step_after_a_poll_leaves_the_send_nothing_to_work_out(project, monk
         assert s.db.execute("SELECT count(*) FROM libraries").fetchone()[0] == 1
         again = warm(project.config(), s, NOW)
         assert again == Warmed() and not again and str(again) == "nothing to do"
-
-    def stemmed(*_):
-        raise AssertionError("the send stemmed a text the step after the poll could have")
-    highlight.seed_words.cache_clear()  # as in the next process: nothing remembered
-    highlight._title_words.cache_clear()
-    monkeypatch.setattr(lexical, "stems", stemmed)
-    monkeypatch.setattr(lexical, "stem", stemmed)
+    _forbid_stemming(monkeypatch, "the send stemmed a text the step after the poll could have")
     assert [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]] == itself
 
 
