@@ -162,8 +162,15 @@ def poll_tick(config: Config) -> None:
                 log.log(logging.WARNING if r.error else logging.INFO, "poll %s: %s, %d new%s",
                         r.feed, r.status, r.new, f" ({r.error})" if r.error else "")
         # Here, not at send time, where every reader's digest would wait for it.
-        if any(r.new for r in results) and (done := warm(config, store, datetime.now(UTC))):
-            log.info("poll: ahead of the next send, %s", done)
+        if any(r.new for r in results):
+            try:
+                done = warm(config, store, datetime.now(UTC))
+            except Exception as e:  # noqa: BLE001 - an optimisation of the send: the poll stands
+                log.warning("poll: preparing the next send failed (%s); the send will work out "
+                            "what it needs", e)
+                return
+            if done:
+                log.info("poll: ahead of the next send, %s", done)
 
 
 def prune_tick(config: Config, now: datetime | None = None) -> None:

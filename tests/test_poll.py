@@ -523,3 +523,24 @@ def test_a_failure_to_embed_ahead_is_a_warning_and_the_poll_still_counts(project
     assert "preparing the next send failed (the model's weights are truncated)" in r.stderr
     with project.store() as s:
         assert s.count_entries() == 2
+
+
+def test_the_scheduler_logs_a_failure_to_prepare_ahead_and_keeps_the_entries(project, monkeypatch,
+                                                                             caplog):
+    """`digest run`'s poll tick, the same: a warning in the log, not a failed job."""
+    import logging
+
+    from digest import schedule
+
+    def broken(*_):
+        raise RuntimeError("database or disk is full")
+    monkeypatch.setattr(schedule, "warm", broken)
+    (project.root / "feed.xml").write_bytes(fixture_bytes("atom.xml"))
+    project.write('[feeds.local]\npath = "feed.xml"\n')
+    with caplog.at_level(logging.INFO, logger="digest"):
+        schedule.poll_tick(project.config())
+    failed = [r for r in caplog.records if "preparing the next send failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].levelno == logging.WARNING
+    assert "(database or disk is full); the send will work out what it needs" in failed[0].getMessage()
+    with project.store() as s:
+        assert s.count_entries() == 2
