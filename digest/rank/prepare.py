@@ -5,7 +5,8 @@ matching, `entries.analysis`) and its abstract's sentences (the highlight, `entr
 A ranking works out what it finds missing (pool.py). The step after a poll (warm.py) works it
 out for the new entries first: otherwise every send is the first ranking of the day's new
 entries and pays for it while the readers' digests wait (benchmarks/bench_rank.py).
-Not at ingest: it would cost polling ~40 % (benchmarks/bench_poll.py)."""
+Not while entries are stored, between fetches: it would slow polling by ~40 %
+(benchmarks/bench_poll.py)."""
 
 from __future__ import annotations
 
