@@ -1003,3 +1003,38 @@ def test_digest_poll_says_what_it_did_ahead_of_the_send(project):
     r = project.run("poll", "--force")
     assert r.exit_code == 0, r.output
     assert "Ahead of the next send" not in r.stdout
+
+
+def test_a_step_after_the_poll_stopped_halfway_keeps_what_it_did(project, monkeypatch):
+    """warm.py stores its work a chunk of entries at a time: stopped by an error after the
+    first chunk, what that chunk worked out stays stored, the next run does only the rest, and
+    the send ranks as if nothing had gone wrong."""
+    from digest.rank import prepare
+    from digest.store import Store
+    from digest.warm import Warmed, warm
+
+    setup(project, '[users.u.interests]\n"style transfer" = 1\n', '[ranking]\nsemantic_mode = "off"')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    itself = [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]]
+    with project.store() as s:
+        s.db.execute("UPDATE entries SET analysis = '', sentences = ''")
+        s.db.conn.commit()
+    monkeypatch.setattr(prepare, "CHUNK", 2)
+    saves = Store.save_sentences
+
+    def full_disk_on_the_second_chunk(self, items, calls=[]):  # noqa: B006 - counts the calls
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("database or disk is full")
+        saves(self, items)
+    monkeypatch.setattr(Store, "save_sentences", full_disk_on_the_second_chunk)
+    with project.store() as s, pytest.raises(OSError):
+        warm(project.config(), s, NOW)
+    monkeypatch.setattr(Store, "save_sentences", saves)
+    with project.store() as s:
+        kept = [e for e in s.entries_for_ranking() if sentences.decode(e.sentences) is not None]
+        assert len(kept) == 2  # the first chunk; the second's words are stored, not its sentences
+        assert warm(project.config(), s, NOW) == Warmed(len(PAPERS) - 4, len(PAPERS) - 2, 0)
+    assert [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]] == itself
