@@ -961,6 +961,23 @@ def test_votes_outlive_the_pruning_of_what_they_were_on(project):
     assert results["Bumblebee foraging on blue flowers in gardens"].score < 0
 
 
+def _ranked_then_forgotten(project, profile: str) -> tuple[list, dict]:
+    """A reader with `profile` ranked over PAPERS (no semantic extra), each item's (id, score,
+    reasons, highlight), and what that ranking stored per entry (words, sentences); then the
+    entries' stored work and the libraries' caches emptied, as for entries just polled."""
+    setup(project, profile, '[ranking]\nsemantic_mode = "off"')
+    with project.store() as s:
+        for key in PAPERS:
+            add(s, key)
+    itself = [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]]
+    with project.store() as s:
+        worked_out = {e.id: (e.analysis, e.sentences) for e in s.entries_for_ranking()}
+        s.db.execute("UPDATE entries SET analysis = '', sentences = ''")
+        s.db.execute("DELETE FROM libraries")
+        s.db.conn.commit()
+    return itself, worked_out
+
+
 def test_the_step_after_a_poll_leaves_the_send_nothing_to_work_out(project, monkeypatch):
     """After a poll, warm.py tokenizes the new entries, splits their abstracts into sentences
     and reads the libraries, with or without the semantic extra: the send then stems no text
@@ -971,16 +988,9 @@ def test_the_step_after_a_poll_leaves_the_send_nothing_to_work_out(project, monk
     (project.root / "lib.bib").write_text(
         "@article{a, title={Graph networks for rivers},"
         " abstract={Rainfall and river gauges forecast floods with graph networks.}}\n")
-    setup(project, 'papers = "lib.bib"\n', '[ranking]\nsemantic_mode = "off"')
+    itself, worked_out = _ranked_then_forgotten(project, 'papers = "lib.bib"\n')
     with project.store() as s:
-        for key in PAPERS:
-            add(s, key)
-    itself = [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]]
-    with project.store() as s:
-        worked_out = {e.id: (e.analysis, e.sentences) for e in s.entries_for_ranking()}
-        s.db.execute("UPDATE entries SET analysis = '', sentences = ''")
-        s.db.execute("DELETE FROM libraries")
-        s.db.conn.commit()
+        assert s.db.execute("SELECT count(*) FROM libraries").fetchone()[0] == 0
         assert warm(project.config(), s, NOW) == Warmed(len(PAPERS), len(PAPERS), 0)
         assert {e.id: (e.analysis, e.sentences) for e in s.entries_for_ranking()} == worked_out
         assert s.db.execute("SELECT count(*) FROM libraries").fetchone()[0] == 1
@@ -1013,14 +1023,7 @@ def test_a_step_after_the_poll_stopped_halfway_keeps_what_it_did(project, monkey
     from digest.store import Store
     from digest.warm import Warmed, warm
 
-    setup(project, '[users.u.interests]\n"style transfer" = 1\n', '[ranking]\nsemantic_mode = "off"')
-    with project.store() as s:
-        for key in PAPERS:
-            add(s, key)
-    itself = [(r.id, r.score, r.reasons, r.highlight) for r in ranked(project)[0]]
-    with project.store() as s:
-        s.db.execute("UPDATE entries SET analysis = '', sentences = ''")
-        s.db.conn.commit()
+    itself, _ = _ranked_then_forgotten(project, '[users.u.interests]\n"style transfer" = 1\n')
     monkeypatch.setattr(prepare, "CHUNK", 2)
     saves = Store.save_sentences
 
