@@ -41,7 +41,7 @@ from quality import EVAL, SETS, Project, start, use_model
 from digest.rank import scoring
 from digest.rank.tuning import DEFAULT, GRID, RULED_OUT, UNSAFE
 
-LEXICAL = ("concepts", "concept_temperature", "term_budget")
+LEXICAL = ("concepts", "concept_temperature", "term_budget", "dirichlet")
 
 
 def grid(names: tuple[str, ...], smoke: bool):
@@ -188,7 +188,8 @@ def main() -> None:
                                            for d in devs))
     ablations = {}
     for label, keep in (("no concept space", lambda t: t.concepts == 0),
-                        ("no extra terms for small libraries", lambda t: t.term_budget == 0)):
+                        ("no extra terms for small libraries", lambda t: t.term_budget == 0),
+                        ("no query-likelihood view", lambda t: t.dirichlet == 0)):
         sub = {t: r for t, r in runs.items() if keep(t)}
         if sub and len(sub) < len(runs):
             ablations[label] = cross_validate(devs, sub, tfidf)[0]

@@ -161,6 +161,13 @@ class TermWeights:
                                     self.docs.indptr), shape=(n, int(used.sum())))
         self._slots = np.full(self._used.shape[1], -1, np.int32)  # local()'s, -1 between calls
         self._ptr = self.docs.indptr.tolist()  # entry_terms() slices a few rows at a time
+        # Raw counts, in the matrix's order (np.unique sorted them by entry, then term), for
+        # likelihoods(); each term's share of the pool's words, by column.
+        self._counts = counts.astype(np.float32)
+        self._lengths = np.bincount(rows, weights=counts, minlength=n).astype(np.float32)
+        used_counts = np.bincount(self._used.indices, weights=counts, minlength=self._used.shape[1])
+        self._collection = (used_counts / max(used_counts.sum(), 1.0)).astype(np.float32)
+        self._smoothed: dict[float, sp.csr_matrix] = {}
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         """Term ids the pool uses (as matrix() keeps them) as their columns among its terms."""
@@ -208,6 +215,40 @@ class TermWeights:
         dense = np.zeros((self._used.shape[1], rows.shape[0]), np.float32)
         dense[self._column[rows.col], rows.row] = rows.data  # matrix() keeps only pool terms
         return np.ascontiguousarray((self._used @ dense).T)
+
+    def models(self, ids: np.ndarray, counts: np.ndarray, owners: np.ndarray,
+               n: int) -> sp.csr_matrix:
+        """(n × term ids) word distributions: the counts of `ids` summed by `owners` (a row
+        number per id) over the words the pool uses, each row summing to 1 (or 0)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        known = ids < self.size
+        known[known] = self.idf[ids[known]] > 0
+        m = sp.csr_matrix((np.asarray(counts, np.float32)[known], (owners[known], ids[known])),
+                          shape=(n, self.size))
+        m.sum_duplicates()
+        totals = np.asarray(m.sum(axis=1)).ravel()
+        totals[totals == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1 / totals) @ m, dtype=np.float32)
+
+    def likelihoods(self, models: sp.csr_matrix, mu: float) -> np.ndarray:
+        """(rows × documents): how likely each document's language model is to give the
+        words of each of `models` (rows of models()), up to a constant per row: the
+        query-likelihood score with Dirichlet smoothing of weight `mu` (Zhai and Lafferty,
+        SIGIR 2001), Σ_w p(w|model) log(1 + c(w,d) / (mu p(w|pool))) + log(mu / (|d| + mu)).
+        Each word's evidence grows with the log of its count, and a long document has to
+        earn its length; one sparse × dense product, as cosines() is."""
+        smoothed = self._smoothed.get(mu)
+        if smoothed is None:
+            used = self._used
+            data = np.log1p(self._counts / (mu * self._collection[used.indices]))
+            smoothed = self._smoothed[mu] = sp.csr_matrix(
+                (data.astype(np.float32), used.indices, used.indptr), shape=used.shape)
+        rows = models.tocoo()
+        dense = np.zeros((smoothed.shape[1], rows.shape[0]), np.float32)
+        dense[self._column[rows.col], rows.row] = rows.data  # models() keeps only pool terms
+        out = np.ascontiguousarray((smoothed @ dense).T)
+        out += np.log(mu / (self._lengths + mu)).astype(np.float32)
+        return out
 
     def _rows(self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int,
               top: int | np.ndarray | None = None) -> sp.csr_matrix:

@@ -83,7 +83,7 @@ def rank(project, name: str, tuning: Tuning = DEFAULT):
 
 # What the adaptive aggregation must beat, each on the case it gets wrong: a max over seed
 # papers (one close paper is enough), and a centroid (closeness to the library as a whole).
-PURE_MAX = DEFAULT.with_(temperature=0.005, concepts=0)
+PURE_MAX = DEFAULT.with_(temperature=0.005, concepts=0, dirichlet=0.0)
 CENTROID = DEFAULT.with_(concept_temperature=50.0)  # TF-IDF is a centroid already
 
 
@@ -461,3 +461,58 @@ def test_a_phrase_kept_sparse_reads_as_its_row_over_every_entry():
         assert phrase.within(IN_ABSTRACT).tolist() == np.flatnonzero(dense >= IN_ABSTRACT).tolist()
         points = np.float32([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT])[dense[rows]]
         assert phrase.points.tolist() == points.tolist()
+
+
+def test_the_query_likelihood_view_is_dirichlet_smoothed_query_likelihood():
+    """likelihoods() against the textbook formula, Σ_w q(w) log((c(w,d) + μ p(w|pool)) /
+    (|d| + μ)), worked out term by term: equal up to one constant per model (which cannot
+    change a reader's order), for models built from counts that include words the pool
+    never uses."""
+    from digest.lexical import TermWeights
+
+    rng = np.random.default_rng(3)
+    docs = [rng.integers(0, 60, rng.integers(1, 40)) for _ in range(50)]
+    pool = TermWeights(docs)
+    ids = rng.integers(0, 80, 120)  # ids 60-79: in no pool document, so dropped
+    counts = rng.integers(1, 5, 120).astype(np.float32)
+    owners = np.repeat(np.arange(3), 40)
+    models = pool.models(ids, counts, owners, 3)
+    assert np.allclose(models.sum(axis=1), 1.0)
+    mu = 7.0
+    got = pool.likelihoods(models, mu)
+    collection = np.bincount(np.concatenate(docs), minlength=80).astype(float)
+    p = collection / collection.sum()
+    for r in range(3):
+        q = np.zeros(80)
+        np.add.at(q, ids[owners == r], counts[owners == r])
+        q[collection == 0] = 0
+        q /= q.sum()
+        for d, doc in enumerate(docs):
+            c = np.bincount(doc, minlength=80)
+            words = np.flatnonzero(q)
+            want = float(np.sum(q[words] * np.log((c[words] + mu * p[words]) / (len(doc) + mu))))
+            if d == 0:
+                offset = got[r, 0] - want
+            assert got[r, d] - want == pytest.approx(offset, abs=1e-4)
+
+
+def test_the_query_likelihood_view_leaves_a_one_paper_library_as_it_was(project):
+    """The view matches a library by all its words together, at a share of 1 − 1/papers: a
+    one-paper library (where it did worse) scores exactly as without it; a library of
+    several papers does not."""
+    rnd = random.Random(12)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+    one = library(project.root / "one.bib", [text(rnd, "soil")])
+    many = library(project.root / "many.bib", [text(rnd, "soil") for _ in range(6)])
+    configure(project, {"one": f'papers = "{one}"', "many": f'papers = "{many}"'})
+    config = project.config()
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+        users = [config.users["one"], config.users["many"]]
+        on = ranker.score_matrix(users)
+        ranker.tuning = DEFAULT.with_(dirichlet=0.0)
+        off = ranker.score_matrix(users)
+    assert DEFAULT.dirichlet > 0
+    assert np.array_equal(on[0], off[0])
+    assert not np.allclose(on[1], off[1])

@@ -7,7 +7,8 @@ above the pool's average (standardize). So a point means the same for a reader w
 a hand-set exchange rate, and one `min_score` cuts every digest the same way.
 
     similarity = std( library · [std(TF-IDF cosine to the seeds' centroid)
-                                 + std(soft-max_Tc(concept-space cosines to the seeds))]
+                                 + std(soft-max_Tc(concept-space cosines to the seeds))
+                                 + (1 − 1/n) · std(query likelihood of the seeds' words, μ)]
                       + semantic · share · std(embedding cosine to the seeds' centroid) )
     with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(the mean over the
     seeds of the mean, over a seed's sentences, of the best cosine to an entry's sentence)
@@ -24,7 +25,9 @@ or a followed author.
 
 The soft-max, T·log(mean(exp(w·cos/T))), is close to the best match for a one-paper library or
 one of a few unrelated topics; in the concept space, where related papers are close, a library
-of many related papers lifts what they have in common; Tc and share are fitted (tuning.py).
+of many related papers lifts what they have in common; Tc, μ and share are fitted (tuning.py).
+The query likelihood (lexical.TermWeights.likelihoods) saturates counts and makes a long entry
+earn its length, as a cosine does not; a one-paper library, where it did worse, goes without.
 The TF-IDF and embedding views are the soft-max's limit T → ∞, the mean cosine, i.e. the
 cosine to the seeds' centroid: fitting their T did not earn its keep (tuning.RULED_OUT), and
 the TF-IDF centroid is one row per reader in the sparse product instead of one per seed paper.
@@ -168,12 +171,22 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     # Each seed paper on its heaviest terms; a small library's papers on more of them.
     top = np.repeat([max(tuning.seed_terms, tuning.term_budget // max(s, 1)) for s in sizes],
                     sizes)
-    seeds = pool.terms.matrix(np.concatenate([m.seeds.ids for m in metas]),
-                              np.concatenate([m.seeds.counts for m in metas]),
-                              [s for m in metas for s in m.seeds.sizes], top=top)
+    ids, counts = (np.concatenate([m.seeds.ids for m in metas]),
+                   np.concatenate([m.seeds.counts for m in metas]))
+    seed_sizes = [s for m in metas for s in m.seeds.sizes]
+    seeds = pool.terms.matrix(ids, counts, seed_sizes, top=top)
     has = sizes > 0
     blocks = (weights, offsets[has], sizes[has])
     similarity = w.library * standardize(tf_idf_view(pool, seeds, *blocks, tuning.temperature))
+    many = sizes > 1
+    if tuning.dirichlet and w.library > 0 and many.any():
+        # The library's words as one language model (each seed's counts at its weight), at a
+        # share of 1 − 1/papers: a one-paper library is matched as before.
+        owners = np.repeat(np.repeat(np.arange(len(metas)), sizes), seed_sizes)
+        model = pool.terms.models(ids, counts * np.repeat(weights, seed_sizes), owners,
+                                  len(metas))[np.flatnonzero(many)]
+        view = standardize(pool.terms.likelihoods(model, tuning.dirichlet))
+        similarity[many[has]] += w.library * (1 - 1 / sizes[many])[:, None] * view
     vectors = None
     if pool.vectors is not None and embed is not None and w.semantic > 0:
         vectors = embed([t for m in metas for t in m.seeds.texts])
@@ -189,7 +202,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         similarity += w.semantic * tuning.semantic_share * view
     points = pool.concepts.project(seeds)
     if pool.concepts.k and w.library > 0:
-        # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
+        # The soft-max's scaling folded into the seed rows (50 numbers each, not one per
         # entry): a dense product, whose result the soft-max may then overwrite.
         def product(a, b, scale):
             return (points[a:b] * scale[:, None]) @ pool.concepts.entries.T

@@ -21,7 +21,7 @@ class Tuning:
     # product instead of one per seed paper.
     temperature: float = math.inf
     # Dimensions of the pool's concept space (pool.Concepts); 0 turns it off.
-    concepts: int = 100
+    concepts: int = 50
     # The same softness over concept-space cosines; large is a centroid (what many related
     # papers share), small a max over the library's topics.
     concept_temperature: float = 0.2
@@ -31,6 +31,9 @@ class Tuning:
     # ... or more for a small library: each paper keeps term_budget / (papers) terms if that is
     # more, so a one-paper library is matched on its whole text.
     term_budget: int = 200
+    # Dirichlet smoothing (in words) of the query-likelihood view (TermWeights.likelihoods),
+    # which matches a library of several papers by all its words together; 0 turns it off.
+    dirichlet: float = 1500.0
     # The same softness for embedding cosines. Not fitted (RULED_OUT): the limit ∞, the
     # cosine to the seeds' embedding centroid, as for TF-IDF.
     semantic_temperature: float = math.inf
@@ -55,6 +58,7 @@ GRID = {
     "concepts": (0, 50, 100),
     "concept_temperature": (0.05, 0.2),
     "term_budget": (0, 200, 400),
+    "dirichlet": (0.0, 500.0, 1500.0),
     "semantic_share": (1.0, 2.0, 3.0),
     "vote_half": (3.0, 10.0, 30.0),
     "dislike": (0.0, 0.5),
