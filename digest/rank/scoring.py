@@ -202,7 +202,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         similarity += w.semantic * tuning.semantic_share * view
     points = pool.concepts.project(seeds)
     if pool.concepts.k and w.library > 0:
-        # The soft-max's scaling folded into the seed rows (50 numbers each, not one per
+        # The soft-max's scaling folded into the seed rows (100 numbers each, not one per
         # entry): a dense product, whose result the soft-max may then overwrite.
         def product(a, b, scale):
             return (points[a:b] * scale[:, None]) @ pool.concepts.entries.T

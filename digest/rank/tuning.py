@@ -20,8 +20,12 @@ class Tuning:
     # ∞, the mean, i.e. the cosine to the seeds' centroid, one row per reader in the sparse
     # product instead of one per seed paper.
     temperature: float = math.inf
-    # Dimensions of the pool's concept space (pool.Concepts); 0 turns it off.
-    concepts: int = 50
+    # Dimensions of the pool's concept space (pool.Concepts); 0 turns it off. Held at 100,
+    # though 50 came out best on all readers once the query-likelihood view came: fitting it
+    # does no better out-of-fold than holding it (bench_quality.py's "held at" row), and the
+    # vote model lives in this space (at 50, bench_feedback.py's readers who vote were shown
+    # fewer of their hidden papers by day 5).
+    concepts: int = 100
     # The same softness over concept-space cosines; large is a centroid (what many related
     # papers share), small a max over the library's topics.
     concept_temperature: float = 0.2
