@@ -42,8 +42,8 @@ class Tuning:
     # The same softness for embedding cosines. Not fitted (RULED_OUT): the limit ∞, the
     # cosine to the seeds' embedding centroid, as for TF-IDF.
     semantic_temperature: float = math.inf
-    # What the embedding view weighs against each lexical view (TF-IDF, concept space), all
-    # standardized first (2: meaning counts as much as words together).
+    # What the embedding view weighs against each lexical view (TF-IDF, concept space, query
+    # likelihood), all standardized first (2: meaning counts as much as two of them).
     semantic_share: float = 3.0
     # Votes at which the reader's own vote model weighs as much as the library: its share is
     # votes / (votes + vote_half).
