@@ -200,9 +200,7 @@ class TermWeights:
         heaviest terms are kept, and any tied with the last of them (norms are taken before, so
         a pruned row keeps its true scale and its cosines are slight underestimates)."""
         rows = np.repeat(np.arange(len(sizes)), sizes)
-        ids = np.asarray(ids, dtype=np.int64)
-        known = ids < self.size
-        known[known] = self.idf[ids[known]] > 0
+        ids, known = self._known(ids)
         return self._rows(rows[known], ids[known], np.asarray(counts, np.float32)[known],
                           len(sizes), top)
 
@@ -210,19 +208,13 @@ class TermWeights:
         """(rows × documents) products of a few rows from matrix() with every document, as
         float32: through the rows made dense over the terms the pool uses, a sparse × dense
         product (a sparse × sparse one, whose result is dense anyway, took twice as long)."""
-        rows = rows.tocoo()
-        rows.sum_duplicates()
-        dense = np.zeros((self._used.shape[1], rows.shape[0]), np.float32)
-        dense[self._column[rows.col], rows.row] = rows.data  # matrix() keeps only pool terms
-        return np.ascontiguousarray((self._used @ dense).T)
+        return np.ascontiguousarray((self._used @ self._by_column(rows)).T)
 
     def models(self, ids: np.ndarray, counts: np.ndarray, owners: np.ndarray,
                n: int) -> sp.csr_matrix:
         """(n × term ids) word distributions: the counts of `ids` summed by `owners` (a row
         number per id) over the words the pool uses, each row summing to 1 (or 0)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        known = ids < self.size
-        known[known] = self.idf[ids[known]] > 0
+        ids, known = self._known(ids)
         m = sp.csr_matrix((np.asarray(counts, np.float32)[known], (owners[known], ids[known])),
                           shape=(n, self.size))
         m.sum_duplicates()
@@ -243,12 +235,25 @@ class TermWeights:
             data = np.log1p(self._counts / (mu * self._collection[used.indices]))
             smoothed = self._smoothed[mu] = sp.csr_matrix(
                 (data.astype(np.float32), used.indices, used.indptr), shape=used.shape)
-        rows = models.tocoo()
-        dense = np.zeros((smoothed.shape[1], rows.shape[0]), np.float32)
-        dense[self._column[rows.col], rows.row] = rows.data  # models() keeps only pool terms
-        out = np.ascontiguousarray((smoothed @ dense).T)
+        out = np.ascontiguousarray((smoothed @ self._by_column(models)).T)
         out += np.log(mu / (self._lengths + mu)).astype(np.float32)
         return out
+
+    def _known(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`ids` as int64, and which of them the pool uses (the others weigh 0)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        known = ids < self.size
+        known[known] = self.idf[ids[known]] > 0
+        return ids, known
+
+    def _by_column(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Rows of matrix() or models() made dense over the terms the pool uses, one column
+        per row: the right side of a sparse × dense product with the pool's matrix."""
+        rows = rows.tocoo()
+        rows.sum_duplicates()
+        dense = np.zeros((self._used.shape[1], rows.shape[0]), np.float32)
+        dense[self._column[rows.col], rows.row] = rows.data  # both keep only pool terms
+        return dense
 
     def _rows(self, rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, n: int,
               top: int | np.ndarray | None = None) -> sp.csr_matrix:
