@@ -155,17 +155,20 @@ def main() -> None:
     print(f"recall@20 on days 2–{DAYS} together (over readers and days): " + "; ".join(
         f"{k} {mean([x for n in names for x in run[n][1:]]):.3f}" for k, run in together.items()))
     # The concept space is a draw of its own (quality.start), and day 5 rests on a few hits:
-    # the shipped constants' ratios again, with and without votes, for each other start.
-    ratios = [(f"{ratio(*np.nanmean(pairs, axis=0))}", ratio(*later))]
+    # the shipped constants' ratios, with and without votes, for each start (the first is
+    # the runs above: the shipped constants' own, which the out-of-fold choice need not be).
+    def ratios_of(yes, no):
+        both = np.asarray([(yes[n][-1], no[n][-1]) for n in names], dtype=float)
+        return ratio(*np.nanmean(both, axis=0)), ratio(
+            *[mean([x for n in names for x in run[n][1:]]) for run in (yes, no)])
+    ratios = [ratios_of(runs[DEFAULT], without)]
     for s in range(1, 2 if a.smoke else STARTS):
         with start(s):
             (tmp / f"start{s}").mkdir()
             (tmp / f"start{s}-votes").mkdir()
             no = simulate(tmp / f"start{s}", dev, hidden, False, DEFAULT)[0]
             yes = simulate(tmp / f"start{s}-votes", dev, hidden, True, DEFAULT)[0]
-        both = np.asarray([(yes[n][-1], no[n][-1]) for n in names], dtype=float)
-        ratios.append((ratio(*np.nanmean(both, axis=0)), ratio(
-            *[mean([x for n in names for x in run[n][1:]]) for run in (yes, no)])))
+        ratios.append(ratios_of(yes, no))
     print(f"over {len(ratios)} random starts of the concept space (the first as shipped; "
           f"shipped constants): day-{DAYS} ratio " + ", ".join(r[0] for r in ratios)
           + f"; days 2–{DAYS} " + ", ".join(r[1] for r in ratios))
