@@ -88,8 +88,6 @@ def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: date
     for (u, rows), (_, ranked) in zip(jobs, ranked_all, strict=True):
         since, until = windows[u.name]
         feeds = set(u.feeds) if u.feeds else set(config.feeds)
-        lo, hi = iso_utc(since) if since else "", iso_utc(until)
-        mine = [i for i, at in revised if lo < at <= hi] if u.updates else []
         yield Digest(user=u, day=digest_day(u, day, now), since=since, until=until,
                      items=[x for x in ranked if not x.trending],
                      trending=[x for x in ranked if x.trending],
@@ -100,7 +98,7 @@ def _ranked_now(config: Config, store: Store, users: list[UserConfig], day: date
                      labels=labels,
                      warnings=_as_reader_sees(ranker.library_warnings.get(u.papers, []),
                                               u.papers),
-                     updated=_updated(store, u, mine, {x.id for x in ranked}))
+                     updated=_updated(store, u, revised, since, until, ranked))
 
 
 def _as_reader_sees(warnings: list[str], path: Path | None) -> list[str]:
@@ -112,9 +110,14 @@ def _as_reader_sees(warnings: list[str], path: Path | None) -> list[str]:
     return [path.name + w[len(where):] if w.startswith(where) else w for w in warnings]
 
 
-def _updated(store: Store, user: UserConfig, ids: list[str], shown: set[str]) -> list[Ranked]:
-    """The reader's Updated section from the entries revised in their window (updates.py)."""
-    ids = [i for i in ids if i not in shown]
+def _updated(store: Store, user: UserConfig, revised: list[tuple[str, str]],
+             since: datetime | None, until: datetime, ranked: list[Ranked]) -> list[Ranked]:
+    """The reader's Updated section (updates.py): of the entries `revised` (Store.revised),
+    those revised in their window (since, until] and not among the `ranked` items."""
+    if not user.updates:
+        return []
+    lo, hi, shown = iso_utc(since) if since else "", iso_utc(until), {x.id for x in ranked}
+    ids = [i for i, at in revised if lo < at <= hi and i not in shown]
     if not ids:
         return []
     first_sent, told = store.sent_items(user.name, ids)
@@ -125,8 +128,8 @@ def _updated(store: Store, user: UserConfig, ids: list[str], shown: set[str]) ->
 def ranking(config: Config, store: Store, user: UserConfig, day: date | None, now: datetime,
             everything: bool = False, limit: int | None = None) -> tuple[list[Ranked], list[str]]:
     """What `digest rank` shows: the reader's digest as it would be ranked now (their window,
-    floor and limit), or with `everything` every stored entry of their feeds, best first.
-    Returns (ranked, the library's warnings)."""
+    floor and limit, then its Updated section), or with `everything` every stored entry of
+    their feeds, best first. Returns (ranked, the library's warnings)."""
     last = store.last_delivered().get(user.name)
     since, until = ((None, None) if everything
                     else digest_window(config.ranking.lookback, user, day, now, last))
@@ -139,4 +142,5 @@ def ranking(config: Config, store: Store, user: UserConfig, day: date | None, no
         r = config.ranking
         ranked = ranker.digest(user, rows, Selection(limit or user.max_items, r.min_score,
                                                      r.trending))
+        ranked += _updated(store, user, store.revised(since, until), since, until, ranked)
     return ranked, [w for ws in ranker.library_warnings.values() for w in ws]

@@ -300,6 +300,36 @@ def test_a_new_version_of_a_liked_or_sent_paper_is_told_once(project, monkeypatc
     assert "v3 posted; you liked v1 on 16 Nov" in fourth and "line drawings" not in fourth
 
 
+def test_rank_shows_the_updated_section_the_email_will_hold_and_tells_nothing(project,
+                                                                              monkeypatch):
+    """`digest rank` previews the digest: its Updated section too, as the send will write it,
+    and previewing it marks nothing as told (the send after it still tells)."""
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret")
+    versions_project(project)
+    d1 = datetime(2026, 11, 16, 8, tzinfo=UTC)
+    arxiv_feed(project, {"2611.00001": 1, "2611.00002": 1}, d1)
+    day_of(project, d1)
+    d2 = d1 + timedelta(days=1)
+    arxiv_feed(project, {"2611.00001": 2, "2611.00002": 2, "2611.00003": 1}, d2)
+    with time_machine.travel(d2, tick=False):
+        assert project.run("poll", "--force").exit_code == 0
+        twice = [project.run("rank", "ada", "--json") for _ in range(2)]
+        table = project.run("rank", "ada")
+    assert twice[0].exit_code == 0 and twice[0].output == twice[1].output, twice[0].output
+    got = json.loads(twice[0].output)
+    updated = {r["title"]: r["reasons"] for r in got if r["section"] == "Updated"}
+    assert updated == {PAPERS[i]: ["v2 posted; in your digest of 16 Nov"]
+                       for i in ("2611.00001", "2611.00002")}, got
+    assert [r["title"] for r in got if r["section"] != "Updated"] == [PAPERS["2611.00003"]]
+    assert "(Updated)" in table.output and "in your digest of 16 Nov" in table.output
+    told = day_of(project, d2).split("UPDATED", 1)[1].split("--", 1)[0]
+    assert all(title in told for title in updated), told
+    # --all ranks every entry: no Updated section, so harnesses reading it see entries only.
+    with time_machine.travel(d2, tick=False):
+        everything = json.loads(project.run("rank", "ada", "--all", "--json").output)
+    assert all(r["section"] != "Updated" for r in everything)
+
+
 def test_updates_can_be_turned_off(project, monkeypatch):
     monkeypatch.setenv("DIGEST_SECRET", "test-secret")
     versions_project(project, "updates = false")

@@ -24,6 +24,7 @@ from digest.cli.base import (
     write,
 )
 from digest.config import base_url_problem
+from digest.models import UPDATED
 from digest.settings import Config
 from digest.store import Store
 
@@ -99,7 +100,8 @@ def _warm(config: Config, store: Store) -> None:
 def rank(ctx: click.Context, user: str, day: date | None, everything: bool, limit: int | None,
          as_json: bool) -> None:
     """The reader's ranked entries with scores and reasons. Without --all: what their digest
-    would hold (new entries in the window, above the score floor, near-duplicates collapsed)."""
+    would hold (new entries in the window, above the score floor, near-duplicates collapsed;
+    then its Updated section)."""
     from digest.compose import ranking
 
     config = load(ctx)
@@ -116,7 +118,8 @@ def rank(ctx: click.Context, user: str, day: date | None, everything: bool, limi
     table = Table("#", "score", "title", "why", "sources")
     for i, r in enumerate(ranked, 1):
         where = "trending" if r.trending else r.section
-        table.add_row(str(i), f"{r.score:.3f}", r.title + (f" ({where})" if where else ""),
+        score = "" if r.section == UPDATED else f"{r.score:.3f}"  # told of, not ranked
+        table.add_row(str(i), score, r.title + (f" ({where})" if where else ""),
                       "; ".join(r.reasons), ", ".join(r.sources))
     console().print(table if ranked else "Nothing new in this window.")
 
