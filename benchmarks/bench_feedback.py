@@ -136,7 +136,13 @@ def main() -> None:
     print("| hidden papers shown so far, votes, out-of-fold | " + " | ".join(
         f"{mean([shown[n][d] for n in names]):.3f}" for d in range(DAYS)) + " |")
     # None (nothing left to find) as NaN: each run's mean is over its readers still looking.
-    pairs = np.asarray([(oof[n][-1], without[n][-1]) for n in names], dtype=float)
+    def last_day(yes, no):
+        return np.asarray([(yes[n][-1], no[n][-1]) for n in names], dtype=float)
+
+    def ratios_of(yes, no):  # (day 5, days 2–5 together), votes / no votes
+        return ratio(*np.nanmean(last_day(yes, no), axis=0)), ratio(
+            *[mean([x for n in names for x in run[n][1:]]) for run in (yes, no)])
+    pairs = last_day(oof, without)
     looking = (~np.isnan(pairs)).sum(axis=0)
     rng = np.random.default_rng(0)
     with warnings.catch_warnings():
@@ -145,11 +151,11 @@ def main() -> None:
     draws = draws[draws[:, 1] > 0]
     interval = ("90 % interval over readers {:.2f}–{:.2f}×".format(
         *np.percentile(draws[:, 0] / draws[:, 1], [5, 95])) if len(draws) else "no interval")
-    later = [mean([x for n in names for x in run[n][1:]]) for run in (oof, without)]
+    day_5, later = ratios_of(oof, without)
     print(f"\nreaders {len(names)}; chosen per half: {label(chosen[0])}; {label(chosen[1])}; "
           f"on all: {label(best)}; day-{DAYS} ratio votes / no votes (out-of-fold): "
-          f"{ratio(*np.nanmean(pairs, axis=0))} ({interval}); "
-          f"days 2–{DAYS} together: {ratio(*later)}; readers with hidden papers left on day "
+          f"{day_5} ({interval}); "
+          f"days 2–{DAYS} together: {later}; readers with hidden papers left on day "
           f"{DAYS}: {looking[0]} with votes, {looking[1]} without")
     together = {"no votes": without, "votes, out-of-fold": oof, **ablations}
     print(f"recall@20 on days 2–{DAYS} together (over readers and days): " + "; ".join(
@@ -157,10 +163,6 @@ def main() -> None:
     # The concept space is a draw of its own (quality.start), and day 5 rests on a few hits:
     # the shipped constants' ratios, with and without votes, for each start (the first is
     # the runs above: the shipped constants' own, which the out-of-fold choice need not be).
-    def ratios_of(yes, no):
-        both = np.asarray([(yes[n][-1], no[n][-1]) for n in names], dtype=float)
-        return ratio(*np.nanmean(both, axis=0)), ratio(
-            *[mean([x for n in names for x in run[n][1:]]) for run in (yes, no)])
     ratios = [ratios_of(runs[DEFAULT], without)]
     for s in range(1, 2 if a.smoke else STARTS):
         with start(s):
