@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import EVAL, SETS, Project, start, use_model
 
-from digest.rank import scoring
+from digest.rank import sentence_match
 from digest.rank.tuning import DEFAULT, GRID, RULED_OUT, UNSAFE
 
 LEXICAL = ("concepts", "concept_temperature", "term_budget", "dirichlet")
@@ -272,13 +272,13 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
     def say(t):
         return f"semantic_share={t.semantic_share}"
     note = f"semantic: chosen per half {say(chosen[0])}; {say(chosen[1])}; on all {say(best)}"
-    whole = scoring.SENTENCE_PAPERS
+    whole = sentence_match.SENTENCE_PAPERS
     try:  # the ablation: one vector per abstract, however small the library
-        scoring.SENTENCE_PAPERS = 0
+        sentence_match.SENTENCE_PAPERS = 0
         no_sentences = {d.name: d.score(names[d.name], projects[d.name].scores(DEFAULT))
                         for d in real}
     finally:
-        scoring.SENTENCE_PAPERS = whole
+        sentence_match.SENTENCE_PAPERS = whole
     n_starts = 2 if smoke else STARTS
     starts = over_starts(real, projects, n_starts)
     return [row("digest + semantic, shipped (in-fold)", shipped),

@@ -18,8 +18,8 @@ from datetime import datetime
 from digest import semantic
 from digest.dates import digest_window
 from digest.rank.prepare import prepare
-from digest.rank.scoring import SENTENCE_PAPERS
 from digest.rank.seeds import entry_text, readable_library
+from digest.rank.sentence_match import matched
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -62,8 +62,8 @@ def warm(config: Config, store: Store, now: datetime) -> Warmed:
     seeds = [(libraries[u.papers] if u.papers else []) + (_liked(store, u) if votes else [])
              for u in users]
     every = texts + [t for s in seeds for t in s]
-    if any(0 < len(s) <= SENTENCE_PAPERS for s in seeds):  # scoring._by_sentence
-        small = [t for s in seeds if 0 < len(s) <= SENTENCE_PAPERS for t in s]
+    small = [t for s in seeds if matched(len(s)) for t in s]  # sentence_match.by_sentence
+    if small:
         every += [x for t in texts + small for x in semantic.sentences(t)]
     return Warmed(analysed, split, semantic.Embedder(store).cache(every))
 

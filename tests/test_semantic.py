@@ -93,7 +93,7 @@ def test_a_one_paper_library_is_matched_sentence_by_sentence(project, monkeypatc
         for key in CANDIDATES:
             _add(s, key)
     with_sentences = _scores(project)
-    monkeypatch.setattr("digest.rank.scoring.SENTENCE_PAPERS", 0)
+    monkeypatch.setattr("digest.rank.sentence_match.SENTENCE_PAPERS", 0)
     whole_only = _scores(project)
     gain = ((with_sentences["facet"] - with_sentences["blend"])
             - (whole_only["facet"] - whole_only["blend"]))
@@ -111,7 +111,7 @@ def test_a_larger_library_is_matched_on_whole_papers_only(project, monkeypatch):
         for key in CANDIDATES:
             _add(s, key)
     default = _scores(project)
-    monkeypatch.setattr("digest.rank.scoring.SENTENCE_PAPERS", 0)
+    monkeypatch.setattr("digest.rank.sentence_match.SENTENCE_PAPERS", 0)
     assert _scores(project) == default
     with project.store() as store:  # no sentence was embedded: the six entries and the one
         # seed paper that is not also an entry (the same text is one cache row)

@@ -148,7 +148,7 @@ class Pool:
     @functools.cached_property
     def sentences(self) -> Sentences:
         """Every entry's sentences (its title first) embedded, for the libraries of a few
-        papers (scoring._by_sentence): embedded once ever, like the entries themselves."""
+        papers (sentence_match.by_sentence): embedded once ever, like the entries themselves."""
         texts = [sentence_texts(entry_text(e)) for e in self.entries]
         sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         vectors = self._embedder.embed([x for t in texts for x in t])

@@ -18,9 +18,10 @@ from digest.models import Ranked, StoredEntry
 from digest.rank.collector import fewer_collections
 from digest.rank.pool import Pool
 from digest.rank.reasons import explain
-from digest.rank.scoring import SENTENCE_PAPERS, Reader, in_groups, score_batch
+from digest.rank.scoring import Reader, in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
+from digest.rank.sentence_match import matched
 from digest.rank.tuning import DEFAULT, Tuning
 from digest.rank.workers import pick, worker_batch, worker_init
 from digest.settings import Config, UserConfig
@@ -153,7 +154,7 @@ class Ranker:
         pool = self.pool
         if pool.vectors is None or self.config.ranking.semantic <= 0 or "sentences" in vars(pool):
             return  # embeddings off, or done
-        if any(0 < self._seeds_of(u) <= SENTENCE_PAPERS for u, _ in readers):
+        if any(matched(self._seeds_of(u)) for u, _ in readers):
             _ = pool.sentences
 
     def _seeds_of(self, user: UserConfig) -> int:

@@ -44,13 +44,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from digest.highlight import Marks
+from digest.rank import sentence_match
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import Phrase, Pool
 from digest.rank.seeds import Seeds, SeedTerms
-from digest.rank.softmax import block_soft_max, seed_soft_max
+from digest.rank.softmax import seed_soft_max
 from digest.rank.tuning import Tuning
 from digest.rank.votes import vote_model
-from digest.semantic import sentences as sentence_texts
 from digest.settings import RankingSettings, UserConfig
 
 # A followed author outweighs a title phrase of weight 1, a category is three quarters of one, and
@@ -61,15 +61,10 @@ EXCLUDE_FACTOR, EXCLUDE_PENALTY = 0.1, 10.0
 # statistics are shrunk toward those of unrelated texts as if PRIOR_ENTRIES more were there.
 PRIOR_ENTRIES = 20
 PRIOR_SPREAD = 0.05  # cosine spread between unrelated texts; the prior mean is 0
-# A library of up to this many papers (with 👍 items) is also matched sentence by sentence
-# (_by_sentence), at a share of 1 / papers: past it the share is small and the cost is not
-# (sentences × sentences per seed paper). A speed limit, not fitted.
-SENTENCE_PAPERS = 3
 # Seed papers scored in one batch: their term arrays and sparse rows (~50 bytes a term while
 # they are built) stay in the tens of MB when readers import libraries of thousands of papers.
 # A batch of ordinary libraries (64 readers of ten papers) is one group. Not fitted.
 BATCH_SEEDS = 8192
-SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
 Item = TypeVar("Item")  # what in_groups groups
 
 
@@ -197,8 +192,15 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             view = seed_soft_max(lambda a, b, scale: (vectors[a:b] * scale[:, None]) @ pool.vectors.T,
                                  *blocks, tuning.semantic_temperature, len(pool.entries))
         view = standardize(view)
-        _by_sentence(view, pool, embed, [m for m in metas if m.seed_names],
-                     np.split(weights, np.cumsum(sizes[has])[:-1]), tuning.semantic_temperature)
+        rows = [r for r, n in enumerate(sizes[has].tolist()) if sentence_match.matched(n)]
+        if rows:  # a few seeds: mixed with the sentence match at a share of 1 / seeds
+            texts = [m.seeds.texts for m in metas if m.seed_names]
+            split = np.split(weights, np.cumsum(sizes[has])[:-1])
+            match = sentence_match.by_sentence(pool, embed, [texts[r] for r in rows],
+                                               [split[r] for r in rows],
+                                               tuning.semantic_temperature)
+            n = sizes[has][rows][:, None]
+            view[rows] = (1 - 1 / n) * view[rows] + standardize(match) / n
         similarity += w.semantic * tuning.semantic_share * view
     points = pool.concepts.project(seeds)
     if pool.concepts.k and w.library > 0:
@@ -219,34 +221,6 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             bad = None if m.negative is None else pool.concepts.project(m.negative)
             model = standardize(vote_model(pool.concepts, points[off:off + size], bad)[None, :])[0]
             relevance[bi] = (1 - share) * relevance[bi] + share * model
-
-
-def _by_sentence(view: np.ndarray, pool: Pool, embed, metas: list[Reader],
-                 weights: list[np.ndarray], temperature: float) -> None:
-    """In place, for each reader with at most SENTENCE_PAPERS seeds: their row of `view` mixed
-    with a sentence-by-sentence match, at a share of 1 / seeds. Each seed sentence is matched
-    to its closest sentence of an entry, and a seed scores the mean over its sentences: a
-    paper's background, method or result can each be what makes another relevant, and one
-    vector of the whole abstract blurs them (and stops at the model's 256 tokens)."""
-    rows = [r for r, m in enumerate(metas) if len(m.seed_names) <= SENTENCE_PAPERS]
-    if not rows:
-        return
-    seeds = [sentence_texts(t) for r in rows for t in metas[r].seeds.texts]
-    queries = embed([x for parts in seeds for x in parts])
-    best = np.empty((len(queries), len(pool.entries)), np.float32)
-    vectors, starts = pool.sentences.vectors, pool.sentences.starts
-    # All the batch's seed sentences at once, a block of entries at a time: one product
-    # re-reads each entry sentence's vector for every query row, not once per reader.
-    for lo in range(0, len(starts), SENTENCE_BLOCK):
-        hi = min(lo + SENTENCE_BLOCK, len(starts))
-        a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
-        best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
-    counts = np.asarray([len(x) for x in seeds])
-    per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
-    sizes = np.asarray([len(metas[r].seed_names) for r in rows])
-    soft = block_soft_max(per_seed, np.concatenate([weights[r] for r in rows]),
-                          np.r_[0, np.cumsum(sizes)[:-1]], sizes, temperature)
-    view[rows] = (1 - 1 / sizes[:, None]) * view[rows] + standardize(soft) / sizes[:, None]
 
 
 def _dislikes(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuning,

@@ -1,0 +1,51 @@
+"""The sentence-by-sentence match for small libraries. Pure numpy over embeddings.
+
+A paper's background, method or result can each be what makes another paper relevant, and one
+vector of the whole abstract blurs them (and stops at the model's 256 tokens). So each seed
+sentence is matched to its closest sentence of an entry, and a seed scores the mean over its
+sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from digest.rank.pool import Pool
+from digest.rank.softmax import block_soft_max
+from digest.semantic import sentences as sentence_texts
+
+# A library of up to this many papers (with 👍 items) is also matched sentence by sentence,
+# at a share of 1 / papers (scoring._library): past it the share is small and the cost is not
+# (sentences × sentences per seed paper). A speed limit, not fitted.
+SENTENCE_PAPERS = 3
+SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
+
+
+def matched(seeds: int) -> bool:
+    """Whether a library of this many seeds (papers and 👍 entries) is matched sentence by
+    sentence: the one home of the rule, for the ranking and for what is embedded ahead."""
+    return 0 < seeds <= SENTENCE_PAPERS
+
+
+def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: list[list[str]],
+                weights: list[np.ndarray], temperature: float) -> np.ndarray:
+    """For each library (its seeds' texts, at their weights): a row over the pool's entries,
+    the soft-max over its seeds of each seed's mean, over its sentences, of the best cosine to
+    an entry's sentence."""
+    seeds = [sentence_texts(t) for ts in texts for t in ts]
+    queries = embed([x for parts in seeds for x in parts])
+    best = np.empty((len(queries), len(pool.entries)), np.float32)
+    vectors, starts = pool.sentences.vectors, pool.sentences.starts
+    # All the batch's seed sentences at once, a block of entries at a time: one product
+    # re-reads each entry sentence's vector for every query row, not once per reader.
+    for lo in range(0, len(starts), SENTENCE_BLOCK):
+        hi = min(lo + SENTENCE_BLOCK, len(starts))
+        a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
+        best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
+    counts = np.asarray([len(x) for x in seeds])
+    per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
+    sizes = np.asarray([len(ts) for ts in texts])
+    return block_soft_max(per_seed, np.concatenate(weights), np.r_[0, np.cumsum(sizes)[:-1]],
+                          sizes, temperature)
