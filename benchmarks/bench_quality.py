@@ -15,8 +15,8 @@ that figure over 200 random halvings: a set of 29 readers split once is one draw
 spread says how much of a difference between two figures the draw alone can make. "Shipped" is
 tuning.DEFAULT, which is chosen the same way on all readers (so it is in-fold), except where
 tuning.py says why a constant is held (the concept space's size, the query likelihood's μ).
-The rows "... held at" repeat the random halvings with one fitted constant held at its shipped value: where
-that beats fitting it, the fitting costs more in noise than it finds. Ablations report
+The rows "... held at" repeat the random halvings with one fitted constant held at its shipped
+value: where that beats fitting it, the fitting costs more in noise than it finds. Ablations report
 out-of-fold figures with one part switched off: a part that does not earn its keep there on at
 least two of the three sets is removed, as is a constant whose fitting does not beat leaving it
 out there (tuning.RULED_OUT: the rows "... softness fitted too" fit it all the same), and a
