@@ -19,10 +19,12 @@ class Pruned:
 def prune(store: Store, before: datetime) -> Pruned:
     """Delete the content of entries older than `before` (not what a reader voted on; see
     Store.prune), then the cached embeddings that no remaining entry or cached library (or
-    one of their sentences) needs."""
+    one of their sentences or titles) needs."""
     entries = store.prune(before)
 
     def wanted() -> set[str]:
-        return needed([entry_text(e) for e in store.entries_for_ranking()] + [
-            t for data in store.cached_libraries() for t in (Seeds.decode(data) or NO_SEEDS).texts])
+        entries = store.entries_for_ranking()
+        libraries = [Seeds.decode(data) or NO_SEEDS for data in store.cached_libraries()]
+        return needed([entry_text(e) for e in entries] + [t for s in libraries for t in s.texts],
+                      [e.title for e in entries] + [t for s in libraries for t in s.titles])
     return Pruned(entries, store.keep_embeddings(wanted))

@@ -5,10 +5,11 @@
   over 5,000 new entries: benchmarks/bench_rank.py).
 - A library new since the last poll is parsed and tokenized (its cache).
 - With the semantic extra, what the next ranking will embed: the entries in the readers'
-  windows, their library papers and 👍 items, and, when some reader has one to three of those,
-  the entries' sentences. Otherwise the first send after a poll, or after a reader brings a
-  library of thousands of papers, embeds them while every reader's digest waits (minutes for
-  a large library: `benchmarks/bench_rank.py --semantic` prints the rate)."""
+  windows, their library papers and 👍 items and their titles, and, when some reader has any
+  of those, the entries' sentences (rank/sentence_match.py). Otherwise the first send after a
+  poll, or after a reader brings a library of thousands of papers, embeds them while every
+  reader's digest waits (minutes for a large library: `benchmarks/bench_rank.py --semantic`
+  prints the rate)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from digest import semantic
 from digest.dates import digest_window
 from digest.rank.prepare import prepare
 from digest.rank.seeds import entry_text, readable_library
-from digest.rank.sentence_match import matched
+from digest.rank.sentence_match import embeds_sentences, matched
+from digest.rank.tuning import DEFAULT
 from digest.settings import Config, UserConfig
 from digest.store import Store
 
@@ -53,22 +55,24 @@ def warm(config: Config, store: Store, now: datetime) -> Warmed:
     entries = store.entries_for_ranking(since=since)
     analysed, split = prepare(store, entries)
     # Parsed and tokenized here, and cached, so the send finds them ready.
-    libraries = {p: readable_library(store, p).texts for p in {u.papers for u in users if u.papers}}
+    libraries = {p: readable_library(store, p) for p in {u.papers for u in users if u.papers}}
     # Not resolve_mode: semantic_mode = "on" without the extra is the send's error to report.
     if r.semantic <= 0 or r.semantic_mode == "off" or not semantic.available():
         return Warmed(analysed, split)
     texts = [entry_text(e) for e in entries]
     votes = store.has_votes()  # most installations have none: skip a query per reader
-    seeds = [(libraries[u.papers] if u.papers else []) + (_liked(store, u) if votes else [])
-             for u in users]
-    every = texts + [t for s in seeds for t in s]
-    small = [t for s in seeds if matched(len(s)) for t in s]  # sentence_match.by_sentence
-    if small:
+    # Each reader's seeds as (title, text): library papers, then 👍 entries.
+    seeds = [(list(zip(libraries[u.papers].titles, libraries[u.papers].texts, strict=True))
+              if u.papers else []) + (_liked(store, u) if votes else []) for u in users]
+    every = texts + [x for s in seeds for pair in s for x in pair]  # titles: sentence_match
+    small = [t for s in seeds if matched(len(s)) for _, t in s]  # sentence_match.by_sentence
+    if any(embeds_sentences(len(s), DEFAULT) for s in seeds):
         every += [x for t in texts + small for x in semantic.sentences(t)]
     return Warmed(analysed, split, semantic.Embedder(store).cache(every))
 
 
-def _liked(store: Store, user: UserConfig) -> list[str]:
-    """The texts of the reader's 👍 entries: after their library papers, the ranker's seeds."""
+def _liked(store: Store, user: UserConfig) -> list[tuple[str, str]]:
+    """The (title, text) of the reader's 👍 entries: after their library papers, the ranker's
+    seeds."""
     liked = sorted(i for i, v in store.votes(user.name).items() if v > 0)
-    return [entry_text(e) for e in store.entries_for_ranking(ids=liked)] if liked else []
+    return [(e.title, entry_text(e)) for e in store.entries_for_ranking(ids=liked)] if liked else []

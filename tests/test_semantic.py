@@ -67,19 +67,20 @@ CANDIDATES = {
 }
 
 
-def _add(store, key, when=NOW):
+def _add(store, key, when=NOW, texts=CANDIDATES):
     from digest.normalize import make_entry
-    title, abstract = CANDIDATES[key]
+    title, abstract = texts[key]
     store.add_entries("papers", [make_entry(
         guid=f"urn:{key}", link=f"https://papers.example.org/{key}", title=title,
         summary=abstract, summary_is_html=False, authors=["Ann Author"], categories=[],
         published=when, fetched=when)], when)
 
 
-def _scores(project, user="u"):
+def _scores(project, user="u", tuning=DEFAULT):
     config = project.config()
     with project.store() as store:
-        ranker = Ranker(config, store, store.entries_for_ranking(), NOW, Embedder(store))
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW, Embedder(store),
+                        tuning=tuning)
         return {r.link.rsplit("/", 1)[1]: r.score for r in ranker.rank(config.users[user])}
 
 
@@ -110,12 +111,43 @@ def test_a_larger_library_is_matched_on_whole_papers_only(project, monkeypatch):
     with project.store() as s:
         for key in CANDIDATES:
             _add(s, key)
-    default = _scores(project)
+    no_titles = DEFAULT.with_(title_share=0)  # the title match embeds sentences too
+    default = _scores(project, tuning=no_titles)
     monkeypatch.setattr("digest.rank.sentence_match.SENTENCE_PAPERS", 0)
-    assert _scores(project) == default
+    assert _scores(project, tuning=no_titles) == default
     with project.store() as store:  # no sentence was embedded: the six entries and the one
         # seed paper that is not also an entry (the same text is one cache row)
         assert store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 7
+
+
+SURVEY = {  # the seed paper's title said in one sentence of "facet", amid others
+    "facet": ("Sensor networks in the field", "Sensor networks are deployed on farms and in"
+              " cities. One application predicts river floods from rainfall upstream. Batteries"
+              " limit how long a node lasts."),
+    "blend": ("Water and weather data", "Hydrology and meteorology share instruments, archives"
+              " and many statistical methods. We review their history."),
+}
+
+
+def test_a_seed_title_said_in_one_sentence_lifts_the_entry(project):
+    """A library paper's title matched to each entry's closest sentence (sentence_match.by_title):
+    the entry that says it in one sentence, about something else as a whole, gains on one
+    vaguely about the same field."""
+    papers = [("Predicting river floods from rainfall", "We compare hydrological models of"
+               " catchments over fifty years of gauge records and land use.")] + [
+        CANDIDATES[k] for k in ("poetry", "tax", "wine")]  # four: no sentence-by-sentence match
+    (project.root / "lib.bib").write_text("".join(
+        f"@article{{p{k}, title={{{t}}}, abstract={{{a}}}}}\n" for k, (t, a) in enumerate(papers)))
+    setup(project, 'papers = "lib.bib"\n', ranking="[ranking]\nlibrary = 0\n")  # embeddings only
+    with project.store() as s:
+        for key in SURVEY:
+            _add(s, key, texts=SURVEY)
+        for key in ("poetry", "ash"):
+            _add(s, key)
+    on, off = _scores(project), _scores(project, tuning=DEFAULT.with_(title_share=0))
+    gain = (on["facet"] - on["blend"]) - (off["facet"] - off["blend"])
+    assert gain > 0.5, (on, off)
+    assert on["facet"] > on["blend"], on
 
 
 FORKED = """
@@ -247,8 +279,9 @@ def _rss(keys) -> str:
 
 def test_a_poll_embeds_what_the_next_send_ranks_so_the_send_embeds_nothing(project):
     """`digest poll` (and `digest run`'s poll tick) embeds the new entries, the readers'
-    library papers and, for a one-paper library, every sentence of both: the send then finds
-    all of it cached and computes no embedding while the digests wait."""
+    library papers and their titles, and every sentence of the entries and (for a one-paper
+    library) of the papers: the send then finds all of it cached and computes no embedding
+    while the digests wait."""
     from digest import schedule
     from digest.rank.seeds import entry_text, library_seeds
     from digest.semantic import needed
@@ -262,10 +295,11 @@ def test_a_poll_embeds_what_the_next_send_ranks_so_the_send_embeds_nothing(proje
         with project.store() as s:
             return {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
 
-    def wanted():  # every entry and library paper, and their sentences (prune's rule)
+    def wanted():  # every entry and library paper, their sentences, the papers' titles
         with project.store() as s:
-            return needed([entry_text(e) for e in s.entries_for_ranking()]
-                          + library_seeds(s, project.root / "lib.bib").texts)
+            library = library_seeds(s, project.root / "lib.bib")
+            return needed([entry_text(e) for e in s.entries_for_ranking()] + library.texts,
+                          library.titles)
 
     r = project.run("poll")
     assert r.exit_code == 0, r.output

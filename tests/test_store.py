@@ -160,7 +160,8 @@ def test_prune_cli(project):
 
 def test_prune_drops_the_cached_embeddings_nothing_uses(project):
     """Embeddings are cached per text, forever unless pruned: `digest prune` keeps those of the
-    remaining entries and cached libraries (and their sentences) and deletes the rest."""
+    remaining entries and cached libraries (and their sentences and titles) and deletes the
+    rest."""
     from digest.rank.seeds import entry_text, library_seeds
     from digest.semantic import key, needed
 
@@ -175,15 +176,17 @@ def test_prune_drops_the_cached_embeddings_nothing_uses(project):
                                   summary="Ferns spread. By spores.")], datetime.now(UTC))
         library = library_seeds(s, project.root / "lib.bib")  # cached in the database
         texts = {e.link: entry_text(e) for e in s.entries_for_ranking()}
-        keep = needed([texts["https://b.example/new"], *library.texts])
-        drop = needed([texts["https://b.example/old"]]) | {key("a text nobody has")}
+        keep = needed([texts["https://b.example/new"], *library.texts],
+                      ["A new paper on ferns", *library.titles])
+        drop = needed([texts["https://b.example/old"]], ["An old paper on moss"]) | {
+            key("a text nobody has")}
         s.save_embeddings({k: bytes(16) for k in keep | drop})
     r = project.run("prune", "--older-than", "365d")
     assert r.exit_code == 0, r.output
     assert f"Pruned 1 entries older than 365d, and {len(drop)} cached embeddings" in r.stdout
     with project.store() as s:
         left = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
-    assert left == keep and len(keep) == 2 + 3 + 3  # each text and its sentences
+    assert left == keep and len(keep) == 2 + 3 + 3 + 2  # each text, its sentences, its title
 
 
 def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):

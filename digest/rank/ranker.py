@@ -21,7 +21,7 @@ from digest.rank.reasons import explain
 from digest.rank.scoring import Reader, in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
-from digest.rank.sentence_match import matched
+from digest.rank.sentence_match import embeds_sentences
 from digest.rank.tuning import DEFAULT, Tuning
 from digest.rank.workers import pick, worker_batch, worker_init
 from digest.settings import Config, UserConfig
@@ -147,14 +147,14 @@ class Ranker:
                           p.highlight) for p in picks]
 
     def _embed_sentences(self, readers: list[tuple[UserConfig, np.ndarray | None]]) -> None:
-        """The pool's sentence embeddings, here before forking, if a reader has a few seeds
-        (library papers and 👍 entries) to match them against: not once per worker (with new
-        entries to embed, the model is then loaded, and ranking stays in this process, see
-        _can_fork)."""
+        """The pool's sentence embeddings, here before forking, if a reader has seeds (library
+        papers and 👍 entries) to match them against (sentence_match): not once per worker
+        (with new entries to embed, the model is then loaded, and ranking stays in this
+        process, see _can_fork)."""
         pool = self.pool
         if pool.vectors is None or self.config.ranking.semantic <= 0 or "sentences" in vars(pool):
             return  # embeddings off, or done
-        if any(matched(self._seeds_of(u)) for u, _ in readers):
+        if any(embeds_sentences(self._seeds_of(u), self.tuning) for u, _ in readers):
             _ = pool.sentences
 
     def _seeds_of(self, user: UserConfig) -> int:

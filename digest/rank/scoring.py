@@ -12,6 +12,8 @@ a hand-set exchange rate, and one `min_score` cuts every digest the same way.
                       + semantic · share · std(embedding cosine to the seeds' centroid) )
     with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(the mean over the
     seeds of the mean, over a seed's sentences, of the best cosine to an entry's sentence)
+    then, on the reader's 200 leading entries by that, + semantic · title_share · std(the best
+    cosine of a seed's title to a sentence of the entry), std over those 200
     with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
     relevance = similarity − feedback · dislike · std(softmax(cos to 👎 items))
               + interests · Σ weight × phrase points (title 8, abstract 4, scattered 1.2)
@@ -210,6 +212,13 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             return (points[a:b] * scale[:, None]) @ pool.concepts.entries.T
         view = seed_soft_max(product, *blocks, tuning.concept_temperature, len(pool.entries))
         similarity += w.library * standardize(view)
+    if vectors is not None and tuning.title_share > 0:  # the leading entries, by seed titles
+        titles = embed([t for m in metas for t in m.seeds.titles])
+        rows = np.argpartition(-similarity, min(sentence_match.LEADING, similarity.shape[1]) - 1,
+                               axis=1)[:, :sentence_match.LEADING]
+        match = sentence_match.by_title(pool, titles, sizes[has], rows)
+        similarity[np.arange(len(rows))[:, None], rows] += (
+            w.semantic * tuning.title_share * standardize(match))
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
         m.seed_terms = SeedTerms(seeds, off, size, pool.terms)

@@ -1,9 +1,12 @@
-"""The sentence-by-sentence match for small libraries. Pure numpy over embeddings.
+"""Matches on an entry's sentences, with the semantic extra. Pure numpy over embeddings.
 
 A paper's background, method or result can each be what makes another paper relevant, and one
-vector of the whole abstract blurs them (and stops at the model's 256 tokens). So each seed
-sentence is matched to its closest sentence of an entry, and a seed scores the mean over its
-sentences.
+vector of the whole abstract blurs them (and stops at the model's 256 tokens). So:
+- by_sentence, for a library of a few papers: each seed sentence is matched to its closest
+  sentence of an entry, and a seed scores the mean over its sentences;
+- by_title, for every library: each seed's title is matched to its closest sentence of an
+  entry, and the entry scores its best such match (a paper whose one sentence says what a
+  library paper's title says). Over each reader's LEADING entries only.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from digest.rank.pool import Pool
 from digest.rank.softmax import block_soft_max
+from digest.rank.tuning import Tuning
 from digest.semantic import sentences as sentence_texts
 
 # A library of up to this many papers (with 👍 items) is also matched sentence by sentence,
@@ -21,12 +25,23 @@ from digest.semantic import sentences as sentence_texts
 # (sentences × sentences per seed paper). A speed limit, not fitted.
 SENTENCE_PAPERS = 3
 SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
+# The entries per reader, best first by everything else, that by_title re-scores: every seed
+# title against every sentence of every entry is 342 GFLOP for 1,000 readers of 10 papers over
+# 5,000 entries, and a digest shows 20. A speed limit, not fitted: docs/benchmarks.md has what
+# 100 and the whole pool give.
+LEADING = 200
 
 
 def matched(seeds: int) -> bool:
     """Whether a library of this many seeds (papers and 👍 entries) is matched sentence by
     sentence: the one home of the rule, for the ranking and for what is embedded ahead."""
     return 0 < seeds <= SENTENCE_PAPERS
+
+
+def embeds_sentences(seeds: int, tuning: Tuning) -> bool:
+    """Whether a reader with this many seeds needs the entries' sentences embedded: for
+    by_title if it is on, else for by_sentence. For the ranking and for what is embedded ahead."""
+    return seeds > 0 if tuning.title_share > 0 else matched(seeds)
 
 
 def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: list[list[str]],
@@ -49,3 +64,20 @@ def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: lis
     sizes = np.asarray([len(ts) for ts in texts])
     return block_soft_max(per_seed, np.concatenate(weights), np.r_[0, np.cumsum(sizes)[:-1]],
                           sizes, temperature)
+
+
+def by_title(pool: Pool, titles: np.ndarray, sizes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each reader (a block of `sizes` rows of `titles`, their seeds' title embeddings) and
+    the entries at their row of `rows`: the best cosine of a seed's title to a sentence of the
+    entry."""
+    vectors, starts = pool.sentences.vectors, pool.sentences.starts
+    ends = np.append(starts[1:], len(vectors))
+    out = np.empty(rows.shape, np.float32)
+    for r, (lo, hi) in enumerate(zip(np.cumsum(sizes) - sizes, np.cumsum(sizes), strict=True)):
+        first, counts = starts[rows[r]], ends[rows[r]] - starts[rows[r]]
+        at = np.cumsum(counts) - counts  # each entry's first row among the gathered
+        # Each entry's sentences' rows, one entry's after another's, gathered at once.
+        picked = np.repeat(first - at, counts) + np.arange(counts.sum())
+        best = (vectors[picked] @ titles[lo:hi].T).max(axis=1)
+        out[r] = np.maximum.reduceat(best, at)
+    return out

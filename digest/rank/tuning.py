@@ -45,6 +45,9 @@ class Tuning:
     # What the embedding view weighs against each lexical view (TF-IDF, concept space, query
     # likelihood), all standardized first (2: meaning counts as much as two of them).
     semantic_share: float = 3.0
+    # What the match of the seeds' titles to an entry's sentences (sentence_match.by_title)
+    # weighs, on the same scale, in each reader's leading entries; 0 turns it off.
+    title_share: float = 2.0
     # Votes at which the reader's own vote model weighs as much as the library: its share is
     # votes / (votes + vote_half).
     vote_half: float = 30.0
@@ -65,6 +68,7 @@ GRID = {
     "term_budget": (0, 200, 400),
     "dirichlet": (0.0, 500.0, 1500.0),
     "semantic_share": (1.0, 2.0, 3.0),
+    "title_share": (0.0, 1.0, 2.0, 4.0),
     "vote_half": (3.0, 10.0, 30.0),
     "dislike": (0.0, 0.5),
 }
