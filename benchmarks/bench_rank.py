@@ -198,7 +198,7 @@ def run_fts(config, store) -> dict:
 
 def embedding_rate(papers: list[dict], n: int = 256) -> tuple[float, float, float]:
     """Distinct texts embedded per second on this CPU (model load excluded): whole entries,
-    and their sentences (what a library of a few papers is matched on), and how many
+    and their sentences (what seed titles and a library of a few papers are matched on), and how many
     sentences an entry has."""
     from digest.semantic import Embedder
 
@@ -281,7 +281,7 @@ def main() -> None:
         rate, sentence_rate, per = in_fresh_process(embedding_rate, papers, 32 if a.smoke else 256)
         print(f"embedding cost: {rate:.0f} entries/s "
               "(all-MiniLM-L6-v2, CPU, title + abstract; each entry is embedded once, ever); "
-              f"their sentences, when a reader's library is of 1-3 papers: {sentence_rate:.0f}/s, "
+              f"their sentences (matched on seed titles): {sentence_rate:.0f}/s, "
               f"{per:.1f} per entry ({rate * per / sentence_rate:.1f}× the entry's own time, once)")
     print(f"{a.entries} entries; medians of {a.runs} runs; lexical unless noted")
     print(f"{'readers':>8} {'method':<22} {'model s':>8} {'readers s':>10} {'total s':>8} {'ms/reader':>10}")
@@ -297,13 +297,14 @@ def main() -> None:
             first_send(n, config, store, Path(tmp), cores)
             if a.semantic:
                 t = time.perf_counter()
-                in_fresh_process(embed_all, Path(tmp))  # every entry and seed, into the cache
-                print(f"embedding {a.entries} entries and {n * 10} seed papers (first run): "
+                in_fresh_process(embed_all, Path(tmp))  # every entry, sentence, seed, title
+                print(f"embedding {a.entries} entries, their sentences, and {n * 10} seed papers "
+                      "and titles (first run): "
                       f"{time.perf_counter() - t:.1f} s")
                 methods.append((f"+ embeddings, {cores} proc", run_ours,
                                 {"semantic": True, "workers": cores}))
                 one = one_paper_readers(Path(tmp), papers, n)
-                in_fresh_process(embed_all, Path(tmp), "one.toml")  # and every entry's sentences
+                in_fresh_process(embed_all, Path(tmp), "one.toml")  # and those readers' papers
                 methods.append((f"1-paper libs + emb, {cores}p", run_ours,
                                 {"semantic": True, "workers": cores, "config": one}))
             results: dict[str, list[dict]] = {name: [] for name, _, _ in methods}

@@ -150,6 +150,26 @@ def test_a_seed_title_said_in_one_sentence_lifts_the_entry(project):
     assert on["facet"] > on["blend"], on
 
 
+
+def test_entries_tied_at_the_edge_of_the_leading_set_are_scored_alike(project, monkeypatch):
+    """The title match re-scores each reader's leading entries: two entries of the same text,
+    tied for the last place in it, are both in, whichever was stored first."""
+    monkeypatch.setattr("digest.rank.sentence_match.LEADING", 1)
+    (project.root / "lib.bib").write_text(
+        "@article{a, title={Honeybees choosing flowers}, abstract={How bees pick what to visit."
+        " Nectar and colour both matter.}}\n")
+    setup(project, 'papers = "lib.bib"\n', ranking="[ranking]\nlibrary = 0\n")
+    twins = {k: CANDIDATES["facet"] for k in ("twin-a", "twin-b")}  # short titles: not joined
+    with project.store() as s:
+        for key in ("twin-b", "twin-a"):
+            _add(s, key, texts=twins)
+        for key in ("poetry", "tax", "ash"):
+            _add(s, key)
+    scores = _scores(project)
+    assert scores["twin-a"] == scores["twin-b"] and max(scores, key=scores.get).startswith("twin")
+    off = _scores(project, tuning=DEFAULT.with_(title_share=0))
+    assert scores["twin-a"] != off["twin-a"]  # the match is on: both twins were re-scored
+
 FORKED = """
 import json, sys
 from datetime import datetime

@@ -214,11 +214,10 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         similarity += w.library * standardize(view)
     if vectors is not None and tuning.title_share > 0:  # the leading entries, by seed titles
         titles = embed([t for m in metas for t in m.seeds.titles])
-        rows = np.argpartition(-similarity, min(sentence_match.LEADING, similarity.shape[1]) - 1,
-                               axis=1)[:, :sentence_match.LEADING]
-        match = sentence_match.by_title(pool, titles, sizes[has], rows)
-        similarity[np.arange(len(rows))[:, None], rows] += (
-            w.semantic * tuning.title_share * standardize(match))
+        lead = sentence_match.leading(similarity)
+        for r, match in enumerate(sentence_match.by_title(pool, titles, sizes[has], lead)):
+            similarity[r, lead[r]] += (w.semantic * tuning.title_share
+                                       * standardize(match[None, :])[0])
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
         m.seed_terms = SeedTerms(seeds, off, size, pool.terms)

@@ -66,18 +66,28 @@ def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: lis
                           sizes, temperature)
 
 
-def by_title(pool: Pool, titles: np.ndarray, sizes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """For each reader (a block of `sizes` rows of `titles`, their seeds' title embeddings) and
-    the entries at their row of `rows`: the best cosine of a seed's title to a sentence of the
-    entry."""
+def leading(scores: np.ndarray) -> np.ndarray:
+    """Each row's LEADING best entries, as a mask; with every entry tied with the last of them,
+    so which of two equal scores is in does not depend on the order entries were stored in."""
+    n = scores.shape[1]
+    k = min(LEADING, n)
+    return scores >= np.partition(scores, n - k, axis=1)[:, n - k:n - k + 1]
+
+
+def by_title(pool: Pool, titles: np.ndarray, sizes: np.ndarray, mask: np.ndarray
+             ) -> list[np.ndarray]:
+    """For each reader (a block of `sizes` rows of `titles`, their seeds' title embeddings),
+    at the entries of their row of `mask`, in order: the best cosine of a seed's title to a
+    sentence of the entry."""
     vectors, starts = pool.sentences.vectors, pool.sentences.starts
     ends = np.append(starts[1:], len(vectors))
-    out = np.empty(rows.shape, np.float32)
+    out = []
     for r, (lo, hi) in enumerate(zip(np.cumsum(sizes) - sizes, np.cumsum(sizes), strict=True)):
-        first, counts = starts[rows[r]], ends[rows[r]] - starts[rows[r]]
+        rows = np.flatnonzero(mask[r])
+        first, counts = starts[rows], ends[rows] - starts[rows]
         at = np.cumsum(counts) - counts  # each entry's first row among the gathered
         # Each entry's sentences' rows, one entry's after another's, gathered at once.
         picked = np.repeat(first - at, counts) + np.arange(counts.sum())
         best = (vectors[picked] @ titles[lo:hi].T).max(axis=1)
-        out[r] = np.maximum.reduceat(best, at)
+        out.append(np.maximum.reduceat(best, at))
     return out
