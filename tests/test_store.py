@@ -186,7 +186,8 @@ def test_prune_drops_the_cached_embeddings_nothing_uses(project):
     assert f"Pruned 1 entries older than 365d, and {len(drop)} cached embeddings" in r.stdout
     with project.store() as s:
         left = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
-    assert left == keep and len(keep) == 2 + 3 + 3 + 2  # each text, its sentences, its title
+    # Each text, its sentences (each alone, and together), its title.
+    assert left == keep and len(keep) == 2 + 3 + 3 + 2 + 2
 
 
 def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):

@@ -23,7 +23,6 @@ from digest.rank.prepare import analysed, split_abstracts
 from digest.rank.seeds import author_key, entry_text
 from digest.rank.stories import stories
 from digest.rank.tuning import Tuning
-from digest.semantic import sentences as sentence_texts
 from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
@@ -147,12 +146,9 @@ class Pool:
 
     @functools.cached_property
     def sentences(self) -> Sentences:
-        """Every entry's sentences (its title first) embedded, for the libraries of a few
-        papers (sentence_match.by_sentence): embedded once ever, like the entries themselves."""
-        texts = [sentence_texts(entry_text(e)) for e in self.entries]
-        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        vectors = self._embedder.embed([x for t in texts for x in t])
-        return Sentences(vectors, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64))
+        """Every entry's sentences (its title first) embedded, for the matches on them
+        (sentence_match): embedded once ever, like the entries themselves."""
+        return Sentences(*self._embedder.embed_sentences([entry_text(e) for e in self.entries]))
 
     def abstracts(self, rows: list[int], ids: Callable[[Iterable[str]], Mapping[str, int]]
                   ) -> list[sentences.Sentences | None]:
