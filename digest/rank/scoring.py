@@ -12,8 +12,8 @@ a hand-set exchange rate, and one `min_score` cuts every digest the same way.
                       + semantic · share · std(embedding cosine to the seeds' centroid) )
     with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(the mean over the
     seeds of the mean, over a seed's sentences, of the best cosine to an entry's sentence)
-    then, on the reader's 200 leading entries by that, + semantic · title_share · std(the best
-    cosine of a seed's title to a sentence of the entry), std over those 200
+    then, on the reader's 100 leading entries by that, + semantic · title_share · std(the best
+    cosine of a seed's title to a sentence of the entry), std over those 100
     with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
     relevance = similarity − feedback · dislike · std(softmax(cos to 👎 items))
               + interests · Σ weight × phrase points (title 8, abstract 4, scattered 1.2)

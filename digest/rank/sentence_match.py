@@ -28,8 +28,8 @@ SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × th
 # The entries per reader, best first by everything else, that by_title re-scores: every seed
 # title against every sentence of every entry is 342 GFLOP for 1,000 readers of 10 papers over
 # 5,000 entries, and a digest shows 20. A speed limit, not fitted: docs/benchmarks.md has what
-# 100 and the whole pool give.
-LEADING = 200
+# 50 and 200 give.
+LEADING = 100
 
 
 def matched(seeds: int) -> bool:
