@@ -120,8 +120,14 @@ class Embedder:
 
     @staticmethod
     def _joined(blobs: list[bytes]) -> np.ndarray:
-        # The rows' bytes joined once (writable, as vstack's were): half vstack's time or less.
-        return np.frombuffer(bytearray(b"".join(blobs)), np.float32).reshape(-1, DIMENSIONS)
+        # The rows' bytes copied once into one writable buffer: a join and then a copy of it
+        # took twice as long on a pool's sentences (80 MB).
+        out = bytearray(sum(map(len, blobs)))
+        view, at = memoryview(out), 0
+        for blob in blobs:
+            view[at:at + len(blob)] = blob
+            at += len(blob)
+        return np.frombuffer(out, np.float32).reshape(-1, DIMENSIONS)
 
     def cache(self, texts: Iterable[str], split: Iterable[str] = ()) -> int:
         """Embed and cache those of `texts`, and the sentences of those of `split`, not cached

@@ -27,9 +27,10 @@ def store(tmp_path):
         yield s
 
 
-def test_wal_busy_timeout_and_schema_version(store):
+def test_wal_busy_timeout_memory_map_and_schema_version(store):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    assert store.db.execute("PRAGMA mmap_size").fetchone()[0] > 0  # reads without read()
     assert store.schema_version == len(MIGRATIONS)
 
 
