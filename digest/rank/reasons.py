@@ -16,19 +16,30 @@ from digest.settings import UserConfig
 
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
 SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
+# A seed whose title is this close (cosine) to a sentence of the entry is named too: in
+# bench_rank's pool, all of one field, 1 pair of a library title and an entry in 100 is.
+TITLE_REASON = 0.6
 
 
 def explain(pool: Pool, entries: list[StoredEntry], user: UserConfig, rows: list[int],
             scores: np.ndarray, meta: Reader) -> list[Pick]:
     """The entries at `rows` with their scores and reasons."""
     seeds: list[int | None] = [None] * len(rows)
-    if meta.seed_names and rows:  # the closest seed, by words and meaning, if close
+    if meta.seed_names and rows:  # of the seeds close to it, the closest by words and meaning
         lexical = meta.seed_terms.cosines(rows)
         both = lexical if meta.seed_vectors is None else (
             lexical + meta.seed_vectors @ pool.vectors[rows].T)
-        best = both.argmax(axis=0)
-        close = lexical[best, np.arange(len(rows))] >= SIMILAR_REASON
-        seeds = [b if c else None for b, c in zip(best.tolist(), close, strict=True)]
+        close = lexical >= SIMILAR_REASON
+        if meta.titled is not None:  # or a seed whose title a sentence of it says, if the
+            lead, match = meta.titled  # title match lifted it (it was among the leading)
+            at = np.minimum(np.searchsorted(lead, rows), len(lead) - 1)
+            hit = lead[at] == rows
+            said = np.zeros_like(lexical)
+            said[:, hit] = match[at[hit]].T
+            both = both + said
+            close |= said >= TITLE_REASON
+        best = np.where(close, both, -np.inf).argmax(axis=0)
+        seeds = [b if close[b, k] else None for k, b in enumerate(best.tolist())]
     # What each phrase says of the rows it matched, one step per phrase, not per item.
     matched = _said(rows, [(ph, lambda m, p=phrase: f'matches "{p}" in the '
                                                   f'{"title" if m == IN_TITLE else "abstract"}')

@@ -83,6 +83,9 @@ class Reader:
     excluded: list[tuple[str, Phrase]] = field(default_factory=list)
     seed_terms: SeedTerms | None = None  # the seeds' TF-IDF rows, for the reasons
     seed_vectors: np.ndarray | None = None  # the seeds' embeddings, for the reasons
+    # The title match: the leading entries' rows, and (rows × seeds) each seed title's best
+    # cosine to a sentence of each, for the reasons
+    titled: tuple[np.ndarray, np.ndarray] | None = None
     authors: frozenset[str] = frozenset()  # followed authors' keys
     hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
     muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
@@ -215,9 +218,11 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
     if vectors is not None and tuning.title_share > 0:  # the leading entries, by seed titles
         titles = embed([t for m in metas for t in m.seeds.titles])
         lead = sentence_match.leading(similarity)
-        for r, match in enumerate(sentence_match.by_title(pool, titles, sizes[has], lead)):
+        for r, (bi, match) in enumerate(zip(np.flatnonzero(has), sentence_match.by_title(
+                pool, titles, sizes[has], lead), strict=True)):
+            metas[bi].titled = match
             similarity[r, lead[r]] += (w.semantic * tuning.title_share
-                                       * standardize(match[None, :])[0])
+                                       * standardize(match[1].max(axis=1)[None, :])[0])
     relevance[has] = standardize(similarity)
     for m, off, size in zip(metas, offsets, sizes, strict=True):
         m.seed_terms = SeedTerms(seeds, off, size, pool.terms)

@@ -75,10 +75,10 @@ def leading(scores: np.ndarray) -> np.ndarray:
 
 
 def by_title(pool: Pool, titles: np.ndarray, sizes: np.ndarray, mask: np.ndarray
-             ) -> list[np.ndarray]:
-    """For each reader (a block of `sizes` rows of `titles`, their seeds' title embeddings),
-    at the entries of their row of `mask`, in order: the best cosine of a seed's title to a
-    sentence of the entry."""
+             ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each reader (a block of `sizes` rows of `titles`, their seeds' title embeddings):
+    the entries of their row of `mask`, in order, and (entries × seeds) the best cosine of each
+    seed's title to a sentence of the entry (the reasons name the seed; the score is the max)."""
     vectors, starts = pool.sentences.vectors, pool.sentences.starts
     ends = np.append(starts[1:], len(vectors))
     out = []
@@ -88,6 +88,5 @@ def by_title(pool: Pool, titles: np.ndarray, sizes: np.ndarray, mask: np.ndarray
         at = np.cumsum(counts) - counts  # each entry's first row among the gathered
         # Each entry's sentences' rows, one entry's after another's, gathered at once.
         picked = np.repeat(first - at, counts) + np.arange(counts.sum())
-        best = (vectors[picked] @ titles[lo:hi].T).max(axis=1)
-        out.append(np.maximum.reduceat(best, at))
+        out.append((rows, np.maximum.reduceat(vectors[picked] @ titles[lo:hi].T, at, axis=0)))
     return out

@@ -17,8 +17,6 @@ import sqlite_utils
 from digest.errors import StoreError
 from digest.store.migrations import MIGRATIONS, statements
 
-MMAP_BYTES = 1 << 30
-
 
 class Database:
     """Opens (creating and migrating) the file. Construct with a path; `:memory:` is not
@@ -41,10 +39,6 @@ class Database:
             # `digest run` polling and sending at the same time).
             conn.isolation_level = "IMMEDIATE"
             conn.execute("PRAGMA synchronous = NORMAL")  # durable enough under WAL, much faster
-            # Reads through a memory map, not a read() call per page: a ranking with the
-            # semantic extra reads 90 MB of vectors a day, and took 0.27 s, not 0.20 s, to read
-            # a pool's sentences (docs/benchmarks.md). Address space only; past it, read().
-            conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"cannot use the database {str(self.path)!r} ({e}); point "
