@@ -84,12 +84,16 @@ def _seed_keys(titles, texts):
     return {key(x) for t in texts for x in (t, *sentences(t))} | {key(t) for t in titles}
 
 
-def _scores(project, user="u", tuning=DEFAULT):
+def _ranked(project, user="u", tuning=DEFAULT):
     config = project.config()
     with project.store() as store:
         ranker = Ranker(config, store, store.entries_for_ranking(), NOW, Embedder(store),
                         tuning=tuning)
-        return {r.link.rsplit("/", 1)[1]: r.score for r in ranker.rank(config.users[user])}
+        return ranker.rank(config.users[user])
+
+
+def _scores(project, user="u", tuning=DEFAULT):
+    return {r.link.rsplit("/", 1)[1]: r.score for r in _ranked(project, user, tuning)}
 
 
 def test_a_one_paper_library_is_matched_sentence_by_sentence(project, monkeypatch):
@@ -292,13 +296,9 @@ def test_an_entry_that_says_a_seed_title_in_other_words_names_that_seed(project)
             " lake freeze-up dates. We close with open problems in calibration and data fusion."))
         for k in ("sparse", "flood", "bees"):
             add(s, k)
-    config = project.config()
 
     def survey(tuning):
-        with project.store() as store:
-            ranker = Ranker(config, store, store.entries_for_ranking(), NOW, Embedder(store),
-                            tuning=tuning)
-            return next(r for r in ranker.rank(config.users["u"]) if "cryosphere" in r.title)
+        return next(r for r in _ranked(project, tuning=tuning) if "cryosphere" in r.title)
     on, off = survey(DEFAULT), survey(DEFAULT.with_(title_share=0.0))
     assert on.reasons[:1] == ['similar to your paper "Measuring how fast glaciers melt"']
     assert on.score > off.score
@@ -318,16 +318,9 @@ def test_the_embedding_centroid_is_the_soft_max_at_its_limit(project):
     with project.store() as s:
         for key in CANDIDATES:
             _add(s, key)
-    config = project.config()
-
-    def scores(tuning):
-        with project.store() as store:
-            ranker = Ranker(config, store, store.entries_for_ranking(), NOW, Embedder(store),
-                            tuning=tuning)
-            return {r.link: r.score for r in ranker.rank(config.users["u"])}
-    centroid = scores(DEFAULT)
-    near = scores(DEFAULT.with_(semantic_temperature=1000.0))
-    far = scores(DEFAULT.with_(semantic_temperature=0.01))
+    centroid = _scores(project)
+    near = _scores(project, tuning=DEFAULT.with_(semantic_temperature=1000.0))
+    far = _scores(project, tuning=DEFAULT.with_(semantic_temperature=0.01))
     assert max(abs(centroid[k] - near[k]) for k in centroid) < 0.01
     assert max(abs(centroid[k] - far[k]) for k in centroid) > 0.1
 
