@@ -17,7 +17,7 @@ from digest.settings import UserConfig
 POPULAR_UPVOTES = 10  # "trending: N upvotes" is said from here on
 SIMILAR_REASON = 0.12  # a seed paper this close (TF-IDF cosine) is named in the reasons
 # A seed whose title is this close (cosine) to a sentence of the entry is named too: in
-# bench_rank's pool, all of one field, 1 pair of a library title and an entry in 100 is.
+# bench_rank's pool, all of one field, 1 pair in 100 of a library title and an entry is.
 TITLE_REASON = 0.6
 
 
