@@ -15,8 +15,6 @@ before ranking (the store and the shared model) and after.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import multiprocessing
 import random
 import resource
 import sys
@@ -26,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rank import NOW, bib, build
-from common import load_corpus
+from common import in_fresh_process, load_corpus
 
 from digest.config import load_config
 from digest.rank import Ranker, Selection
@@ -73,12 +71,6 @@ def rank_case(config_path: Path, warm: bool) -> tuple[float, float, float]:
         return seconds, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fresh(fn, *args):
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        return pool.submit(fn, *args).result()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true")
@@ -93,8 +85,8 @@ def main() -> None:
               "| peak RSS, MiB | ranking's own, MiB |\n|---|---|---|---|---|---|")
         for readers, size in cases:
             config = write_case(Path(tmp), papers, readers, size)
-            fresh(rank_case, config, True)
-            seconds, before, after = fresh(rank_case, config, False)
+            in_fresh_process(rank_case, config, True)
+            seconds, before, after = in_fresh_process(rank_case, config, False)
             print(f"| {readers} × {size:,} | {seconds:.2f} | {seconds / readers * 1000:.0f} "
                   f"| {before:.0f} | {after:.0f} | {after - before:.0f} |")
 

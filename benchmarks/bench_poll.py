@@ -25,7 +25,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FeedServer, build_feeds, children_peak_rss_mib, load_corpus, median, peak_rss_mib
+from common import (
+    FeedServer,
+    build_feeds,
+    children_peak_rss_mib,
+    die_with_parent,
+    load_corpus,
+    median,
+    peak_rss_mib,
+)
 
 CONTENDERS = ["floor", "digest", "reader", "rss2email"]
 
@@ -117,7 +125,8 @@ def main() -> None:
             for name in a.only:  # interleaved, so machine noise hits everyone alike
                 cmd = [sys.executable, __file__, "--worker", name, "--port", str(server.port),
                        "--feeds", str(a.feeds), "--entries", str(a.entries)]
-                out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                                     preexec_fn=die_with_parent)
                 if out.returncode != 0:
                     raise SystemExit(f"{name} failed:\n{out.stderr[-2000:]}")
                 results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -16,9 +16,7 @@ and their library's top terms), the "use the FTS index" design.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import math
-import multiprocessing
 import random
 import sqlite3
 import statistics
@@ -30,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_corpus, paper, peak_rss_mib
+from common import in_fresh_process, load_corpus, paper, peak_rss_mib
 
 from digest import highlight, lexical, sentences
 from digest.config import load_config
@@ -234,14 +232,6 @@ def one_paper_readers(tmp: Path, papers: list[dict], n_readers: int):
     (tmp / "one.toml").write_text('[digest]\ndatabase = "d.db"\n[ranking]\nsemantic_mode = "off"\n'
                                   '[feeds.feed0]\npath = "x.xml"\n' + "".join(users))
     return load_config(tmp / "one.toml")
-
-
-def in_fresh_process(fn, *args):
-    """Run `fn` where loading the model cannot touch the timed process: with the cache full,
-    `digest` never imports torch, and torch's idle thread pool slows numpy ~20 % beside it."""
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        return pool.submit(fn, *args).result()
 
 
 def once(where: Path, n_entries: int, n_readers: int, semantic: bool = False) -> None:

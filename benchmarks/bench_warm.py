@@ -17,8 +17,6 @@ Needs the semantic extra.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import multiprocessing
 import random
 import shutil
 import sys
@@ -27,9 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_big_libraries import fresh
 from bench_rank import NOW, bib, build
-from common import load_corpus
+from common import fresh_processes, in_fresh_process, load_corpus
 
 from digest import semantic
 from digest.compose import compose
@@ -60,12 +57,14 @@ def write_config(tmp: Path, papers: list[dict], readers: int, big: int) -> Path:
 
 
 def day(config_path: Path, ahead: bool) -> tuple[float, int, float]:
-    """(seconds of the warm step, texts it embedded, seconds of the send's composing)."""
+    """(seconds of the warm step, texts its model embedded, seconds of the send's composing)."""
+    count = counted()
     config = load_config(config_path)
     with Store(config.digest.database) as store:
         t = time.perf_counter()
-        texts = warm(config, store, NOW).embedded if ahead else 0
-        warmed = time.perf_counter() - t
+        if ahead:
+            warm(config, store, NOW)
+        warmed, texts = time.perf_counter() - t, count[0]
         t = time.perf_counter()
         digests = list(compose(config, store, list(config.users.values()), None, NOW))
         assert len(digests) == len(config.users)
@@ -73,8 +72,9 @@ def day(config_path: Path, ahead: bool) -> tuple[float, int, float]:
 
 
 def counted() -> list[int]:
-    """How many texts this process's model embeds, counted from here on (in the old and the
-    new Embedder alike: both embed through _load().encode)."""
+    """How many texts this process's model embeds, counted from here on, each sentence of an
+    entry's one (every version of the Embedder embeds through _load().encode). warm() counts
+    an entry's sentences as one text: the same unit in every case here is the model's."""
     count = [0]
     load = semantic.Embedder._load
 
@@ -118,8 +118,7 @@ def overlap_send(config_path: Path) -> tuple[float, int]:
 
 
 def overlap(config_path: Path) -> tuple[tuple[float, int], tuple[float, int]]:
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+    with fresh_processes(2) as pool:
         ahead = pool.submit(overlap_warm, config_path)
         send = pool.submit(overlap_send, config_path)
         return ahead.result(), send.result()
@@ -147,7 +146,7 @@ def main() -> None:
                 if f.is_file():
                     shutil.copy(f, copy / f.name)
             runs[case] = (overlap(copy / config.name) if case == "overlap"
-                          else fresh(day, copy / config.name, case))
+                          else in_fresh_process(day, copy / config.name, case))
         print(f"{entries} new entries; {readers} readers with 10-paper libraries, 2 with one "
               f"paper, 1 with a new {big:,}-paper library; each case in a fresh process")
         print("| embedded | after the poll, s | the send's composing, s |\n|---|---|---|")

@@ -3,7 +3,12 @@ with ETag support, and medians. Benchmarks read ../shared; they exit 0 with a no
 
 from __future__ import annotations
 
+import concurrent.futures
+import ctypes
 import json
+import multiprocessing
+import os
+import signal
 import statistics
 import sys
 import threading
@@ -18,6 +23,36 @@ from digest.sentences import split_sentences
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus" / "papers.jsonl"
+
+
+# prctl(2), looked up before any fork: a child between fork and exec may only call it, not load it.
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have this process end when the one that started it does (on Linux): a benchmark killed
+    halfway otherwise leaves its workers and servers running, holding cores and ports, and the
+    next measurement shares the machine with them. For a Popen's preexec_fn, or at the start of
+    a child."""
+    if _PRCTL is not None:
+        parent = os.getppid()
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the call: nobody will send the signal
+            os._exit(1)
+
+
+def fresh_processes(n: int = 1) -> concurrent.futures.ProcessPoolExecutor:
+    """`n` newly started (spawned, not forked) processes that end with this one."""
+    return concurrent.futures.ProcessPoolExecutor(
+        n, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent)
+
+
+def in_fresh_process(fn, *args):
+    """fn(*args) where what it loads cannot touch the timed process: with the cache full,
+    `digest` never imports torch, and torch's idle thread pool slows numpy ~20 % beside it."""
+    with fresh_processes() as pool:
+        return pool.submit(fn, *args).result()
 
 
 def load_corpus() -> list[dict]:
