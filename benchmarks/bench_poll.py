@@ -29,7 +29,7 @@ from common import (
     FeedServer,
     build_feeds,
     children_peak_rss_mib,
-    die_with_parent,
+    ends_with_this_process,
     load_corpus,
     median,
     peak_rss_mib,
@@ -126,7 +126,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--worker", name, "--port", str(server.port),
                        "--feeds", str(a.feeds), "--entries", str(a.entries)]
                 out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
-                                     preexec_fn=die_with_parent)
+                                     preexec_fn=ends_with_this_process())
                 if out.returncode != 0:
                     raise SystemExit(f"{name} failed:\n{out.stderr[-2000:]}")
                 results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))

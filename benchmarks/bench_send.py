@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_render import views
-from common import die_with_parent, peak_rss_mib
+from common import ends_with_this_process, peak_rss_mib
 
 from digest.config import load_config
 from digest.deliver import Outgoing, Smtp
@@ -44,7 +44,7 @@ from digest.store import Store
 def start_server(port: int) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
                                "-c", "aiosmtpd.handlers.Sink"],
-                              preexec_fn=die_with_parent)
+                              preexec_fn=ends_with_this_process())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # bounded wait for it to listen
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import functools
 import json
 import multiprocessing
 import os
@@ -12,6 +13,7 @@ import signal
 import statistics
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,27 +27,29 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus" / "papers.jsonl"
 
 
-# prctl(2), looked up before any fork: a child between fork and exec may only call it, not load it.
+# prctl(2), looked up before any fork, so a child between fork and exec only calls it.
 _PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Have this process end when the one that started it does (on Linux): a benchmark killed
-    halfway otherwise leaves its workers and servers running, holding cores and ports, and the
-    next measurement shares the machine with them. For a Popen's preexec_fn, or at the start of
-    a child."""
+def _die_with(parent: int) -> None:
     if _PRCTL is not None:
-        parent = os.getppid()
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # it died before the call: nobody will send the signal
             os._exit(1)
 
 
+def ends_with_this_process() -> Callable[[], None]:
+    """A Popen's preexec_fn that ends the child when this process ends (on Linux): a benchmark
+    killed halfway otherwise leaves its workers and servers running, holding cores and ports,
+    and the next measurement shares the machine with them."""
+    return functools.partial(_die_with, os.getpid())
+
+
 def fresh_processes(n: int = 1) -> concurrent.futures.ProcessPoolExecutor:
     """`n` newly started (spawned, not forked) processes that end with this one."""
     return concurrent.futures.ProcessPoolExecutor(
-        n, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent)
+        n, mp_context=multiprocessing.get_context("spawn"), initializer=ends_with_this_process())
 
 
 def in_fresh_process(fn, *args):

@@ -29,9 +29,9 @@ with fresh_processes() as pool:
 POPENED = """
 import subprocess, sys
 sys.path.insert(0, sys.argv[1])
-from common import die_with_parent
+from common import ends_with_this_process
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                         preexec_fn=die_with_parent)
+                         preexec_fn=ends_with_this_process())
 print(child.pid, flush=True)
 child.wait()
 """
