@@ -47,7 +47,9 @@ def ends_with_this_process() -> Callable[[], None]:
 
 
 def fresh_processes(n: int = 1) -> concurrent.futures.ProcessPoolExecutor:
-    """`n` newly started (spawned, not forked) processes that end with this one."""
+    """`n` newly started (spawned, not forked) processes that end with this one. Submit from
+    the thread that lives as long as the pool (the main one): Linux sends the signal when the
+    thread that started a process ends, and the pool starts its processes on submit."""
     return concurrent.futures.ProcessPoolExecutor(
         n, mp_context=multiprocessing.get_context("spawn"), initializer=ends_with_this_process())
 

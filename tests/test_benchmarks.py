@@ -49,6 +49,7 @@ def running(pid: int) -> bool:
 def test_a_killed_benchmark_takes_its_children_with_it(script):
     parent = subprocess.Popen([sys.executable, "-c", script, str(BENCHMARKS)],
                               stdout=subprocess.PIPE, text=True)
+    child = None
     try:
         child = int(parent.stdout.readline())
         assert running(child)
@@ -60,5 +61,5 @@ def test_a_killed_benchmark_takes_its_children_with_it(script):
         assert not running(child), "the child outlived its killed parent"
     finally:
         parent.kill()
-        if "child" in locals() and running(child):
+        if child is not None and running(child):
             os.kill(child, signal.SIGKILL)
