@@ -42,7 +42,7 @@ from quality import EVAL, SETS, Project, start, use_model
 from digest.rank import sentence_match
 from digest.rank.tuning import DEFAULT, GRID, RULED_OUT, UNSAFE
 
-LEXICAL = ("concepts", "concept_temperature", "term_budget", "dirichlet")
+LEXICAL = ("concepts", "concept_temperature", "term_budget", "dirichlet", "concept_sentences")
 
 
 def grid(names: tuple[str, ...], smoke: bool):
@@ -102,10 +102,12 @@ def out_of_fold(devs, parts: dict, bases: dict, halves: dict) -> tuple[dict, dic
     return out, chosen
 
 
-def reader_parts(devs, runs: dict) -> dict:
-    """runs: {tuning: {set: {reader: {id: score}}}} → the `parts` out_of_fold takes."""
-    return {t: {d.name: d.parts(sorted(d.readers, key=str), r[d.name]) for d in devs}
-            for t, r in runs.items()}
+def reader_parts(devs, projects: dict, tunings) -> dict:
+    """The `parts` out_of_fold takes, each tuning's scores ranked and dropped as it goes: kept
+    whole, a tuning's scores of citeulike-dev's 300 readers are 1.3M floats in dicts, and a
+    grid of them outgrew the machine's memory."""
+    return {t: {d.name: d.parts(sorted(d.readers, key=str), projects[d.name].scores(t))
+                for d in devs} for t in tunings}
 
 
 def cross_validate(devs, parts: dict, bases: dict, splits: int = 0) -> tuple[dict, dict, dict]:
@@ -176,8 +178,7 @@ def main() -> None:
     tunings = list(grid((*LEXICAL, "temperature"), a.smoke))
     if DEFAULT not in tunings:
         tunings.append(DEFAULT)
-    fitted = reader_parts(devs, {t: {d.name: projects[d.name].scores(t) for d in devs}
-                                 for t in tunings})
+    fitted = reader_parts(devs, projects, tunings)
     def safe(t):
         return all(getattr(t, n) not in v for n, v in UNSAFE.items())
     allowed = {t: r for t, r in fitted.items() if t.temperature == DEFAULT.temperature}
@@ -190,7 +191,8 @@ def main() -> None:
     ablations = {}
     for label, keep in (("no concept space", lambda t: t.concepts == 0),
                         ("no extra terms for small libraries", lambda t: t.term_budget == 0),
-                        ("no query-likelihood view", lambda t: t.dirichlet == 0)):
+                        ("no query-likelihood view", lambda t: t.dirichlet == 0),
+                        ("no sentence match for a few papers", lambda t: t.concept_sentences == 0)):
         sub = {t: r for t, r in runs.items() if keep(t)}
         if sub and len(sub) < len(runs):
             ablations[label] = cross_validate(devs, sub, tfidf)[0]
@@ -257,8 +259,7 @@ def semantic_rows(devs, tmp: Path, limit, smoke: bool) -> tuple[list[str], str]:
     tried = {DEFAULT.with_(semantic_temperature=x, semantic_share=y, title_share=z)
              for x in temps for y in shares for z in titles
              if x == DEFAULT.semantic_temperature or z == DEFAULT.title_share}
-    fitted = reader_parts(real, {t: {d.name: projects[d.name].scores(t) for d in real}
-                                 for t in sorted(tried, key=repr)})
+    fitted = reader_parts(real, projects, sorted(tried, key=repr))
     runs = {t: r for t, r in fitted.items()
             if t.semantic_temperature == DEFAULT.semantic_temperature}
     base = {d.name: total(runs[next(iter(runs))][d.name]) for d in real}

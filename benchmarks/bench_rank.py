@@ -35,6 +35,7 @@ from digest.config import load_config
 from digest.lexical import tokens
 from digest.normalize import make_entry
 from digest.rank import Ranker, Selection, seeds
+from digest.rank.tuning import DEFAULT, Tuning
 from digest.store import Store
 from digest.warm import warm
 
@@ -120,7 +121,8 @@ def forget() -> None:
         cached.cache_clear()
 
 
-def run_ours(config, store, semantic: bool = False, workers: int = 1) -> dict:
+def run_ours(config, store, semantic: bool = False, workers: int = 1,
+             tuning: Tuning = DEFAULT) -> dict:
     forget()
     t0 = time.perf_counter()
     embedder = None
@@ -128,7 +130,7 @@ def run_ours(config, store, semantic: bool = False, workers: int = 1) -> dict:
         from digest.semantic import Embedder
 
         embedder = Embedder(store)
-    ranker = Ranker(config, store, store.entries_for_ranking(), NOW, embedder)
+    ranker = Ranker(config, store, store.entries_for_ranking(), NOW, embedder, tuning)
     t1 = time.perf_counter()
     picked = 0
     r = config.ranking
@@ -223,7 +225,7 @@ def embed_all(tmp: Path, config: str = "config.toml") -> None:
 
 def one_paper_readers(tmp: Path, papers: list[dict], n_readers: int):
     """The same database with readers whose library is one paper each (matched sentence by
-    sentence with the semantic extra): tmp/one.toml."""
+    sentence): tmp/one.toml."""
     rnd = random.Random(11)
     users = []
     for j in range(n_readers):
@@ -301,6 +303,13 @@ def main() -> None:
                        (f"ours, {cores} processes", run_ours, {"workers": cores})]
             if n <= a.fts_max:  # one query per reader is slow; compare at the smaller sizes
                 methods.append(("FTS5 BM25 query", run_fts, {}))
+            # Readers of one paper each: matched sentence by sentence too (in the concept space;
+            # with the semantic extra, on embeddings, below).
+            one = one_paper_readers(Path(tmp), papers, n)
+            methods += [(f"1-paper libs, {cores} proc", run_ours, {"workers": cores, "config": one}),
+                        ("  without that match", run_ours,
+                         {"workers": cores, "config": one,
+                          "tuning": DEFAULT.with_(concept_sentences=0.0)})]
             # Before the embeddings below, whose run ranks (and so tokenizes) the entries first.
             first_send(n, config, store, Path(tmp), cores)
             if a.semantic:
@@ -311,7 +320,6 @@ def main() -> None:
                       f"{time.perf_counter() - t:.1f} s")
                 methods.append((f"+ embeddings, {cores} proc", run_ours,
                                 {"semantic": True, "workers": cores}))
-                one = one_paper_readers(Path(tmp), papers, n)
                 in_fresh_process(embed_all, Path(tmp), "one.toml")  # and those readers' papers
                 methods.append((f"1-paper libs + emb, {cores}p", run_ours,
                                 {"semantic": True, "workers": cores, "config": one}))

@@ -16,6 +16,7 @@ from digest.normalize import make_entry
 from digest.rank import Ranker, Selection, Tuning
 from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import BODY_HIT, SCATTERED_HIT, TITLE_HIT, Phrase
+from digest.rank.prepare import prepare
 from digest.rank.scoring import tf_idf_view
 from digest.rank.seeds import SeedTerms
 from digest.rank.tuning import DEFAULT
@@ -516,3 +517,72 @@ def test_the_query_likelihood_view_leaves_a_one_paper_library_as_it_was(project)
     assert DEFAULT.dirichlet > 0
     assert np.array_equal(on[0], off[0])
     assert not np.allclose(on[1], off[1])
+
+
+def sentence(rnd: random.Random, topic: str, n: int = 8) -> str:
+    return " ".join(rnd.sample(TOPICS[topic].split(), n)).capitalize() + "."
+
+
+def test_a_few_papers_are_matched_sentence_by_sentence_in_the_concept_space(project):
+    """A paper with a sentence on each of three topics: an entry with one sentence on one of
+    them (and the rest on other things) gains on an entry that mixes the three in one
+    sentence, once sentences are matched (sentence_match.by_concept_sentence); a library of
+    four papers or more is matched as before."""
+    rnd = random.Random(13)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+        bees = sentence(rnd, "bees")
+        seed = " ".join([bees, sentence(rnd, "floods"), sentence(rnd, "stars")])
+        said = bees.lower().rstrip(".").split()  # the seed's bee sentence, in another order
+        rnd.shuffle(said)
+        facet = " ".join([" ".join(said).capitalize() + ".", sentence(rnd, "soil"),
+                          sentence(rnd, "graphs")])
+        blend = " ".join(rnd.sample(TOPICS["bees"].split(), 4) + rnd.sample(TOPICS["floods"].split(), 4)
+                         + rnd.sample(TOPICS["stars"].split(), 4)).capitalize() + "."
+        s.add_entries("papers", [make_entry(
+            guid=f"urn:{k}", link=f"https://papers.example.org/{k}", title=f"Field notes {k}",
+            summary=body, summary_is_html=False, authors=["A. B."], categories=[],
+            published=NOW - timedelta(hours=2), fetched=NOW - timedelta(hours=1))
+            for k, body in (("facet", facet), ("blend", blend))], NOW - timedelta(hours=1))
+    one = library(project.root / "one.bib", [("Three observations", seed)])
+    many = library(project.root / "many.bib", [("Three observations", seed)]
+                    + [text(rnd, "attention") for _ in range(3)])
+    configure(project, {"one": f'papers = "{one}"', "many": f'papers = "{many}"'})
+    config = project.config()
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+        users = [config.users["one"], config.users["many"]]
+        links = [e.link.rsplit("/", 1)[1] for e in ranker.entries]
+        on = ranker.score_matrix(users)
+        ranker.tuning = DEFAULT.with_(concept_sentences=0.0)
+        off = ranker.score_matrix(users)
+    f, b = links.index("facet"), links.index("blend")
+    assert DEFAULT.concept_sentences > 0
+    assert (on[0, f] - on[0, b]) - (off[0, f] - off[0, b]) > 0.1, (on[0, [f, b]], off[0, [f, b]])
+    assert np.array_equal(on[1], off[1])
+
+
+def test_entry_sentences_in_the_concept_space_are_the_same_stored_or_not(project):
+    """An entry's sentences read from what prepare.py stored, or worked out from its text
+    when nothing is stored, give the same concept-space rows, and nothing is stored."""
+    rnd = random.Random(14)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+        s.add_entries("papers", [make_entry(
+            guid="urn:long", link="https://papers.example.org/long", title="Three parts",
+            summary=" ".join(sentence(rnd, t) for t in ("soil", "bees", "graphs")),
+            summary_is_html=False, authors=["A. B."], categories=[],
+            published=NOW - timedelta(hours=2), fetched=NOW - timedelta(hours=1))],
+            NOW - timedelta(hours=1))
+    configure(project, {})
+    config = project.config()
+    with project.store() as store:
+        fresh = Ranker(config, store, store.entries_for_ranking(), NOW).pool.concept_sentences
+        assert store.db.execute("SELECT count(*) FROM entries WHERE length(sentences) > 0"
+                                ).fetchone()[0] == 0
+        prepare(store, store.entries_for_ranking())
+        stored = Ranker(config, store, store.entries_for_ranking(), NOW).pool.concept_sentences
+    assert len(fresh.starts) == len(EVEN) * 30 + 1
+    assert len(fresh.vectors) == len(fresh.starts) * 2 + 2  # title and one sentence; 3 in one
+    assert np.array_equal(fresh.starts, stored.starts)
+    assert np.array_equal(fresh.vectors, stored.vectors)

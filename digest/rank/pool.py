@@ -27,6 +27,7 @@ from digest.store import Store
 
 TITLE_HIT, BODY_HIT, SCATTERED_HIT = 8.0, 4.0, 1.2  # interest points (scoring.py)
 _POINTS = np.asarray([0.0, SCATTERED_HIT, BODY_HIT, TITLE_HIT], dtype=np.float32)
+_END = np.asarray([-1], dtype=np.int64)  # the end of a sentence's word ids
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Pool:
         # back, or worked out the first time an entry is ranked and stored (prepare.py).
         analyses, self.new_words, _ = analysed(store, entries)
         self.terms = TermWeights([a[0] for a in analyses])
+        self._title_words = [a[1] for a in analyses]  # concept_sentences's first sentences
         concepts = Later(parallel, Concepts, self.terms.docs, tuning.concepts,
                          store.term_words(used_columns(self.terms.docs).tolist()))
         self.vectors = (embedder.embed([entry_text(e) for e in entries])
@@ -149,6 +151,56 @@ class Pool:
         """Every entry's sentences (its title first) embedded, for the matches on them
         (sentence_match): embedded once ever, like the entries themselves."""
         return Sentences(*self._embedder.embed_sentences([entry_text(e) for e in self.entries]))
+
+    @functools.cached_property
+    def concept_sentences(self) -> Sentences:
+        """Every entry's sentences (its title first) as unit vectors in the concept space, for
+        the lexical sentence match of a library of a few papers (sentence_match): from the
+        words stored with each entry (prepare.py), and where none are stored yet from its
+        text, without storing anything."""
+        stored = [sentences.decode(e.sentences) for e in self.entries]
+        todo = [k for k, x in enumerate(stored) if x is None]
+        missing = dict(zip(todo, self._word_ids_of([self.entries[k].summary_text for k in todo]),
+                           strict=True))
+        parts, counts = [], []
+        for k, title in enumerate(self._title_words):
+            body = stored[k].words if stored[k] is not None else missing[k]
+            parts += [title, _END, body]  # each sentence's word ids, then a -1
+            counts.append(1 + int(np.count_nonzero(body == -1)))
+        vectors = self._concept_rows(np.concatenate(parts) if parts else _END[:0])
+        return Sentences(vectors, (np.cumsum(counts) - counts).astype(np.int64))
+
+    def sentence_points(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Seed texts' sentences in the concept space, one text's after another's, and how
+        many each has (at least one, so an empty text is one empty sentence)."""
+        bodies = [b if len(b) else _END for b in self._word_ids_of(texts)]
+        vectors = self._concept_rows(np.concatenate(bodies) if bodies else _END[:0])
+        return vectors, [int(np.count_nonzero(b == -1)) for b in bodies]
+
+    def _word_ids_of(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's sentences' words as term ids, each sentence followed by -1, as
+        sentences.encode stores them; a word the dictionary lacks weighs nothing and is left
+        out (looked up in one query, without adding it)."""
+        stems = [sentences.analyze(t).stems for t in texts]
+        missing = {w for st in stems for ws in st for w in ws if w not in self._word_ids}
+        if missing:
+            found = self.store.term_ids(missing, add=False)
+            self._word_ids.update({w: found.get(w, -1) for w in missing})
+        known = self._word_ids
+        return [np.asarray([i for ws in st for i in [*(known[w] for w in ws if known[w] >= 0), -1]],
+                           dtype=np.int64) for st in stems]
+
+    def _concept_rows(self, flat: np.ndarray) -> np.ndarray:
+        """Word ids with a -1 after each sentence → one unit concept-space row per sentence
+        (a TF-IDF row projected; all zeros for a sentence with no term the pool weighs)."""
+        ends = flat == -1
+        n = int(np.count_nonzero(ends))
+        rows = (np.cumsum(ends) - ends)[~ends]
+        ids = flat[~ends].astype(np.int64)
+        width = int(ids.max()) + 1 if len(ids) else 1
+        keys, counts = np.unique(rows * width + ids, return_counts=True)
+        matrix = self.terms.matrix(keys % width, counts, np.bincount(keys // width, minlength=n))
+        return self.concepts.project(matrix)
 
     def abstracts(self, rows: list[int], ids: Callable[[Iterable[str]], Mapping[str, int]]
                   ) -> list[sentences.Sentences | None]:

@@ -21,7 +21,7 @@ from digest.rank.reasons import explain
 from digest.rank.scoring import Reader, in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
-from digest.rank.sentence_match import embeds_sentences
+from digest.rank.sentence_match import embeds_sentences, matched
 from digest.rank.tuning import DEFAULT, Tuning
 from digest.rank.workers import pick, worker_batch, worker_init
 from digest.settings import Config, UserConfig
@@ -91,7 +91,7 @@ class Ranker:
         forked processes."""
         batches = [readers[i:i + self.BATCH] for i in range(0, len(readers), self.BATCH)]
         if workers > 1 and len(batches) > 1:
-            self._embed_sentences(readers)
+            self._sentences_ahead(readers)
         # The built model frozen, collections rarer (collector.py); forked workers inherit it.
         with fewer_collections():
             if workers > 1 and len(batches) > 1 and self._can_fork():
@@ -146,15 +146,21 @@ class Ranker:
         return [Ranked.of(self.entries[p.row], p.score, p.reasons, p.trending, p.section,
                           p.highlight) for p in picks]
 
-    def _embed_sentences(self, readers: list[tuple[UserConfig, np.ndarray | None]]) -> None:
-        """The pool's sentence embeddings, here before forking, if a reader has seeds (library
+    def _sentences_ahead(self, readers: list[tuple[UserConfig, np.ndarray | None]]) -> None:
+        """The pool's sentence vectors, here before forking, if a reader has seeds (library
         papers and 👍 entries) to match them against (sentence_match): not once per worker
         (with new entries to embed, the model is then loaded, and ranking stays in this
-        process, see _can_fork)."""
-        pool = self.pool
-        if pool.vectors is None or self.config.ranking.semantic <= 0 or "sentences" in vars(pool):
-            return  # embeddings off, or done
-        if any(embeds_sentences(self._seeds_of(u), self.tuning) for u, _ in readers):
+        process, see _can_fork). Without embeddings, their concept-space twins."""
+        pool, tuning = self.pool, self.tuning
+        if pool.vectors is None or self.config.ranking.semantic <= 0:  # embeddings off
+            if (tuning.concept_sentences > 0 and pool.concepts.k
+                    and "concept_sentences" not in vars(pool)
+                    and any(matched(self._seeds_of(u)) for u, _ in readers)):
+                _ = pool.concept_sentences
+            return
+        if "sentences" in vars(pool):
+            return  # done
+        if any(embeds_sentences(self._seeds_of(u), tuning) for u, _ in readers):
             _ = pool.sentences
 
     def _seeds_of(self, user: UserConfig) -> int:

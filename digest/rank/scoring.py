@@ -13,7 +13,9 @@ a hand-set exchange rate, and one `min_score` cuts every digest the same way.
     with ≤ 3 seeds the embedding term is (1 − 1/n) · std(that) + 1/n · std(the mean over the
     seeds of the mean, over a seed's sentences, of the best cosine to an entry's sentence)
     then, on the reader's 100 leading entries by that, + semantic · title_share · std(the best
-    cosine of a seed's title to a sentence of the entry), std over those 100
+    cosine of a seed's title to a sentence of the entry), std over those 100; without
+    embeddings, with ≤ 3 seeds, + library · concept_sentences / n · std(the sentence match
+    above, in the concept space), on the 100 leading entries by the lexical views
     with votes: (1 − s) · similarity + s · std(vote model), s = votes / (votes + vote_half)
     relevance = similarity − feedback · dislike · std(softmax(cos to 👎 items))
               + interests · Σ weight × phrase points (title 8, abstract 4, scattered 1.2)
@@ -187,6 +189,10 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
                                   len(metas))[np.flatnonzero(many)]
         view = standardize(pool.terms.likelihoods(model, tuning.dirichlet))
         similarity[many[has]] += w.library * (1 - 1 / sizes[many])[:, None] * view
+    # A library of a few seeds is also matched sentence by sentence, at a share of 1 / seeds.
+    few = [r for r, n in enumerate(sizes[has].tolist()) if sentence_match.matched(n)]
+    texts = [m.seeds.texts for m in metas if m.seed_names]
+    split = np.split(weights, np.cumsum(sizes[has])[:-1])
     vectors = None
     if pool.vectors is not None and embed is not None and w.semantic > 0:
         vectors = embed([t for m in metas for t in m.seeds.texts])
@@ -197,15 +203,12 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             view = seed_soft_max(lambda a, b, scale: (vectors[a:b] * scale[:, None]) @ pool.vectors.T,
                                  *blocks, tuning.semantic_temperature, len(pool.entries))
         view = standardize(view)
-        rows = [r for r, n in enumerate(sizes[has].tolist()) if sentence_match.matched(n)]
-        if rows:  # a few seeds: mixed with the sentence match at a share of 1 / seeds
-            texts = [m.seeds.texts for m in metas if m.seed_names]
-            split = np.split(weights, np.cumsum(sizes[has])[:-1])
-            match = sentence_match.by_sentence(pool, embed, [texts[r] for r in rows],
-                                               [split[r] for r in rows],
+        if few:
+            match = sentence_match.by_sentence(pool, embed, [texts[r] for r in few],
+                                               [split[r] for r in few],
                                                tuning.semantic_temperature)
-            n = sizes[has][rows][:, None]
-            view[rows] = (1 - 1 / n) * view[rows] + standardize(match) / n
+            n = sizes[has][few][:, None]
+            view[few] = (1 - 1 / n) * view[few] + standardize(match) / n
         similarity += w.semantic * tuning.semantic_share * view
     points = pool.concepts.project(seeds)
     if pool.concepts.k and w.library > 0:
@@ -215,6 +218,15 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
             return (points[a:b] * scale[:, None]) @ pool.concepts.entries.T
         view = seed_soft_max(product, *blocks, tuning.concept_temperature, len(pool.entries))
         similarity += w.library * standardize(view)
+        if few and vectors is None and tuning.concept_sentences > 0:  # the lexical twin, on
+            # the leading entries; over the seeds at the concept view's softness: a mean would
+            # favour a mix of two unrelated seeds' topics, as a centroid does
+            for r, (rows, match) in zip(few, sentence_match.by_concept_sentence(
+                    pool, [texts[r] for r in few], [split[r] for r in few],
+                    tuning.concept_temperature, sentence_match.leading(similarity[few])),
+                    strict=True):
+                similarity[r, rows] += (w.library * tuning.concept_sentences / sizes[has][r]
+                                        * standardize(match[None, :])[0])
     if vectors is not None and tuning.title_share > 0:  # the leading entries, by seed titles
         titles = embed([t for m in metas for t in m.seeds.titles])
         lead = sentence_match.leading(similarity)

@@ -1,9 +1,12 @@
-"""Matches on an entry's sentences, with the semantic extra. Pure numpy over embeddings.
+"""Matches on an entry's sentences. Pure numpy over sentence vectors: embeddings with the
+semantic extra, concept-space rows without it.
 
 A paper's background, method or result can each be what makes another paper relevant, and one
 vector of the whole abstract blurs them (and stops at the model's 256 tokens). So:
 - by_sentence, for a library of a few papers: each seed sentence is matched to its closest
-  sentence of an entry, and a seed scores the mean over its sentences;
+  sentence of an entry, and a seed scores the mean over its sentences; by_concept_sentence
+  is the same in the pool's concept space, on each reader's LEADING entries, for the default
+  install (with the semantic extra it lost on csfcube-dev: docs/benchmarks.md);
 - by_title, for every library: each seed's title is matched to its closest sentence of an
   entry, and the entry scores its best such match (a paper whose one sentence says what a
   library paper's title says). Over each reader's LEADING entries only.
@@ -15,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digest.rank.pool import Pool
+from digest.rank.pool import Pool, Sentences
 from digest.rank.softmax import block_soft_max
 from digest.rank.tuning import Tuning
 from digest.semantic import sentences as sentence_texts
@@ -51,15 +54,45 @@ def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: lis
     an entry's sentence."""
     seeds = [sentence_texts(t) for ts in texts for t in ts]
     queries = embed([x for parts in seeds for x in parts])
-    best = np.empty((len(queries), len(pool.entries)), np.float32)
-    vectors, starts = pool.sentences.vectors, pool.sentences.starts
+    return _best(queries, [len(x) for x in seeds], pool.sentences, texts, weights, temperature)
+
+
+def by_concept_sentence(pool: Pool, texts: list[list[str]], weights: list[np.ndarray],
+                        temperature: float, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """by_sentence without embeddings, on each library's entries of its row of `mask` (its
+    LEADING ones): sentences as TF-IDF rows in the concept space, where two sentences on one
+    topic in different words are close. Per library: those entries' rows, and their scores."""
+    queries, counts = pool.sentence_points([t for ts in texts for t in ts])
+    vectors, starts = pool.concept_sentences.vectors, pool.concept_sentences.starts
+    ends = np.append(starts[1:], len(vectors))
+    out, q, s = [], 0, 0
+    for r, ts in enumerate(texts):
+        rows = np.flatnonzero(mask[r])
+        first, sizes = starts[rows], ends[rows] - starts[rows]  # every entry has its title
+        at = np.cumsum(sizes) - sizes  # each entry's first row among the gathered
+        picked = np.repeat(first - at, sizes) + np.arange(sizes.sum())
+        mine = np.asarray(counts[s:s + len(ts)])
+        best = np.maximum.reduceat(queries[q:q + mine.sum()] @ vectors[picked].T, at, axis=1)
+        per_seed = np.add.reduceat(best, np.cumsum(mine) - mine, axis=0) / mine[:, None]
+        out.append((rows, block_soft_max(per_seed, weights[r], np.zeros(1, np.int64),
+                                         np.asarray([len(ts)]), temperature)[0]))
+        q, s = q + int(mine.sum()), s + len(ts)
+    return out
+
+
+def _best(queries: np.ndarray, counts: list[int], sentences: Sentences, texts: list[list[str]],
+          weights: list[np.ndarray], temperature: float) -> np.ndarray:
+    """by_sentence's rows from the seeds' sentence vectors (`counts` per seed, in order), over
+    every entry."""
+    vectors, starts = sentences.vectors, sentences.starts
+    best = np.empty((len(queries), len(starts)), np.float32)
     # All the batch's seed sentences at once, a block of entries at a time: one product
     # re-reads each entry sentence's vector for every query row, not once per reader.
     for lo in range(0, len(starts), SENTENCE_BLOCK):
         hi = min(lo + SENTENCE_BLOCK, len(starts))
         a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
         best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
-    counts = np.asarray([len(x) for x in seeds])
+    counts = np.asarray(counts)
     per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
     sizes = np.asarray([len(ts) for ts in texts])
     return block_soft_max(per_seed, np.concatenate(weights), np.r_[0, np.cumsum(sizes)[:-1]],

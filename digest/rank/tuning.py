@@ -39,6 +39,11 @@ class Tuning:
     # vote were shown fewer of their hidden papers by day 5 (bench_feedback.py;
     # docs/benchmarks.md has the three runs).
     dirichlet: float = 500.0
+    # What matching a library of a few papers sentence by sentence in the concept space
+    # (sentence_match.by_concept_sentence, on each reader's leading entries) weighs, per seed
+    # paper, against each lexical view; 0 turns it off. Only without the semantic extra, whose
+    # own sentence match does it better (with it, this one lost on csfcube-dev).
+    concept_sentences: float = 4.0
     # The same softness for embedding cosines. Not fitted (RULED_OUT): the limit ∞, the
     # cosine to the seeds' embedding centroid, as for TF-IDF.
     semantic_temperature: float = math.inf
@@ -67,6 +72,7 @@ GRID = {
     "concept_temperature": (0.05, 0.2),
     "term_budget": (0, 200, 400),
     "dirichlet": (0.0, 500.0, 1500.0),
+    "concept_sentences": (0.0, 2.0, 4.0),
     "semantic_share": (1.0, 2.0, 3.0),
     "title_share": (0.0, 1.0, 2.0, 4.0),
     "vote_half": (3.0, 10.0, 30.0),
