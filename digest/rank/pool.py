@@ -61,7 +61,8 @@ class Phrase:
 
 @dataclass(frozen=True)
 class Sentences:
-    """The pool's entries' sentence embeddings, as one matrix."""
+    """The pool's entries' sentence vectors (embeddings, or concept-space rows), as one
+    matrix."""
 
     vectors: np.ndarray  # (sentences × dimensions), each entry's consecutive
     starts: np.ndarray  # per entry, the row of its first sentence
