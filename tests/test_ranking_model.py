@@ -581,6 +581,8 @@ def test_entry_sentences_in_the_concept_space_are_the_same_stored_or_not(project
         assert store.db.execute("SELECT count(*) FROM entries WHERE length(sentences) > 0"
                                 ).fetchone()[0] == 0
         prepare(store, store.entries_for_ranking())
+        assert store.db.execute("SELECT count(*) FROM entries WHERE length(sentences) > 0"
+                                ).fetchone()[0] == len(EVEN) * 30 + 1
         stored = Ranker(config, store, store.entries_for_ranking(), NOW).pool.concept_sentences
     assert len(fresh.starts) == len(EVEN) * 30 + 1
     assert len(fresh.vectors) == len(fresh.starts) * 2 + 2  # title and one sentence; 3 in one
