@@ -54,7 +54,19 @@ def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: lis
     an entry's sentence."""
     seeds = [sentence_texts(t) for ts in texts for t in ts]
     queries = embed([x for parts in seeds for x in parts])
-    return _best(queries, [len(x) for x in seeds], pool.sentences, texts, weights, temperature)
+    best = np.empty((len(queries), len(pool.entries)), np.float32)
+    vectors, starts = pool.sentences.vectors, pool.sentences.starts
+    # All the batch's seed sentences at once, a block of entries at a time: one product
+    # re-reads each entry sentence's vector for every query row, not once per reader.
+    for lo in range(0, len(starts), SENTENCE_BLOCK):
+        hi = min(lo + SENTENCE_BLOCK, len(starts))
+        a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
+        best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
+    counts = np.asarray([len(x) for x in seeds])
+    per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
+    sizes = np.asarray([len(ts) for ts in texts])
+    return block_soft_max(per_seed, np.concatenate(weights), np.r_[0, np.cumsum(sizes)[:-1]],
+                          sizes, temperature)
 
 
 def by_concept_sentence(pool: Pool, texts: list[list[str]], weights: list[np.ndarray],
@@ -63,16 +75,12 @@ def by_concept_sentence(pool: Pool, texts: list[list[str]], weights: list[np.nda
     LEADING ones): sentences as TF-IDF rows in the concept space, where two sentences on one
     topic in different words are close. Per library: those entries' rows, and their scores."""
     queries, counts = pool.sentence_points([t for ts in texts for t in ts])
-    vectors, starts = pool.concept_sentences.vectors, pool.concept_sentences.starts
-    ends = np.append(starts[1:], len(vectors))
     out, q, s = [], 0, 0
     for r, ts in enumerate(texts):
         rows = np.flatnonzero(mask[r])
-        first, sizes = starts[rows], ends[rows] - starts[rows]  # every entry has its title
-        at = np.cumsum(sizes) - sizes  # each entry's first row among the gathered
-        picked = np.repeat(first - at, sizes) + np.arange(sizes.sum())
+        picked, at = _gathered(pool.concept_sentences, rows)
         mine = np.asarray(counts[s:s + len(ts)])
-        best = np.maximum.reduceat(queries[q:q + mine.sum()] @ vectors[picked].T, at, axis=1)
+        best = np.maximum.reduceat(queries[q:q + mine.sum()] @ picked.T, at, axis=1)
         per_seed = np.add.reduceat(best, np.cumsum(mine) - mine, axis=0) / mine[:, None]
         out.append((rows, block_soft_max(per_seed, weights[r], np.zeros(1, np.int64),
                                          np.asarray([len(ts)]), temperature)[0]))
@@ -80,23 +88,14 @@ def by_concept_sentence(pool: Pool, texts: list[list[str]], weights: list[np.nda
     return out
 
 
-def _best(queries: np.ndarray, counts: list[int], sentences: Sentences, texts: list[list[str]],
-          weights: list[np.ndarray], temperature: float) -> np.ndarray:
-    """by_sentence's rows from the seeds' sentence vectors (`counts` per seed, in order), over
-    every entry."""
-    vectors, starts = sentences.vectors, sentences.starts
-    best = np.empty((len(queries), len(starts)), np.float32)
-    # All the batch's seed sentences at once, a block of entries at a time: one product
-    # re-reads each entry sentence's vector for every query row, not once per reader.
-    for lo in range(0, len(starts), SENTENCE_BLOCK):
-        hi = min(lo + SENTENCE_BLOCK, len(starts))
-        a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
-        best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
-    counts = np.asarray(counts)
-    per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
-    sizes = np.asarray([len(ts) for ts in texts])
-    return block_soft_max(per_seed, np.concatenate(weights), np.r_[0, np.cumsum(sizes)[:-1]],
-                          sizes, temperature)
+def _gathered(sentences: Sentences, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sentence vectors of the entries at `rows`, one entry's after another's, gathered at
+    once; and each entry's first row among them (every entry has one: its title)."""
+    starts = sentences.starts
+    ends = np.append(starts[1:], len(sentences.vectors))
+    first, counts = starts[rows], ends[rows] - starts[rows]
+    at = np.cumsum(counts) - counts
+    return sentences.vectors[np.repeat(first - at, counts) + np.arange(counts.sum())], at
 
 
 def leading(scores: np.ndarray) -> np.ndarray:
@@ -112,14 +111,9 @@ def by_title(pool: Pool, titles: np.ndarray, sizes: np.ndarray, mask: np.ndarray
     """For each reader (a block of `sizes` rows of `titles`, their seeds' title embeddings):
     the entries of their row of `mask`, in order, and (entries × seeds) the best cosine of each
     seed's title to a sentence of the entry (the reasons name the seed; the score is the max)."""
-    vectors, starts = pool.sentences.vectors, pool.sentences.starts
-    ends = np.append(starts[1:], len(vectors))
     out = []
     for r, (lo, hi) in enumerate(zip(np.cumsum(sizes) - sizes, np.cumsum(sizes), strict=True)):
         rows = np.flatnonzero(mask[r])
-        first, counts = starts[rows], ends[rows] - starts[rows]
-        at = np.cumsum(counts) - counts  # each entry's first row among the gathered
-        # Each entry's sentences' rows, one entry's after another's, gathered at once.
-        picked = np.repeat(first - at, counts) + np.arange(counts.sum())
-        out.append((rows, np.maximum.reduceat(vectors[picked] @ titles[lo:hi].T, at, axis=0)))
+        picked, at = _gathered(pool.sentences, rows)
+        out.append((rows, np.maximum.reduceat(picked @ titles[lo:hi].T, at, axis=0)))
     return out
