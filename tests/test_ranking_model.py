@@ -5,6 +5,7 @@ known by construction."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from digest.rank.phrases import IN_ABSTRACT
 from digest.rank.pool import BODY_HIT, SCATTERED_HIT, TITLE_HIT, Phrase
 from digest.rank.prepare import prepare
 from digest.rank.scoring import tf_idf_view
-from digest.rank.seeds import SeedTerms
+from digest.rank.seeds import Seeds, SeedTerms, library_seeds
 from digest.rank.tuning import DEFAULT
 
 NOW = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
@@ -588,3 +589,74 @@ def test_entry_sentences_in_the_concept_space_are_the_same_stored_or_not(project
     assert len(fresh.vectors) == len(fresh.starts) * 2 + 2  # title and one sentence; 3 in one
     assert np.array_equal(fresh.starts, stored.starts)
     assert np.array_equal(fresh.vectors, stored.vectors)
+
+
+def _format_7(seeds: Seeds) -> bytes:
+    """A library cached by the version before the seeds kept their sentences' word ids."""
+    data = seeds.to_bytes()
+    size = int.from_bytes(data[:4], "little")
+    head = json.loads(data[4:4 + size].decode())
+    assert head.pop("sentence_sizes") == seeds.sentence_sizes
+    head["lengths"] = head["lengths"][:4]
+    out = json.dumps(head).encode()
+    return len(out).to_bytes(4, "little") + out + data[4 + size:len(data) - 4 * len(
+        seeds.sentence_words)]
+
+
+def test_a_small_librarys_sentences_are_kept_as_the_pool_works_them_out(project, monkeypatch):
+    """A library of a few papers keeps its papers' sentences as word ids in its cache, the
+    same ones the pool works out from their texts (a word no entry has among them), so a
+    ranking need not split them again and scores the same; a larger library keeps none; a
+    cache of the format before still decodes (`digest prune` reads every one), without them."""
+    rnd = random.Random(15)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+    seed = " ".join([sentence(rnd, "bees"), "Zyzzyvas hum.", sentence(rnd, "stars")])
+    one = library(project.root / "one.bib", [("Three observations", seed), ("Empty", "")])
+    many = library(project.root / "many.bib", [text(rnd, "soil") for _ in range(4)])
+    configure(project, {"one": f'papers = "{one}"'})
+    config = project.config()
+    with project.store() as store:
+        small = library_seeds(store, project.root / one)
+        assert library_seeds(store, project.root / many).sentence_ids() is None
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+        kept = small.sentence_ids()
+        assert all(map(np.array_equal, kept, ranker.pool.word_ids_of(small.texts)))
+        assert [int(np.count_nonzero(k == -1)) for k in kept] == [4, 1]  # the title's too
+        assert all(map(np.array_equal, Seeds.decode(small.to_bytes()).sentence_ids(), kept))
+        older = Seeds.decode(_format_7(small))
+        assert older is not None and older.texts == small.texts and older.sentence_ids() is None
+        with_kept = ranker.score_matrix([config.users["one"]])
+        monkeypatch.setattr(Seeds, "sentence_ids", lambda self: None)
+        assert np.array_equal(ranker.score_matrix([config.users["one"]]), with_kept)
+
+
+def test_a_few_papers_sentences_are_worked_out_before_workers_fork(project, monkeypatch):
+    """With workers, the entries' concept-space sentences are worked out once, in the parent
+    before it forks, if some reader's library is small enough to be matched sentence by
+    sentence (not in each worker); not when none is, nor with the match off. The digests are
+    those of one process."""
+    rnd = random.Random(16)
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+    one = library(project.root / "one.bib", [text(rnd, "bees")])
+    many = library(project.root / "many.bib", [text(rnd, "soil") for _ in range(4)])
+    configure(project, {"a": f'papers = "{one}"', "b": f'papers = "{many}"'})
+    config = project.config()
+    readers = [(config.users[u], None) for u in ("a", "b")]
+    monkeypatch.setattr(Ranker, "BATCH", 1)  # two batches
+
+    def built(who, tuning=DEFAULT) -> bool:
+        with project.store() as store:
+            ranker = Ranker(config, store, store.entries_for_ranking(), NOW, tuning=tuning)
+            ranker._sentences_ahead(who)
+            return "concept_sentences" in vars(ranker.pool)
+    assert built(readers)
+    assert not built(readers[1:])
+    assert not built(readers, DEFAULT.with_(concept_sentences=0.0))
+    with project.store() as store:
+        ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
+        one_process = [[(r.link, r.score) for r in items] for _, items in ranker.rank_many(readers)]
+        forked = [[(r.link, r.score) for r in items]
+                  for _, items in ranker.rank_many(readers, workers=2)]
+    assert forked == one_process and all(forked)

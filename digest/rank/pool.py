@@ -161,7 +161,7 @@ class Pool:
         text, without storing anything."""
         stored = [sentences.decode(e.sentences) for e in self.entries]
         todo = [k for k, x in enumerate(stored) if x is None]
-        missing = dict(zip(todo, self._word_ids_of([self.entries[k].summary_text for k in todo]),
+        missing = dict(zip(todo, self.word_ids_of([self.entries[k].summary_text for k in todo]),
                            strict=True))
         parts, counts = [], []
         for k, title in enumerate(self._title_words):
@@ -171,14 +171,15 @@ class Pool:
         vectors = self._concept_rows(np.concatenate(parts) if parts else _END[:0])
         return Sentences(vectors, (np.cumsum(counts) - counts).astype(np.int64))
 
-    def sentence_points(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
-        """Seed texts' sentences in the concept space, one text's after another's, and how
-        many each has (at least one, so an empty text is one empty sentence)."""
-        bodies = [b if len(b) else _END for b in self._word_ids_of(texts)]
+    def sentence_points(self, texts: list[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+        """Seed texts' sentences (word_ids_of, or as Seeds keep them) in the concept space,
+        one text's after another's, and how many each has (at least one, so an empty text is
+        one empty sentence)."""
+        bodies = [b if len(b) else _END for b in texts]
         vectors = self._concept_rows(np.concatenate(bodies) if bodies else _END[:0])
         return vectors, [int(np.count_nonzero(b == -1)) for b in bodies]
 
-    def _word_ids_of(self, texts: list[str]) -> list[np.ndarray]:
+    def word_ids_of(self, texts: list[str]) -> list[np.ndarray]:
         """Each text's sentences' words as term ids, each sentence followed by -1, as
         sentences.encode stores them; a word the dictionary lacks weighs nothing and is left
         out (looked up in one query, without adding it)."""

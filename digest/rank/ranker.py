@@ -1,7 +1,7 @@
 """Ranker: scores readers against one pool of entries, and says why. Build once, rank many
 readers. The pieces: pool.py (shared by readers), seeds.py (a reader's library), scoring.py
-(the numbers; votes.py a voter's own model), select.py (what a digest holds), reasons.py
-(why each item is there)."""
+(the numbers, over reader.py's Reader; votes.py a voter's own model), select.py (what a digest
+holds), reasons.py (why each item is there)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from digest.highlight import Highlighter, phrase_stems
 from digest.models import Ranked, StoredEntry
 from digest.rank.collector import fewer_collections
 from digest.rank.pool import Pool
+from digest.rank.reader import Reader
 from digest.rank.reasons import explain
-from digest.rank.scoring import Reader, in_groups, score_batch
+from digest.rank.scoring import in_groups, score_batch
 from digest.rank.seeds import NO_SEEDS, Seeds, author_key, entry_text, make_seeds, readable_library, short
 from digest.rank.select import Pick, Selection, sections_of, select, unmuted
 from digest.rank.sentence_match import embeds_sentences, matched

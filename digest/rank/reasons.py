@@ -10,7 +10,7 @@ import numpy as np
 from digest.models import StoredEntry
 from digest.rank.phrases import IN_ABSTRACT, IN_TITLE
 from digest.rank.pool import Pool
-from digest.rank.scoring import Reader
+from digest.rank.reader import Reader
 from digest.rank.select import Pick
 from digest.settings import UserConfig
 

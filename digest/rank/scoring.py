@@ -41,17 +41,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from digest.highlight import Marks
 from digest.rank import sentence_match
 from digest.rank.phrases import IN_ABSTRACT
-from digest.rank.pool import Phrase, Pool
-from digest.rank.seeds import Seeds, SeedTerms
+from digest.rank.pool import Pool
+from digest.rank.reader import Reader
+from digest.rank.seeds import SeedTerms
 from digest.rank.softmax import seed_soft_max
 from digest.rank.tuning import Tuning
 from digest.rank.votes import vote_model
@@ -70,29 +69,6 @@ PRIOR_SPREAD = 0.05  # cosine spread between unrelated texts; the prior mean is 
 # A batch of ordinary libraries (64 readers of ten papers) is one group. Not fitted.
 BATCH_SEEDS = 8192
 Item = TypeVar("Item")  # what in_groups groups
-
-
-@dataclass
-class Reader:
-    """What one reader's scoring needs beyond the config, kept to explain the shown items."""
-
-    seed_names: list[str]
-    n_liked: int
-    seeds: Seeds  # library papers, then 👍 entries
-    votes: int = 0
-    negative: sp.csr_matrix | None = None  # 👎 entries, TF-IDF rows
-    phrases: list[tuple[str, float, Phrase]] = field(default_factory=list)
-    excluded: list[tuple[str, Phrase]] = field(default_factory=list)
-    seed_terms: SeedTerms | None = None  # the seeds' TF-IDF rows, for the reasons
-    seed_vectors: np.ndarray | None = None  # the seeds' embeddings, for the reasons
-    # The title match: the leading entries' rows, and (rows × seeds) each seed title's best
-    # cosine to a sentence of each, for the reasons
-    titled: tuple[np.ndarray, np.ndarray] | None = None
-    authors: frozenset[str] = frozenset()  # followed authors' keys
-    hidden: list[Phrase] = field(default_factory=list)  # muted phrases: their entries go
-    muted_authors: frozenset[str] = frozenset()  # muted authors' keys: their entries go
-    owned: list[int] = field(default_factory=list)  # rows of library papers: not in digests
-    marks: Marks | None = None  # what the highlight matches
 
 
 def standardize(rows: np.ndarray) -> np.ndarray:
@@ -191,7 +167,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         similarity[many[has]] += w.library * (1 - 1 / sizes[many])[:, None] * view
     # A library of a few seeds is also matched sentence by sentence, at a share of 1 / seeds.
     few = [r for r, n in enumerate(sizes[has].tolist()) if sentence_match.matched(n)]
-    texts = [m.seeds.texts for m in metas if m.seed_names]
+    seeded = [m.seeds for m in metas if m.seed_names]
     split = np.split(weights, np.cumsum(sizes[has])[:-1])
     vectors = None
     if pool.vectors is not None and embed is not None and w.semantic > 0:
@@ -204,7 +180,7 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
                                  *blocks, tuning.semantic_temperature, len(pool.entries))
         view = standardize(view)
         if few:
-            match = sentence_match.by_sentence(pool, embed, [texts[r] for r in few],
+            match = sentence_match.by_sentence(pool, embed, [seeded[r].texts for r in few],
                                                [split[r] for r in few],
                                                tuning.semantic_temperature)
             n = sizes[has][few][:, None]
@@ -221,8 +197,9 @@ def _library(relevance: np.ndarray, pool: Pool, w: RankingSettings, tuning: Tuni
         if few and vectors is None and tuning.concept_sentences > 0:  # the lexical twin, on
             # the leading entries; over the seeds at the concept view's softness: a mean would
             # favour a mix of two unrelated seeds' topics, as a centroid does
+            words = [seeded[r].sentence_ids() or pool.word_ids_of(seeded[r].texts) for r in few]
             for r, (rows, match) in zip(few, sentence_match.by_concept_sentence(
-                    pool, [texts[r] for r in few], [split[r] for r in few],
+                    pool, words, [split[r] for r in few],
                     tuning.concept_temperature, sentence_match.leading(similarity[few])),
                     strict=True):
                 similarity[r, rows] += (w.library * tuning.concept_sentences / sizes[has][r]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from digest import sentences
 from digest.errors import ConfigError
 from digest.highlight import Marks, paper_words
 from digest.lexical import TOKENIZER_VERSION, TermWeights, distinct, tokens
@@ -30,7 +31,13 @@ log = logging.getLogger("digest.rank")
 
 # A reader's seeds as a dense (seeds × terms) matrix up to this many cells (4 MB), for the reasons.
 DENSE_CELLS = 1 << 20
-LIBRARY_CACHE_FORMAT = 7  # bump when Seeds.to_bytes or what it holds changes (7: raw arrays)
+# bump when Seeds.to_bytes or what it holds changes (7: raw arrays; 8: sentences' word ids)
+LIBRARY_CACHE_FORMAT = 8
+# A library of up to this many papers (with 👍 items) is also matched sentence by sentence
+# (sentence_match.matched), at a share of 1 / papers (scoring._library): past it the share is
+# small and the cost is not (sentences × sentences per seed paper). A speed limit, not fitted.
+# Such seeds keep their sentences' word ids, worked out once rather than at every ranking.
+SENTENCE_PAPERS = 3
 
 
 @dataclass
@@ -48,17 +55,24 @@ class Seeds:
     word_sizes: list[int] = field(default_factory=list)
     title_words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     title_keys: list[str] = field(default_factory=list)  # normalize.title_key of each title
+    # Of up to SENTENCE_PAPERS seeds (else empty): each text's sentences' words as term ids,
+    # each sentence followed by -1 (as sentences.encode stores an entry's), text after text;
+    # and how many ids each text has there.
+    sentence_words: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    sentence_sizes: list[int] = field(default_factory=list)
 
-    # The cache (format 7): a JSON head of the lists and texts, then the arrays' raw bytes. The
+    # The cache (format 8): a JSON head of the lists and texts, then the arrays' raw bytes. The
     # arrays were base64 inside the JSON, and decoding them was over half of reading a library
     # (86 µs of a 10-paper library's ~140, read once per reader per ranking; now ~55, most
     # of it the JSON of the texts).
     def to_bytes(self) -> bytes:
         arrays = [np.asarray(self.ids, "<i4"), np.asarray(self.counts, "<f4"),
-                  np.asarray(self.words, "<i4"), np.asarray(self.title_words, "<i4")]
+                  np.asarray(self.words, "<i4"), np.asarray(self.title_words, "<i4"),
+                  np.asarray(self.sentence_words, "<i4")]
         head = json.dumps({"titles": self.titles, "texts": self.texts, "warnings": self.warnings,
                            "sizes": self.sizes, "keys": self.keys, "word_sizes": self.word_sizes,
-                           "title_keys": self.title_keys, "lengths": [len(a) for a in arrays]},
+                           "title_keys": self.title_keys, "sentence_sizes": self.sentence_sizes,
+                           "lengths": [len(a) for a in arrays]},
                           ensure_ascii=False).encode()
         return b"".join([len(head).to_bytes(4, "little"), head, *(a.tobytes() for a in arrays)])
 
@@ -82,21 +96,26 @@ class Seeds:
         d = json.loads(data[4:4 + size].decode())
         lengths = d["lengths"]
         at = list(itertools.accumulate((4 * n for n in lengths), initial=4 + size))
+        # Format 7 (read by `digest prune`) had no sentences' word ids.
+        lengths = lengths + [0] * (len(lengths) == 4)
+        sentence_sizes = d.get("sentence_sizes", [])
         # Lengths that disagree with the bytes or with each other would give wrong arrays,
         # not an error (frombuffer reads everything left for a count of -1): as damaged.
-        if (len(lengths) != 4 or min(lengths) < 0 or at[-1] != len(data)
+        if (len(lengths) != 5 or min(lengths) < 0 or at[-1] != len(data)
                 or lengths[0] != lengths[1] or sum(d["sizes"]) != lengths[0]
-                or sum(d["word_sizes"]) != lengths[2]
-                or not len(d["titles"]) == len(d["texts"]) == len(d["sizes"])):
+                or sum(d["word_sizes"]) != lengths[2] or sum(sentence_sizes) != lengths[4]
+                or not len(d["titles"]) == len(d["texts"]) == len(d["sizes"])
+                or len(sentence_sizes) not in (0, len(d["texts"]))):
             raise ValueError("the cached library's parts disagree")
-        ids, counts, words, title_words = (
+        ids, counts, words, title_words, sentence_words = (
             np.frombuffer(data, dtype, n, a) for dtype, n, a in
-            zip(("<i4", "<f4", "<i4", "<i4"), d["lengths"], at[:4], strict=True))
+            zip(("<i4", "<f4", "<i4", "<i4", "<i4"), lengths, [*at[:4], at[-2]], strict=True))
         # Copies, not views of the row: a view would keep the whole row (mostly the papers'
         # texts, tens of MB for a library of thousands) alive as long as the seeds.
         return cls(d["titles"], d["texts"], d["warnings"], ids.astype(np.int64),
                    counts.astype(np.float32), d["sizes"], d["keys"], words.astype(np.int32),
-                   d["word_sizes"], title_words.astype(np.int32), d["title_keys"])
+                   d["word_sizes"], title_words.astype(np.int32), d["title_keys"],
+                   sentence_words.astype(np.int32), sentence_sizes)
 
     @classmethod
     def _from_json(cls, data: str) -> Seeds:
@@ -117,7 +136,16 @@ class Seeds:
                      self.keys + other.keys, np.concatenate([self.words, other.words]),
                      self.word_sizes + other.word_sizes,
                      np.union1d(self.title_words, other.title_words),
-                     self.title_keys + other.title_keys)
+                     self.title_keys + other.title_keys,
+                     np.concatenate([self.sentence_words, other.sentence_words]),
+                     self.sentence_sizes + other.sentence_sizes)
+
+    def sentence_ids(self) -> list[np.ndarray] | None:
+        """Each text's sentences' word ids (sentence_words), or None where some text has none
+        kept (more than SENTENCE_PAPERS seeds together, or 👍 items added to a larger library)."""
+        if len(self.sentence_sizes) != len(self.texts):
+            return None
+        return np.split(self.sentence_words, np.cumsum(self.sentence_sizes)[:-1])
 
     def marks(self, phrases: tuple[tuple[str, ...], ...]) -> Marks:
         """What a highlight of this reader matches (highlight.Marks): `phrases` as stems, the
@@ -134,20 +162,25 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
     nothing highlights), without the highlight's words."""
     bags = [Counter(tokens(t)) for t in texts]
     parts = [paper_words(t, x) for t, x in zip(titles, texts, strict=True)] if titles else []
+    # Only a few seeds are matched sentence by sentence (sentence_match).
+    stems = [sentences.analyze(t).stems for t in texts] if len(texts) <= SENTENCE_PAPERS else []
     # Words not in the dictionary are in no entry ranked so far; unless the seeds are cached
     # (`add`: cached ids must stay valid), they can be left out.
-    ids = store.term_ids({t for b in bags for t in b} | {w for p in parts for ws in p for w in ws},
-                         add=add)
+    ids = store.term_ids({t for b in bags for t in b} | {w for p in parts for ws in p for w in ws}
+                         | {w for st in stems for ws in st for w in ws}, add=add)
     pairs = [(ids[t], c) for b in bags for t, c in b.items() if t in ids]
     sizes = [sum(t in ids for t in b) for b in bags]
     known = [[ids[w] for ws in p for w in ws if w in ids] for p in parts]
+    split = [[i for ws in st for i in [*(ids[w] for w in ws if w in ids), -1]] for st in stems]
     return Seeds(titles, texts, warnings, np.asarray([t for t, _ in pairs], np.int64),
                  np.asarray([c for _, c in pairs], np.float32), sizes,
                  words=np.asarray([i for k in known for i in k], np.int32),
                  word_sizes=list(map(len, known)),
                  title_words=np.asarray(sorted({ids[w] for t, _ in parts for w in t if w in ids}),
                                         np.int32),
-                 title_keys=list(map(title_key, titles)))
+                 title_keys=list(map(title_key, titles)),
+                 sentence_words=np.asarray([i for x in split for i in x], np.int32),
+                 sentence_sizes=list(map(len, split)))
 
 
 def library_seeds(store: Store, path: Path) -> Seeds:

@@ -19,14 +19,11 @@ from collections.abc import Callable
 import numpy as np
 
 from digest.rank.pool import Pool, Sentences
+from digest.rank.seeds import SENTENCE_PAPERS
 from digest.rank.softmax import block_soft_max
 from digest.rank.tuning import Tuning
 from digest.semantic import sentences as sentence_texts
 
-# A library of up to this many papers (with 👍 items) is also matched sentence by sentence,
-# at a share of 1 / papers (scoring._library): past it the share is small and the cost is not
-# (sentences × sentences per seed paper). A speed limit, not fitted.
-SENTENCE_PAPERS = 3
 SENTENCE_BLOCK = 512  # entries per block of that product: (seed sentences × theirs) stays small
 # The entries per reader, best first by everything else, that by_title re-scores: every seed
 # title against every sentence of every entry is 342 GFLOP for 1,000 readers of 10 papers over
@@ -62,30 +59,36 @@ def by_sentence(pool: Pool, embed: Callable[[list[str]], np.ndarray], texts: lis
         hi = min(lo + SENTENCE_BLOCK, len(starts))
         a, b = starts[lo], starts[hi] if hi < len(starts) else len(vectors)
         best[:, lo:hi] = np.maximum.reduceat(queries @ vectors[a:b].T, starts[lo:hi] - a, axis=1)
-    counts = np.asarray([len(x) for x in seeds])
-    per_seed = np.add.reduceat(best, np.r_[0, np.cumsum(counts)[:-1]], axis=0) / counts[:, None]
+    per_seed = _seed_means(best, [len(x) for x in seeds])
     sizes = np.asarray([len(ts) for ts in texts])
     return block_soft_max(per_seed, np.concatenate(weights), np.r_[0, np.cumsum(sizes)[:-1]],
                           sizes, temperature)
 
 
-def by_concept_sentence(pool: Pool, texts: list[list[str]], weights: list[np.ndarray],
+def by_concept_sentence(pool: Pool, texts: list[list[np.ndarray]], weights: list[np.ndarray],
                         temperature: float, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """by_sentence without embeddings, on each library's entries of its row of `mask` (its
     LEADING ones): sentences as TF-IDF rows in the concept space, where two sentences on one
-    topic in different words are close. Per library: those entries' rows, and their scores."""
+    topic in different words are close; each seed text as its sentences' word ids
+    (Seeds.sentence_ids). Per library: those entries' rows, and their scores."""
     queries, counts = pool.sentence_points([t for ts in texts for t in ts])
     out, q, s = [], 0, 0
     for r, ts in enumerate(texts):
         rows = np.flatnonzero(mask[r])
         picked, at = _gathered(pool.concept_sentences, rows)
-        mine = np.asarray(counts[s:s + len(ts)])
-        best = np.maximum.reduceat(queries[q:q + mine.sum()] @ picked.T, at, axis=1)
-        per_seed = np.add.reduceat(best, np.cumsum(mine) - mine, axis=0) / mine[:, None]
-        out.append((rows, block_soft_max(per_seed, weights[r], np.zeros(1, np.int64),
+        mine = counts[s:s + len(ts)]
+        best = np.maximum.reduceat(queries[q:q + sum(mine)] @ picked.T, at, axis=1)
+        out.append((rows, block_soft_max(_seed_means(best, mine), weights[r], np.zeros(1, np.int64),
                                          np.asarray([len(ts)]), temperature)[0]))
-        q, s = q + int(mine.sum()), s + len(ts)
+        q, s = q + sum(mine), s + len(ts)
     return out
+
+
+def _seed_means(best: np.ndarray, counts: list[int]) -> np.ndarray:
+    """Each seed's mean of its sentences' rows of `best` (each sentence's best match to each
+    entry), the seeds' sentences consecutive, `counts` of them per seed."""
+    sizes = np.asarray(counts)
+    return np.add.reduceat(best, np.cumsum(sizes) - sizes, axis=0) / sizes[:, None]
 
 
 def _gathered(sentences: Sentences, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
