@@ -4,6 +4,7 @@
     python benchmarks/bench_rank.py --readers 1000 --semantic   # plus cached-embedding ranking
     python benchmarks/bench_rank.py --smoke               # CI size
     python benchmarks/bench_rank.py --once DIR --readers 1000   # one ranking, for /usr/bin/time
+    python benchmarks/bench_rank.py --once DIR --readers 1000 --one-paper   # of 1-paper readers
 
 Each reader has 5 interest phrases, 2 followed authors and a seed library of 10 papers of their
 own (a .bib file); the entries and the library papers are made from ../shared/corpus/papers.jsonl,
@@ -236,18 +237,30 @@ def one_paper_readers(tmp: Path, papers: list[dict], n_readers: int):
     return load_config(tmp / "one.toml")
 
 
-def once(where: Path, n_entries: int, n_readers: int, semantic: bool = False) -> None:
+def once(where: Path, n_entries: int, n_readers: int, semantic: bool = False,
+         one_paper: bool = False) -> None:
     """One ranking of every reader with the configured workers, in this process, of a database
     built on the first call: the unit a whole-process comparison of two checkouts times. With
     `semantic`, the first such call embeds everything (in a fresh process; 20 minutes at 1,000
     readers), and each later one ranks once to warm the OS's cache, then lexically, with the
-    cached embeddings, and lexically again: what the embeddings add, within one process."""
+    cached embeddings, and lexically again: what the embeddings add, within one process. With
+    `one_paper`, the readers of one_paper_readers instead (lexical), after the step after a
+    poll (warm.py), as a day's send finds the database."""
     if not (where / "config.toml").exists():
         where.mkdir(parents=True, exist_ok=True)
-        store, config = build(where, load_corpus(), n_entries, n_readers)
+        papers = load_corpus()
+        store, config = build(where, papers, n_entries, n_readers)
         Ranker(config, store, store.entries_for_ranking(), NOW)  # tokenized once, stored
+        warm(one_paper_readers(where, papers, n_readers), store, NOW)
         store.close()
         print(f"built {where}: {n_entries} entries, {n_readers} readers")
+        return
+    if one_paper:
+        config = load_config(where / "one.toml")
+        with Store(where / "d.db") as store:
+            r = run_ours(config, store, workers=config.ranking.workers)
+        print(f"{len(config.users)} one-paper readers: model {r['model']:.2f} s, "
+              f"readers {r['readers']:.2f} s")
         return
     if semantic and not (where / "embedded").exists():
         in_fresh_process(embed_all, where)
@@ -280,9 +293,11 @@ def main() -> None:
                     help="for whole-process timing (/usr/bin/time, two checkouts alternated): "
                     "build DIR's database the first time (with --semantic, embed it the second), "
                     "then rank its readers once per call (with --semantic: lexical, semantic, lexical)")
+    ap.add_argument("--one-paper", action="store_true",
+                    help="with --once: rank the readers whose library is one paper each")
     a = ap.parse_args()
     if a.once:
-        once(a.once, a.entries, a.readers[0], a.semantic)
+        once(a.once, a.entries, a.readers[0], a.semantic, a.one_paper)
         return
     if a.smoke:
         a.entries, a.readers, a.runs = 300, [20], 1

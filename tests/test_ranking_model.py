@@ -564,8 +564,9 @@ def test_a_few_papers_are_matched_sentence_by_sentence_in_the_concept_space(proj
 
 
 def test_entry_sentences_in_the_concept_space_are_the_same_stored_or_not(project):
-    """An entry's sentences read from what prepare.py stored, or worked out from its text
-    when nothing is stored, give the same concept-space rows, and nothing is stored."""
+    """An entry's sentences read from what prepare.py stored, or split from its abstract
+    when nothing is stored, give the same concept-space rows; what was split is stored with
+    the ranking's other sentences (Pool.save_sentences), as prepare.py would have."""
     rnd = random.Random(14)
     with project.store() as s:
         pool(s, rnd, EVEN)
@@ -577,13 +578,18 @@ def test_entry_sentences_in_the_concept_space_are_the_same_stored_or_not(project
             NOW - timedelta(hours=1))
     configure(project, {})
     config = project.config()
+    def split() -> dict:
+        return dict(store.db.execute("SELECT id, sentences FROM entries WHERE length(sentences) > 0"))
     with project.store() as store:
-        fresh = Ranker(config, store, store.entries_for_ranking(), NOW).pool.concept_sentences
-        assert store.db.execute("SELECT count(*) FROM entries WHERE length(sentences) > 0"
-                                ).fetchone()[0] == 0
+        first = Ranker(config, store, store.entries_for_ranking(), NOW).pool
+        fresh = first.concept_sentences
+        assert split() == {}
+        first.save_sentences()
+        saved = split()
+        assert len(saved) == len(EVEN) * 30 + 1
+        store.db.execute("UPDATE entries SET sentences = ''")
         prepare(store, store.entries_for_ranking())
-        assert store.db.execute("SELECT count(*) FROM entries WHERE length(sentences) > 0"
-                                ).fetchone()[0] == len(EVEN) * 30 + 1
+        assert split() == saved
         stored = Ranker(config, store, store.entries_for_ranking(), NOW).pool.concept_sentences
     assert len(fresh.starts) == len(EVEN) * 30 + 1
     assert len(fresh.vectors) == len(fresh.starts) * 2 + 2  # title and one sentence; 3 in one
@@ -633,9 +639,9 @@ def test_a_small_librarys_sentences_are_kept_as_the_pool_works_them_out(project,
 
 def test_a_few_papers_sentences_are_worked_out_before_workers_fork(project, monkeypatch):
     """With workers, the entries' concept-space sentences are worked out once, in the parent
-    before it forks, if some reader's library is small enough to be matched sentence by
-    sentence (not in each worker); not when none is, nor with the match off. The digests are
-    those of one process."""
+    before it forks (and the abstracts split for them stored), if some reader's library is
+    small enough to be matched sentence by sentence (not in each worker); not when none is,
+    nor with the match off. The digests are those of one process."""
     rnd = random.Random(16)
     with project.store() as s:
         pool(s, rnd, EVEN)
@@ -652,6 +658,9 @@ def test_a_few_papers_sentences_are_worked_out_before_workers_fork(project, monk
             ranker._sentences_ahead(who)
             return "concept_sentences" in vars(ranker.pool)
     assert built(readers)
+    with project.store() as store:  # the abstracts it split, stored by the parent
+        assert not store.db.execute("SELECT count(*) FROM entries WHERE sentences = ''"
+                                    ).fetchone()[0]
     assert not built(readers[1:])
     assert not built(readers, DEFAULT.with_(concept_sentences=0.0))
     with project.store() as store:

@@ -157,15 +157,17 @@ class Pool:
     def concept_sentences(self) -> Sentences:
         """Every entry's sentences (its title first) as unit vectors in the concept space, for
         the lexical sentence match of a library of a few papers (sentence_match): from the
-        words stored with each entry (prepare.py), and where none are stored yet from its
-        text, without storing anything."""
+        words stored with each entry (prepare.py); where none are stored yet, its abstract is
+        split as a shown one is (abstracts), and kept for save_sentences."""
         stored = [sentences.decode(e.sentences) for e in self.entries]
         todo = [k for k, x in enumerate(stored) if x is None]
-        missing = dict(zip(todo, self.word_ids_of([self.entries[k].summary_text for k in todo]),
-                           strict=True))
+        if todo:
+            self._unsaved += split_abstracts([self.entries[k] for k in todo], self.store.term_ids)
+            for k in todo:
+                stored[k] = sentences.decode(self.entries[k].sentences)
         parts, counts = [], []
-        for k, title in enumerate(self._title_words):
-            body = stored[k].words if stored[k] is not None else missing[k]
+        for title, found in zip(self._title_words, stored, strict=True):
+            body = found.words
             parts += [title, _END, body]  # each sentence's word ids, then a -1
             counts.append(1 + int(np.count_nonzero(body == -1)))
         vectors = self._concept_rows(np.concatenate(parts) if parts else _END[:0])

@@ -158,6 +158,7 @@ class Ranker:
                     and "concept_sentences" not in vars(pool)
                     and any(matched(self._seeds_of(u)) for u, _ in readers)):
                 _ = pool.concept_sentences
+                pool.save_sentences()  # of abstracts split for it: here, not in every worker
             return
         if "sentences" in vars(pool):
             return  # done
