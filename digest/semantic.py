@@ -69,11 +69,13 @@ def sentences(text: str) -> list[str]:
     return split_sentences(text) or [""]
 
 
-def needed(texts: Iterable[str], titles: Iterable[str] = ()) -> set[str]:
-    """The cache keys the ranker may ask for given these entry and seed texts and their
-    titles: each text's, its sentences' (together, and each alone) and each title's."""
-    return ({k for t in texts for k in (key(t), sentences_key(t), *map(key, sentences(t)))}
-            | set(map(key, titles)))
+def needed(entries: Iterable[str], seeds: Iterable[str] = (), titles: Iterable[str] = ()
+           ) -> set[str]:
+    """The cache keys the ranker may ask for given these entries' texts, and seeds' texts
+    (library papers and 👍 entries) and titles: an entry's text and its sentences together
+    (Pool.sentences); a seed's text and each of its sentences alone (by_sentence); a title."""
+    return ({k for t in entries for k in (key(t), sentences_key(t))}
+            | {key(x) for t in seeds for x in (t, *sentences(t))} | set(map(key, titles)))
 
 
 class Embedder:

@@ -171,35 +171,43 @@ def test_prune_cli(project):
 
 
 def test_prune_drops_the_cached_embeddings_nothing_uses(project):
-    """Embeddings are cached per text, forever unless pruned: `digest prune` keeps those of the
-    remaining entries and cached libraries (and their sentences and titles) and deletes the
-    rest."""
+    """Embeddings are cached per text, forever unless pruned: `digest prune` keeps what the
+    remaining entries and the seeds (cached libraries' papers, 👍 entries) need
+    (semantic.needed) and deletes the rest, keys no version writes any more among them."""
     from digest.rank.seeds import entry_text, library_seeds
-    from digest.semantic import key, needed
+    from digest.semantic import key, needed, sentences
 
     project.write('[feeds.a]\npath = "a.xml"\n')
     (project.root / "lib.bib").write_text(
         "@article{a, title={Soil carbon under grass}, abstract={We measured it. Twice a year.}}\n")
+    old = T0 - timedelta(days=900)
     with project.store() as s:
         s.add_entries("a", [entry(link="https://b.example/old", title="An old paper on moss",
-                                  summary="Moss grows. Slowly.", published=T0 - timedelta(days=900))],
-                      T0 - timedelta(days=900))
+                                  summary="Moss grows. Slowly.", published=old),
+                            entry(link="https://b.example/liked", title="An old paper on lichen",
+                                  summary="Lichen persists. For centuries.", published=old)], old)
         s.add_entries("a", [entry(link="https://b.example/new", title="A new paper on ferns",
                                   summary="Ferns spread. By spores.")], datetime.now(UTC))
         library = library_seeds(s, project.root / "lib.bib")  # cached in the database
-        texts = {e.link: entry_text(e) for e in s.entries_for_ranking()}
-        keep = needed([texts["https://b.example/new"], *library.texts],
-                      ["A new paper on ferns", *library.titles])
-        drop = needed([texts["https://b.example/old"]], ["An old paper on moss"]) | {
-            key("a text nobody has")}
+        by_link = {e.link: e for e in s.entries_for_ranking()}
+        s.set_vote("u", by_link["https://b.example/liked"].id, +1, datetime.now(UTC))
+        new, liked, gone = (entry_text(by_link[f"https://b.example/{k}"])
+                            for k in ("new", "liked", "old"))
+        keep = needed([new, liked], [*library.texts, liked],
+                      [*library.titles, "An old paper on lichen"])
+        # An entry's title and its sentences one by one were embedded by versions before.
+        drop = needed([gone], [gone], ["An old paper on moss"]) | {
+            key("a text nobody has"), key("A new paper on ferns"), *map(key, sentences(new))}
+        assert not keep & drop
         s.save_embeddings({k: bytes(16) for k in keep | drop})
     r = project.run("prune", "--older-than", "365d")
     assert r.exit_code == 0, r.output
     assert f"Pruned 1 entries older than 365d, and {len(drop)} cached embeddings" in r.stdout
     with project.store() as s:
         left = {k for (k,) in s.db.execute("SELECT key FROM embeddings")}
-    # Each text, its sentences (each alone, and together), its title.
-    assert left == keep and len(keep) == 2 + 3 + 3 + 2 + 2
+    # Each entry's text and its sentences together; the liked one's and the library paper's
+    # text, each of its sentences and its title.
+    assert left == keep and len(keep) == 2 + 2 + (1 + 3 + 1) + (1 + 3 + 1) - 1
 
 
 def test_term_dictionary_ids_are_stable_and_lookups_do_not_add(tmp_path, store):

@@ -199,7 +199,7 @@ def schema() -> None:
               help="Delete entry content older than this (e.g. 90d); default: [digest] keep.")
 @click.pass_context
 def prune(ctx: click.Context, older_than: str | None) -> None:
-    """Delete old entry content, and the cached embeddings no entry or library needs any more.
+    """Delete old entry content, and the cached embeddings no entry, library or 👍 item needs.
     What a reader voted on stays; identities are kept, so old items never come back as new."""
     from digest.retention import prune as prune_store
 

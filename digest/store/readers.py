@@ -51,6 +51,11 @@ class ReaderStore(Database):
     def has_votes(self) -> bool:
         return self.db.execute("SELECT 1 FROM feedback LIMIT 1").fetchone() is not None
 
+    def liked(self) -> list[str]:
+        """The entries some reader gave a 👍: seeds of theirs (`digest prune` keeps what they
+        need)."""
+        return [i for (i,) in self.db.execute("SELECT DISTINCT entry_id FROM feedback WHERE vote > 0")]
+
     def votes(self, reader: str) -> dict[str, int]:
         return dict(self.db.execute("SELECT entry_id, vote FROM feedback WHERE reader = ?",
                                     [reader]))
