@@ -94,10 +94,9 @@ class Seeds:
         # Decoded first: json.loads of bytes decodes them with the surrogatepass handler, a
         # third slower than plain UTF-8 on a head that is mostly the papers' texts.
         d = json.loads(data[4:4 + size].decode())
-        lengths = d["lengths"]
-        at = list(itertools.accumulate((4 * n for n in lengths), initial=4 + size))
         # Format 7 (read by `digest prune`) had no sentences' word ids.
-        lengths = lengths + [0] * (len(lengths) == 4)
+        lengths = d["lengths"] + [0] * (len(d["lengths"]) == 4)
+        at = list(itertools.accumulate((4 * n for n in lengths), initial=4 + size))
         sentence_sizes = d.get("sentence_sizes", [])
         # Lengths that disagree with the bytes or with each other would give wrong arrays,
         # not an error (frombuffer reads everything left for a count of -1): as damaged.
@@ -109,7 +108,7 @@ class Seeds:
             raise ValueError("the cached library's parts disagree")
         ids, counts, words, title_words, sentence_words = (
             np.frombuffer(data, dtype, n, a) for dtype, n, a in
-            zip(("<i4", "<f4", "<i4", "<i4", "<i4"), lengths, [*at[:4], at[-2]], strict=True))
+            zip(("<i4", "<f4", "<i4", "<i4", "<i4"), lengths, at[:5], strict=True))
         # Copies, not views of the row: a view would keep the whole row (mostly the papers'
         # texts, tens of MB for a library of thousands) alive as long as the seeds.
         return cls(d["titles"], d["texts"], d["warnings"], ids.astype(np.int64),
@@ -162,8 +161,9 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
     nothing highlights), without the highlight's words."""
     bags = [Counter(tokens(t)) for t in texts]
     parts = [paper_words(t, x) for t, x in zip(titles, texts, strict=True)] if titles else []
-    # Only a few seeds are matched sentence by sentence (sentence_match).
-    stems = [sentences.analyze(t).stems for t in texts] if len(texts) <= SENTENCE_PAPERS else []
+    # Only a few seeds are matched sentence by sentence (sentence_match); 👎 entries never.
+    stems = ([sentences.analyze(t).stems for t in texts]
+             if titles and len(texts) <= SENTENCE_PAPERS else [])
     # Words not in the dictionary are in no entry ranked so far; unless the seeds are cached
     # (`add`: cached ids must stay valid), they can be left out.
     ids = store.term_ids({t for b in bags for t in b} | {w for p in parts for ws in p for w in ws}
