@@ -76,6 +76,17 @@ def configure(project, readers: dict[str, str]) -> None:
         for name, body in readers.items()))
 
 
+def one_and_many(project, rnd: random.Random, topic: str, many: int):
+    """A pool of EVEN, and two readers: "one" with a paper on `topic`, "many" with `many` on
+    soil. Their config."""
+    with project.store() as s:
+        pool(s, rnd, EVEN)
+    one_bib = library(project.root / "one.bib", [text(rnd, topic)])
+    many_bib = library(project.root / "many.bib", [text(rnd, "soil") for _ in range(many)])
+    configure(project, {"one": f'papers = "{one_bib}"', "many": f'papers = "{many_bib}"'})
+    return project.config()
+
+
 def rank(project, name: str, tuning: Tuning = DEFAULT):
     config = project.config()
     with project.store() as store:
@@ -502,13 +513,7 @@ def test_the_query_likelihood_view_leaves_a_one_paper_library_as_it_was(project)
     """The view matches a library by all its words together, at a share of 1 − 1/papers: a
     one-paper library (where it did worse) scores exactly as without it; a library of
     several papers does not."""
-    rnd = random.Random(12)
-    with project.store() as s:
-        pool(s, rnd, EVEN)
-    one = library(project.root / "one.bib", [text(rnd, "soil")])
-    many = library(project.root / "many.bib", [text(rnd, "soil") for _ in range(6)])
-    configure(project, {"one": f'papers = "{one}"', "many": f'papers = "{many}"'})
-    config = project.config()
+    config = one_and_many(project, random.Random(12), "soil", 6)
     with project.store() as store:
         ranker = Ranker(config, store, store.entries_for_ranking(), NOW)
         users = [config.users["one"], config.users["many"]]
@@ -642,14 +647,8 @@ def test_a_few_papers_sentences_are_worked_out_before_workers_fork(project, monk
     before it forks (and the abstracts split for them stored), if some reader's library is
     small enough to be matched sentence by sentence (not in each worker); not when none is,
     nor with the match off. The digests are those of one process."""
-    rnd = random.Random(16)
-    with project.store() as s:
-        pool(s, rnd, EVEN)
-    one = library(project.root / "one.bib", [text(rnd, "bees")])
-    many = library(project.root / "many.bib", [text(rnd, "soil") for _ in range(4)])
-    configure(project, {"a": f'papers = "{one}"', "b": f'papers = "{many}"'})
-    config = project.config()
-    readers = [(config.users[u], None) for u in ("a", "b")]
+    config = one_and_many(project, random.Random(16), "bees", 4)
+    readers = [(config.users[u], None) for u in ("one", "many")]
     monkeypatch.setattr(Ranker, "BATCH", 1)  # two batches
 
     def built(who, tuning=DEFAULT) -> bool:
