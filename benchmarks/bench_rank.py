@@ -240,12 +240,12 @@ def one_paper_readers(tmp: Path, papers: list[dict], n_readers: int):
 def once(where: Path, n_entries: int, n_readers: int, semantic: bool = False,
          one_paper: bool = False) -> None:
     """One ranking of every reader with the configured workers, in this process, of a database
-    built on the first call: the unit a whole-process comparison of two checkouts times. With
+    built on the first call (and then warmed, as the step after a poll leaves it: warm.py):
+    the unit a whole-process comparison of two checkouts times. With
     `semantic`, the first such call embeds everything (in a fresh process; 20 minutes at 1,000
     readers), and each later one ranks once to warm the OS's cache, then lexically, with the
     cached embeddings, and lexically again: what the embeddings add, within one process. With
-    `one_paper`, the readers of one_paper_readers instead (lexical), after the step after a
-    poll (warm.py), as a day's send finds the database."""
+    `one_paper`, the readers of one_paper_readers instead (lexical)."""
     if not (where / "config.toml").exists():
         where.mkdir(parents=True, exist_ok=True)
         papers = load_corpus()
