@@ -88,6 +88,16 @@ def encode(parsed: Parsed, ids: Mapping[str, int]) -> bytes:
             + np.asarray(places, dtype="<u2").tobytes())
 
 
+def word_ids(stems: list[list[str]], ids: Mapping[str, int]) -> np.ndarray:
+    """Sentences' stems (analyze) as their ids in `ids`, each sentence followed by -1, as
+    encode lays out an abstract's words; a stem without an id (absent, or -1) is left out."""
+    out: list[int] = []
+    for ws in stems:
+        out += [j for j in (ids.get(w, -1) for w in ws) if j >= 0]
+        out.append(-1)
+    return np.asarray(out, dtype=np.int64)
+
+
 def decode(stored: bytes | str) -> Stored | None:
     """encode()'s arrays, or None when not stored (or stored in another form)."""
     if not isinstance(stored, bytes) or len(stored) < 16:

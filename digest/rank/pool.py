@@ -190,9 +190,7 @@ class Pool:
         if missing:
             found = self.store.term_ids(missing, add=False)
             self._word_ids.update({w: found.get(w, -1) for w in missing})
-        known = self._word_ids
-        return [np.asarray([i for ws in st for i in [*(known[w] for w in ws if known[w] >= 0), -1]],
-                           dtype=np.int64) for st in stems]
+        return [sentences.word_ids(st, self._word_ids) for st in stems]
 
     def _concept_rows(self, flat: np.ndarray) -> np.ndarray:
         """Word ids with a -1 after each sentence → one unit concept-space row per sentence

@@ -171,7 +171,7 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
     pairs = [(ids[t], c) for b in bags for t, c in b.items() if t in ids]
     sizes = [sum(t in ids for t in b) for b in bags]
     known = [[ids[w] for ws in p for w in ws if w in ids] for p in parts]
-    split = [[i for ws in st for i in [*(ids[w] for w in ws if w in ids), -1]] for st in stems]
+    split = [sentences.word_ids(st, ids) for st in stems]
     return Seeds(titles, texts, warnings, np.asarray([t for t, _ in pairs], np.int64),
                  np.asarray([c for _, c in pairs], np.float32), sizes,
                  words=np.asarray([i for k in known for i in k], np.int32),
@@ -179,7 +179,7 @@ def make_seeds(store: Store, titles: list[str], texts: list[str], warnings: list
                  title_words=np.asarray(sorted({ids[w] for t, _ in parts for w in t if w in ids}),
                                         np.int32),
                  title_keys=list(map(title_key, titles)),
-                 sentence_words=np.asarray([i for x in split for i in x], np.int32),
+                 sentence_words=np.concatenate([np.zeros(0, np.int32), *split]).astype(np.int32),
                  sentence_sizes=list(map(len, split)))
 
 
