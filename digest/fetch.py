@@ -103,11 +103,11 @@ class Fetcher:
                                  "timeout.") from None
 
     async def _follow(self, url: str, etag: str, last_modified: str) -> FetchResult:
-        headers = {}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        # Validators go back as the server sent them, unless no header could carry them (a
+        # server's Latin-1 ETag, stored once, failed every later poll with an encoding error).
+        headers = {name: value for name, value in (("If-None-Match", etag),
+                                                   ("If-Modified-Since", last_modified))
+                   if value and value.isascii() and value.isprintable() and len(value) <= 1024}
         permanent = ""
         chain_permanent = True
         current = url
@@ -124,7 +124,7 @@ class Fetcher:
                         continue
                     body = b""
                     if resp.status_code == 200:
-                        body = await self._read_capped(resp, current)
+                        body = await self._read_capped(resp)
                     return FetchResult(
                         status=resp.status_code, body=body,
                         headers={k.lower(): v for k, v in resp.headers.items()},
@@ -138,28 +138,30 @@ class Fetcher:
                                  "the server.") from None
             except httpx.InvalidURL as e:
                 raise FetchError(f"{current}: invalid URL ({e}); fix the feed URL.") from None
-            except FetchError as e:  # from _CheckedBackend, which does not know the URL
+            except FetchError as e:  # this hop's: the body's cap, or _CheckedBackend's address
                 raise FetchError(f"{current}: {e}") from None
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects; point the feed at the "
                          "final URL.")
 
-    async def _read_capped(self, resp: httpx.Response, url: str) -> bytes:
+    async def _read_capped(self, resp: httpx.Response) -> bytes:
+        """The body, refused past the cap; its errors are prefixed with the URL by _follow."""
         cap = self.limits.max_bytes
         declared = resp.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp.headers:
-            raise FetchError(f"{url}: the feed is {int(declared):,} bytes, over the "
+        sized = declared.isascii() and declared.isdigit()  # not "²", which isdigit() too
+        if sized and int(declared) > cap and "content-encoding" not in resp.headers:
+            raise FetchError(f"the feed is {int(declared):,} bytes, over the "
                              f"{cap:,}-byte limit; raise [digest] max_feed_size if it is genuine.")
         chunks, size = [], 0
         try:
             async for chunk in resp.aiter_bytes():  # decompressed bytes: the cap sees bombs
                 size += len(chunk)
                 if size > cap:
-                    raise FetchError(f"{url}: the feed grew past the {cap:,}-byte limit after "
+                    raise FetchError(f"the feed grew past the {cap:,}-byte limit after "
                                      "decompression; refused (raise [digest] max_feed_size if "
                                      "it is genuine).")
                 chunks.append(chunk)
         except httpx.DecodingError as e:
-            raise FetchError(f"{url}: the compressed body is corrupt ({e}); the server sent "
+            raise FetchError(f"the compressed body is corrupt ({e}); the server sent "
                              "broken data.") from None
         return b"".join(chunks)
 
@@ -226,7 +228,7 @@ def parse_retry_after(value: str, now: datetime | None = None) -> float | None:
     value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²", which isdigit() too
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -38,7 +38,8 @@ class Library:
 
 
 def load_library(path: Path) -> Library:
-    """Load a .bib or CSL-JSON file. Raises ConfigError if the file cannot be read at all."""
+    """Load a .bib or CSL-JSON file. Raises ConfigError, and nothing else, if the file cannot
+    be read at all: the ranking then goes on without this reader's library (seeds.py)."""
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -46,9 +47,15 @@ def load_library(path: Path) -> Library:
                            "path."]) from None
     text = raw.decode("utf-8", errors="replace")
     stripped = text.lstrip("\ufeff \t\r\n")
-    if path.suffix.lower() == ".json" or stripped[:1] in ("[", "{"):
-        return _load_csl_json(path, text)
-    return parse_bibtex(text, str(path))
+    try:
+        if path.suffix.lower() == ".json" or stripped[:1] in ("[", "{"):
+            return _load_csl_json(path, text)
+        return parse_bibtex(text, str(path))
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a reader bug: one reader's file, one reader's error
+        raise ConfigError([f"{path}: cannot read the library ({type(e).__name__}: {e}); export it "
+                           "again, and report the file if that does not help."]) from None
 
 
 # -- BibTeX ------------------------------------------------------------------------------------
@@ -276,27 +283,45 @@ def _load_csl_json(path: Path, text: str) -> Library:
         raise ConfigError([f"{path}: CSL-JSON must be a list of items; export the library again."])
     papers, warnings = [], []
     for i, item in enumerate(items, 1):
-        if not isinstance(item, dict) or not str(item.get("title") or "").strip():
+        paper = _csl_paper(item) if isinstance(item, dict) else None
+        if paper is None:
             warnings.append(f"{path} item {i}: no title; skipped it.")
-            continue
-        authors = []
-        for a in item.get("author") or []:
-            if isinstance(a, dict):
-                name = a.get("literal") or " ".join(x for x in (a.get("given"), a.get("family")) if x)
-                if name:
-                    authors.append(str(name))
-        year = None
-        issued = item.get("issued")
-        if isinstance(issued, dict):
-            parts = issued.get("date-parts") or [[]]
-            if parts and parts[0]:
-                year = _year(str(parts[0][0]))
-            year = year or _year(str(issued.get("raw", "")))
-        keywords = item.get("keyword") or ""
-        papers.append(SeedPaper(
-            title=" ".join(str(item["title"]).split()),
-            abstract=" ".join(str(item.get("abstract") or "").split()),
-            authors=authors, year=year,
-            keywords=[k.strip() for k in re.split(r"[,;]", str(keywords)) if k.strip()],
-            keys=_keys(*(str(item.get(k) or "") for k in ("DOI", "URL", "number", "note")))))
+        else:
+            papers.append(paper)
     return Library(papers, warnings)
+
+
+def _csl_paper(item: dict) -> SeedPaper | None:
+    """One CSL-JSON item, or None without a title. Any field may hold any JSON value (an
+    export by another tool, or edited by hand): one of the wrong type counts as absent."""
+    title = " ".join(_scalar(item.get("title")).split())
+    if not title:
+        return None
+    authors = []
+    for a in _list(item.get("author")):
+        if isinstance(a, dict):
+            name = _scalar(a.get("literal")) or " ".join(
+                x for x in (_scalar(a.get("given")), _scalar(a.get("family"))) if x)
+            if name.strip():
+                authors.append(name.strip())
+    year = None
+    issued = item.get("issued")
+    if isinstance(issued, dict):
+        parts = _list(issued.get("date-parts"))
+        first = _list(parts[0]) if parts else []
+        year = (_year(_scalar(first[0])) if first else None) or _year(_scalar(issued.get("raw")))
+    keywords = _scalar(item.get("keyword"))
+    return SeedPaper(
+        title=title, abstract=" ".join(_scalar(item.get("abstract")).split()),
+        authors=authors, year=year,
+        keywords=[k.strip() for k in re.split(r"[,;]", keywords) if k.strip()],
+        keys=_keys(*(_scalar(item.get(k)) for k in ("DOI", "URL", "number", "note"))))
+
+
+def _scalar(value) -> str:
+    """A CSL string (or number: a year, an issue) as text; anything else as absent."""
+    return "" if value is None or isinstance(value, (bool, list, dict)) else str(value)
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []

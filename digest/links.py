@@ -71,11 +71,14 @@ class Links:
         self.link_days = link_days  # view links work until the digest's date + this; 0: always
 
     def sign(self, *parts: str) -> str:
-        msg = "\x1f".join(parts).encode()
+        # surrogatepass: a URL's path can decode to lone surrogates; each still signs apart.
+        msg = "\x1f".join(parts).encode("utf-8", "surrogatepass")
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()[:32]
 
     def verify(self, signature: str, *parts: str) -> bool:
-        return hmac.compare_digest(signature or "", self.sign(*parts))
+        # A signature from a URL is any text; compare_digest refuses non-ASCII strings.
+        signature = signature or ""
+        return signature.isascii() and hmac.compare_digest(signature, self.sign(*parts))
 
     def feedback(self, reader: str, entry_id: str, vote: str) -> str:
         sig = self.sign("feedback", reader, entry_id, vote)

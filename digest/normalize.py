@@ -188,9 +188,12 @@ def sanitize_html(fragment: str, base: str = "") -> str:
     if not fragment:
         return ""
 
-    def absolute(element: str, attribute: str, value: str) -> str:
+    def absolute(element: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src", "cite") and base:
-            return urljoin(base, value.strip())
+            try:
+                return urljoin(base, value.strip())
+            except ValueError:  # "https://a[b": no URL. None drops it; raising here would
+                return None     # drop it too, but print a traceback from inside nh3.
         return value
 
     cleaned = nh3.clean(

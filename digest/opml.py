@@ -26,6 +26,9 @@ def read_opml(path: Path) -> list[tuple[str, str]]:
     except ElementTree.ParseError as e:
         raise ConfigError([f"{path} is not valid OPML ({e}); export it again from your feed "
                            "reader."]) from None
+    except LookupError as e:  # <?xml encoding="…"?> naming no codec Python has
+        raise ConfigError([f"{path} is not valid OPML ({e}); export it again from your feed "
+                           "reader, or fix the encoding its first line declares."]) from None
     except DefusedXmlException:
         raise ConfigError([f"{path} declares XML entities, which OPML never needs; export it "
                            "again from your feed reader."]) from None

@@ -22,6 +22,11 @@ from digest.normalize import EmptyEntry, make_entry
 # A DOCTYPE with an internal subset can declare entities: billion-laughs expansion or external
 # files. No real feed needs one, so it is cut before any XML parser sees it.
 DOCTYPE_RE = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.S | re.I)
+# A numeric character reference: feedparser's lenient parser (what reads broken XML) crashes
+# on one to a surrogate, and XML allows neither those nor NUL and most C0 controls.
+CHARREF_RE = re.compile(rb"&#([xX][0-9a-fA-F]+|[0-9]+);")
+# The encoding an XML declaration names: dropped when its body is read again as UTF-8.
+XML_ENCODING_RE = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*[\"'][^\"']*[\"']", re.I)
 # arXiv's RSS prefixes each abstract with "arXiv:ID Announce Type: new Abstract:".
 ARXIV_PREFIX_RE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*[\w-]+\s*(?:Abstract:\s*)?", re.I)
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -60,6 +65,9 @@ def _sniff(body: bytes, headers: dict[str, str]) -> str:
 def _json(body: bytes, what: str):
     try:
         return json.loads(body)
+    except UnicodeDecodeError:  # before ValueError, its base, which has .msg and .lineno
+        raise ParseError(f"the body is not UTF-8 text, so it is no {what}; check the feed "
+                         "URL.") from None
     except ValueError as e:
         raise ParseError(f"the body is not valid JSON ({e.msg} at line {e.lineno}), so it is no "
                          f"{what}; check the feed URL.") from None
@@ -67,13 +75,26 @@ def _json(body: bytes, what: str):
 
 def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str) -> ParsedFeed:
     stripped = DOCTYPE_RE.sub(b"", body, count=1)
+    doctype = stripped is not body
+    if b"&#" in stripped:
+        stripped = CHARREF_RE.sub(_valid_charref, stripped)
     # No content-location: with it feedparser urljoins every element (30% slower); relative
     # entry links are resolved against the feed URL in make_entry instead.
     response_headers = {k.lower(): v for k, v in headers.items() if k.lower() != "content-location"}
-    # nh3 sanitizes and resolves links (faster and stricter); feedparser's own passes would
-    # also lowercase or drop literal text like "<EOS>" in plain-text abstracts.
-    d = feedparser.parse(io.BytesIO(stripped), response_headers=response_headers,
-                         sanitize_html=False, resolve_relative_uris=False)
+    reread = False
+    try:
+        d = _feedparser(stripped, response_headers)
+    except Exception:  # noqa: BLE001 - feedparser's own bugs, on broken encodings or markup
+        # Its encoding sniffing fails on a garbled declaration or a NUL: read it again as UTF-8.
+        text = stripped.decode("utf-8", "replace").replace("\0", "").encode()
+        try:
+            d = _feedparser(XML_ENCODING_RE.sub(rb"\1", text, count=1),
+                            {**response_headers, "content-type": "application/xml; charset=utf-8"})
+        except Exception as e:  # noqa: BLE001 - markup its lenient parser cannot walk
+            raise ParseError(f"the feed's XML is broken beyond what the parser can read "
+                             f"({type(e).__name__}: {str(e)[:120]}); check the feed at "
+                             "https://validator.w3.org/feed/ and tell its publisher.") from None
+        reread = True
     entries: list[Entry] = []
     skipped = empty = 0
     written: dict[str, str] = {}
@@ -92,8 +113,11 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
     warning = ""
     if d.get("bozo") and not isinstance(d.get("bozo_exception"), HARMLESS):
         warning = f"malformed feed ({_bozo_reason(d)}); kept the {len(entries)} entries that parsed"
-    if stripped is not body:
+    if doctype:
         warning = (warning + "; " if warning else "") + "removed a DOCTYPE with entity declarations"
+    if reread:
+        warning = (warning + "; " if warning else "") + ("read as UTF-8: the parser failed on "
+                                                         "its declared encoding")
     if skipped:
         warning = (warning + "; " if warning else "") + f"skipped {skipped} unreadable entries"
     warning = _add_empty(warning, empty)
@@ -101,6 +125,24 @@ def _parse_xml(body: bytes, headers: dict[str, str], fetched: datetime, url: str
         warning = "the feed is valid but has no entries"
     title = " ".join((d.feed.get("title") or "").split())
     return ParsedFeed(entries=entries, title=title, warning=warning)
+
+
+def _feedparser(body: bytes, headers: dict[str, str]):
+    # nh3 sanitizes and resolves links (faster and stricter); feedparser's own passes would
+    # also lowercase or drop literal text like "<EOS>" in plain-text abstracts.
+    return feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False,
+                            resolve_relative_uris=False)
+
+
+def _valid_charref(m: re.Match) -> bytes:
+    """A character reference as written, or U+FFFD's for a character XML cannot hold."""
+    digits = m.group(1)
+    if len(digits) > 9:
+        return b"&#xFFFD;"
+    c = int(digits[1:], 16) if digits[:1] in b"xX" else int(digits)
+    ok = (c in (0x9, 0xA, 0xD) or 0x20 <= c <= 0xD7FF or 0xE000 <= c <= 0xFFFD
+          or 0x10000 <= c <= 0x10FFFF)
+    return m.group() if ok else b"&#xFFFD;"
 
 
 def _apart(entry: Entry, raw_id: str, written: dict[str, str]) -> Entry:
@@ -142,7 +184,8 @@ def _from_feedparser(e, fetched: datetime, base: str) -> Entry:
     authors = [a.get("name", "") for a in e.get("authors", []) if isinstance(a, dict)]
     if not any(authors) and e.get("author"):
         authors = [e.author]
-    when = e.get("published_parsed") or e.get("updated_parsed")
+    # dict.get: feedparser's own get maps a missing updated_parsed to published_parsed, warning.
+    when = dict.get(e, "published_parsed") or dict.get(e, "updated_parsed")
     published = datetime(*when[:6], tzinfo=UTC) if when else None
     tags = [t.get("term") or t.get("label") or "" for t in e.get("tags", [])]
     link = e.get("link", "")

@@ -196,7 +196,8 @@ def next_state(state: FeedState, res: FetchResult, now: datetime, every: int,
     s = fail(s, f"HTTP {res.status} {reason} from {res.url or s.url}; "
                 f"{_http_hint(res.status)}", now, every, max_backoff)
     if res.status in (429, 503) and res.retry_after is not None:
-        wait = min(timedelta(seconds=res.retry_after), MAX_RETRY_AFTER)
+        # Clamped as seconds first: a Retry-After of 10^20 seconds overflows a timedelta.
+        wait = timedelta(seconds=min(res.retry_after, MAX_RETRY_AFTER.total_seconds()))
         s.next_poll_at = max(s.next_poll_at, iso_utc(now + wait))
     return s
 

@@ -138,3 +138,67 @@ def test_csl_json_keys(tmp_path: Path):
                         ' {"title": "C", "URL": "https://arxiv.org/pdf/2406.00003v1"}]')
     assert [p.keys for p in load_library(lib_file).papers] == [
         ("doi:10.1038/s41586-024-07566-y",), ("arxiv:2405.00002",), ("arxiv:2406.00003",)]
+
+
+def test_csl_json_fields_of_any_type_load_what_they_can(tmp_path: Path):
+    """CSL-JSON from another tool, or edited by hand: a field holding the wrong kind of JSON
+    value counts as absent; it crashed the loader, and with it every reader's digest."""
+    lib = tmp_path / "lib.json"
+    lib.write_text('[{"title": "Sparse attention", "author": true, "issued": {"date-parts": 5},'
+                   ' "keyword": ["a"], "DOI": 7, "abstract": null},'
+                   ' {"title": "Dense retrieval", "author": [{"given": 5, "family": "Roe"}, "Doe"],'
+                   '  "issued": {"date-parts": [2021], "raw": "2020"}},'
+                   ' {"title": "Graph nets", "issued": {"date-parts": [[null]], "raw": 2019}},'
+                   ' {"title": ["not", "a", "title"]}, {"title": {"text": "nor this"}}]')
+    got = load_library(lib)
+    assert [(p.title, p.authors, p.year) for p in got.papers] == [
+        ("Sparse attention", [], None), ("Dense retrieval", ["5 Roe"], 2020),
+        ("Graph nets", [], 2019)]
+    assert got.papers[0].abstract == "" and got.papers[0].keywords == []
+    assert got.warnings == [f"{lib} item 4: no title; skipped it.", f"{lib} item 5: no title; skipped it."]
+
+
+def test_mangled_libraries_load_or_raise_config_error_never_anything_else(tmp_path: Path):
+    """A seeded mutation fuzz (bounded: 1,500 files, ~1 s) of the two fixture exports: a
+    library gives papers and warnings, or a ConfigError that the ranking reports for that
+    reader alone; any other exception stopped every reader's digest."""
+    import contextlib
+    import copy
+    import json
+    import random
+
+    rnd = random.Random(20261206)
+    bib = (LIB / "messy.bib").read_bytes()
+    csl = json.loads((LIB / "zotero.json").read_text())
+    values = [None, 5, 1e308, "", True, [], [[]], [5], [[None]], {}, {"date-parts": 5},
+              {"date-parts": [[2020, 13]]}, {"raw": 7}, [{"given": 5}], {"literal": ["x"]}]
+    snippets = [b"@", b"{", b"}", b"(", b")", b"\\", b"\\'", b"=", b",", b'"', b"%", b"#",
+                b"@comment{", b"@string{a=", b"\x00", b"\xff", b"{\\ss}", b"\\c{", b"@article("]
+    for n in range(1500):
+        if n % 2:
+            data = copy.deepcopy(csl)
+            for _ in range(rnd.randint(1, 4)):
+                node, path = data, []
+                while isinstance(node, (list, dict)) and node and rnd.random() < 0.7:
+                    key = rnd.randrange(len(node)) if isinstance(node, list) else rnd.choice(list(node))
+                    path.append((node, key))
+                    node = node[key]
+                if path:
+                    parent, key = path[-1]
+                    parent[key] = copy.deepcopy(rnd.choice(values))
+            (tmp_path / "l.json").write_text(json.dumps(data))
+            target = tmp_path / "l.json"
+        else:
+            body = bytearray(bib)
+            for _ in range(rnd.randint(1, 6)):
+                at, op = rnd.randrange(len(body) + 1), rnd.random()
+                if op < 0.5:
+                    body[at:at] = rnd.choice(snippets)
+                elif op < 0.8:
+                    del body[at:at + rnd.randint(1, 50)]
+                elif body:
+                    body[at % len(body)] = rnd.randrange(256)
+            (tmp_path / "l.bib").write_bytes(bytes(body))
+            target = tmp_path / "l.bib"
+        with contextlib.suppress(ConfigError):
+            load_library(target)

@@ -60,6 +60,36 @@ def test_a_scanner_fetching_every_link_changes_nothing(project, live_preview, em
     assert state(project) == ({}, "")
 
 
+def test_links_with_mangled_signatures_are_refused_never_a_server_error(project, live_preview,
+                                                                        emailed):
+    """A seeded fuzz (bounded: 300 requests) of the emailed links: each signature replaced by
+    a mangled one (non-ASCII, percent-encoded bytes, cut, lengthened), some path segments
+    too, sent as a scanner or a one-click POST would. Non-ASCII signatures raised in
+    compare_digest: a 500 for any stranger. Every request is refused, and nothing changes."""
+    import random
+
+    config, _, links = emailed
+    base = live_preview(project, now=lambda: NOW)
+    rnd = random.Random(20261206)
+    junk = ["\u202e", "\U0001f642", "%ff", "%00", "%e2%80%ae", "\u00e9", "=", "&", "..", "a" * 300]
+    with httpx.Client(timeout=10) as http:
+        for _ in range(300):
+            url = rnd.choice(links).removeprefix(config.digest.base_url)
+            path, _, sig = url.partition("s=")
+            at = rnd.randrange(len(sig))  # at least one character of it replaced
+            bad = sig[:at] + rnd.choice(junk) + sig[at + rnd.randint(1, 3):]
+            if rnd.random() < 0.3:  # a path segment mangled too
+                parts = path.split("/")
+                k = rnd.randrange(1, len(parts))
+                parts[k] = parts[k] + rnd.choice(junk)
+                path = "/".join(parts)
+            method = rnd.choice(["GET", "HEAD", "POST"])
+            r = http.request(method, base + path + "s=" + bad,
+                             data={"List-Unsubscribe": "One-Click"} if method == "POST" else None)
+            assert r.status_code < 500, (method, path + "s=" + bad, r.status_code)
+    assert state(project) == ({}, "")
+
+
 def test_the_forms_behind_the_links_do_what_they_say(project, live_preview, emailed):
     config, msg, links = emailed
     base = live_preview(project, now=lambda: NOW)

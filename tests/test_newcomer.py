@@ -86,8 +86,11 @@ def test_feeds_import_rejects_bad_files_in_one_sentence(tmp_path):
     config = tmp_path / "config.toml"
     before = config.read_text()
     shutil.copy(OPML / "malformed.opml", tmp_path / "m.opml")
+    (tmp_path / "enc.opml").write_text('<?xml version="1.0" encoding="UTF-9"?>\n<opml version="2.0">'
+                                       '<body><outline xmlUrl="https://a.example.org/feed"/></body></opml>')
     cases = {
         "m.opml": "is not valid OPML (",
+        "enc.opml": "fix the encoding its first line declares",
         str(OPML / "entities.opml"): "declares XML entities, which OPML never needs",
         str(OPML / "not_opml.xml"): "is XML but not OPML",
         "missing.opml": "cannot read",

@@ -190,6 +190,21 @@ def test_sanitize_keeps_ordinary_markup():
     assert sanitize_html("<p>a <b>b</b> <code>c</code></p>") == "<p>a <b>b</b> <code>c</code></p>"
 
 
+def test_a_link_that_is_no_url_is_dropped_quietly(monkeypatch):
+    # nh3 reads a backslash as "/" and passes "https://lab.example.org\[x" on; urljoin reads
+    # "lab.example.org\[x" as its host, with an unclosed IPv6 bracket, and raises. Raised
+    # inside nh3's callback, it dropped the link but went to sys.unraisablehook: a traceback
+    # on stderr.
+    import sys
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    html = sanitize_html(r'<p><a href="https://lab.example.org\[x">here</a> <img src="b.png"></p>',
+                         base="https://lab.example.org/feed")
+    assert html == '<p><a rel="noopener noreferrer nofollow">here</a> <img src="https://lab.example.org/b.png"></p>'
+    assert unraisable == []
+
+
 def test_future_dates_are_clamped_to_fetch_time():
     body = (b'<rss version="2.0"><channel><title>t</title><item><title>From the future</title>'
             b"<link>http://x.example/f</link><pubDate>Sat, 01 Jan 2039 00:00:00 GMT</pubDate>"
@@ -270,3 +285,72 @@ def test_ids_that_normalize_alike_in_one_feed_stay_two_items():
     </channel></rss>"""
     a, b, again = parse(body).entries
     assert a.ident != b.ident and again.ident == a.ident  # listed twice is still one item
+
+
+def _rss(items: str, head: bytes = b"") -> bytes:
+    return head + b'<rss version="2.0"><channel><title>Lab news</title>' + items.encode() + b"</channel></rss>"
+
+
+def test_character_references_xml_cannot_hold_become_a_replacement_character():
+    # A reference to a surrogate makes the XML invalid; feedparser's lenient parser, which then
+    # reads it, crashed on it, losing the whole feed.
+    body = _rss('<item><title>Spins &#xD800; and &#0; charges &#8212; new</title>'
+                '<link>https://lab.example.org/1</link></item>'
+                '<item><title>Second &#99999999999; item</title><link>https://lab.example.org/2</link></item>')
+    feed = parse(body)
+    assert [e.title for e in feed.entries] == ["Spins \ufffd and \ufffd charges \u2014 new",
+                                               "Second \ufffd item"]
+
+
+@pytest.mark.parametrize("declared", [b"UT\xcf-8", b"utf\x00-8"])
+def test_a_garbled_declared_encoding_is_read_as_utf8_with_a_warning(declared):
+    head = b'<?xml version="1.0" encoding="' + declared + b'"?>'
+    feed = parse(_rss("<item><title>Caf\u00e9 physics</title><link>https://lab.example.org/1</link></item>",
+                      head))
+    assert [e.title for e in feed.entries] == ["Caf\u00e9 physics"]
+    assert "read as UTF-8" in feed.warning
+
+
+def test_markup_the_lenient_parser_cannot_walk_is_a_parse_error_with_its_fix():
+    # A stray closing tag inside <image>: feedparser's lenient parser raises TypeError on it.
+    body = _rss("<image><title>x</title></width></image><item><title>a</title></item>") + b"<"
+    with pytest.raises(ParseError, match=r"broken beyond what the parser can read .*validator"):
+        parse(body)
+
+
+@pytest.mark.parametrize("kind", ["hf-daily-papers", "json-feed", "auto"])
+def test_json_that_is_not_utf8_is_a_parse_error(kind):
+    with pytest.raises(ParseError, match=r"not UTF-8 text|not an RSS"):
+        parse(b'[{"paper": {"id": "2601.00001", "title": "Caf\xe9"}}]', kind=kind)
+
+
+def test_mangled_feeds_parse_or_raise_parse_error_never_anything_else():
+    """A seeded mutation fuzz of the fixture feeds (bounded: 600 bodies, ~1 s): whatever a
+    server sends, parse_feed gives entries or a ParseError, which poll reports as the feed's
+    error with its fix; never another exception ("internal error, please report it")."""
+    import contextlib
+    import random
+
+    rnd = random.Random(20261206)
+    names = ["rss20.xml", "atom.xml", "rss10.rdf", "rss091.xml", "arxiv_api.xml", "arxiv_rss.xml",
+             "malformed.xml", "hf_daily.json", "jsonfeed.json"]
+    bodies = [fixture_bytes(n) for n in names]
+    snippets = [b"<", b"&", b"&#xDFFF;", b"&#1;", b"\x00", b"\xff\xfe", b"]]>", b"<![CDATA[",
+                b"</item>", b"</entry>", b"</width>", b"</link>", b"<image>", b'"', b"null",
+                b"[]", b"{}", b"1e999", b'"paper": 7', b'"items": {}', b'encoding="\xcf"']
+    for _ in range(600):
+        body = bytearray(rnd.choice(bodies))
+        for _ in range(rnd.randint(1, 5)):
+            at, op = rnd.randrange(len(body) + 1), rnd.random()
+            if op < 0.45:
+                body[at:at] = rnd.choice(snippets)
+            elif op < 0.7:
+                del body[at:at + rnd.randint(1, 80)]
+            elif op < 0.8:
+                del body[at:]
+            elif body:
+                body[at % len(body)] = rnd.randrange(256)
+        for kind in ("auto", rnd.choice(["feed", "hf-daily-papers", "json-feed"])):
+            with contextlib.suppress(ParseError):
+                parse(bytes(body), {"content-type": rnd.choice(["application/xml", "", "text/html"])},
+                      kind=kind)

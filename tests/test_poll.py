@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 import time_machine
@@ -224,6 +225,59 @@ def loopback_server():
         srv.server_close()
 
 
+class OddHeaders(FeedHandler):
+    """What some servers send: Latin-1 validators, a Retry-After past any clock (each was an
+    internal error; the first, stored, on every later poll too), a redirect to no URL."""
+
+    seen: ClassVar[list] = []  # the validators each request carried
+
+    def do_GET(self):
+        OddHeaders.seen.append((self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")))
+        if self.path == "/latin1":
+            body = fixture_bytes("rss20.xml")
+            self.send_response(200)
+            self.send_header("ETag", '"caf\u00e9"')
+            self.send_header("Last-Modified", "lundi 1 d\u00e9cembre")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path == "/later":
+            self.send_response(429)
+            self.send_header("Retry-After", "9" * 25)
+        else:
+            self.send_response(301)
+            self.send_header("Location", "http://[::1/feed")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_validators_no_header_can_carry_are_not_sent_back(project, loopback_server):
+    base = loopback_server(OddHeaders)
+    OddHeaders.seen = []
+    project.write(f'[feeds.odd]\nurl = "{base}/latin1"\n')
+    assert run_poll(project, now=T0)["odd"].status == "ok"
+    again = run_poll(project, now=T0 + timedelta(days=1))["odd"]
+    assert again.status == "ok" and again.error == "", again.error
+    assert OddHeaders.seen == [(None, None), (None, None)]
+
+
+def test_a_retry_after_past_any_clock_waits_the_longest_wait(project, loopback_server):
+    base = loopback_server(OddHeaders)
+    project.write(f'[feeds.later]\nurl = "{base}/later"\n')
+    result = run_poll(project, now=T0)["later"]
+    assert result.status == "error" and "HTTP 429" in result.error
+    assert feed_state(project, "later").next_poll_at == (T0 + timedelta(days=7)).isoformat()
+
+
+def test_a_redirect_to_no_url_is_the_feeds_error_said_once(project, loopback_server):
+    base = loopback_server(OddHeaders)
+    project.write(f'[feeds.nowhere]\nurl = "{base}/nowhere"\n')
+    error = run_poll(project)["nowhere"].error
+    assert "Invalid URL in location header" in error and "internal error" not in error
+    assert error.startswith(f"{base}/nowhere: ") and error.count(base) == 1
+
+
 def test_trickling_server_hits_the_total_timeout(project, loopback_server):
     base = loopback_server(Trickle)
     project.write(f'[feeds.slow]\nurl = "{base}/feed"\n', extra_digest="timeout = 1\n")
@@ -241,6 +295,7 @@ def test_gzip_bomb_is_refused(project, httpserver):
     project.write(f'[feeds.bomb]\nurl = "{httpserver.url_for("/bomb")}"\n')  # default 15 MiB cap
     result = run_poll(project)["bomb"]
     assert result.status == "error" and "after decompression" in result.error
+    assert result.error.count(httpserver.url_for("/bomb")) == 1  # said once, not per layer
 
 
 def test_declared_oversize_body_is_refused_before_download(project, httpserver):

@@ -339,6 +339,23 @@ GRACE = ('[users.grace]\nemail = "grace@example.org"\npapers = "grace.json"\n'
          '[users.grace.interests]\n"sparse attention" = 1\n')
 
 
+def test_a_library_with_fields_of_the_wrong_type_is_read_and_stops_no_digest(project):
+    """CSL-JSON whose fields hold other JSON values than the spec's (another tool's export):
+    an internal error in the loader stopped every reader's `digest send`. Now the paper loads
+    and the readers' digests go out."""
+    (project.root / "grace.json").write_text(
+        '[{"title": "Long-context transformers", "abstract": "Block-sparse attention scales.",'
+        ' "author": true, "issued": {"date-parts": 5}, "DOI": 7}]')
+    write_project(project, NORMAL, "")
+    project.path.write_text(project.path.read_text() + GRACE)
+    with time_machine.travel(NOW, tick=False):
+        sent = project.run("send")
+        check = project.run("check")
+    assert sent.exit_code == 0, sent.output
+    assert "ada 2026-11-22: sent" in sent.output and "grace 2026-11-22: sent" in sent.output
+    assert check.exit_code == 0 and "Library of grace: 1 papers from grace.json" in check.output
+
+
 @pytest.mark.parametrize("breakage", ["not CSL-JSON", "deleted"])
 def test_one_readers_broken_library_stops_no_digest(project, breakage, caplog):
     """A library export that breaks after the config was read (the operator's script is
