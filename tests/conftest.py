@@ -26,6 +26,23 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def mangled(rnd, body: bytes, snippets: list[bytes], edits: int = 5) -> bytes:
+    """A seeded fuzz's mutant of `body`: 1 to `edits` edits, each a snippet inserted, a run
+    deleted, the rest cut off or a byte flipped, at random places."""
+    out = bytearray(body)
+    for _ in range(rnd.randint(1, edits)):
+        at, op = rnd.randrange(len(out) + 1), rnd.random()
+        if op < 0.45:
+            out[at:at] = rnd.choice(snippets)
+        elif op < 0.7:
+            del out[at:at + rnd.randint(1, 80)]
+        elif op < 0.8:
+            del out[at:]
+        elif out:
+            out[at % len(out)] = rnd.randrange(256)
+    return bytes(out)
+
+
 class Project:
     """A config.toml in a temp directory, with helpers to load it and run the CLI on it."""
 

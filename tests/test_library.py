@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, mangled
 
 from digest.errors import ConfigError
 from digest.library import load_library, parse_bibtex
@@ -189,16 +189,7 @@ def test_mangled_libraries_load_or_raise_config_error_never_anything_else(tmp_pa
             (tmp_path / "l.json").write_text(json.dumps(data))
             target = tmp_path / "l.json"
         else:
-            body = bytearray(bib)
-            for _ in range(rnd.randint(1, 6)):
-                at, op = rnd.randrange(len(body) + 1), rnd.random()
-                if op < 0.5:
-                    body[at:at] = rnd.choice(snippets)
-                elif op < 0.8:
-                    del body[at:at + rnd.randint(1, 50)]
-                elif body:
-                    body[at % len(body)] = rnd.randrange(256)
-            (tmp_path / "l.bib").write_bytes(bytes(body))
+            (tmp_path / "l.bib").write_bytes(mangled(rnd, bib, snippets))
             target = tmp_path / "l.bib"
         with contextlib.suppress(ConfigError):
             load_library(target)
