@@ -353,7 +353,7 @@ def test_a_library_with_fields_of_the_wrong_type_is_read_and_stops_no_digest(pro
         check = project.run("check")
     assert sent.exit_code == 0, sent.output
     assert "ada 2026-11-22: sent" in sent.output and "grace 2026-11-22: sent" in sent.output
-    assert check.exit_code == 0 and "Library of grace: 1 papers from grace.json" in check.output
+    assert check.exit_code == 0 and "Library of grace: 1 paper from grace.json" in check.output
 
 
 @pytest.mark.parametrize("breakage", ["not CSL-JSON", "deleted"])

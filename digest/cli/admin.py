@@ -50,7 +50,7 @@ def check(ctx: click.Context) -> None:
               else "Delivery: outbox folder (no [smtp] section)")
     out.print(f"Ranking: {report.ranking}")
     for reader, papers, file in report.libraries:
-        out.print(f"Library of {reader}: {papers} papers from {file}")
+        out.print(f"Library of {reader}: {papers} paper{'' if papers == 1 else 's'} from {file}")
     for reader, muted in report.mutes.items():
         out.print(f"Muted by {reader}: {'; '.join(muted)}", markup=False)
     for w in report.warnings:
