@@ -105,7 +105,7 @@ def test_check_reads_the_cached_library_while_the_file_is_unchanged(project):
     assert "2 papers" in project.run("check").output
     # ...and a real edit is read again.
     lib.write_text("@article{a, title={Only one paper now}}\n")
-    assert "1 papers" in project.run("check").output
+    assert "1 paper from" in project.run("check").output
 
 
 def test_a_papers_arxiv_id_and_doi_are_read_from_every_field_exports_use():
