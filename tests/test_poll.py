@@ -278,6 +278,83 @@ def test_a_redirect_to_no_url_is_the_feeds_error_said_once(project, loopback_ser
     assert error.startswith(f"{base}/nowhere: ") and error.count(base) == 1
 
 
+class Anything:
+    """A raw TCP server answering each request with what broken servers send: bad status
+    lines and headers, lying encodings and lengths, Latin-1 and oversized validators, huge
+    Retry-After values, bodies cut short, dropped connections. Each answer is drawn from the
+    request's path and how often it was asked (seeded), so a run is repeatable."""
+
+    STATUS = (b"200 OK",) * 6 + (b"301 Moved", b"302 Found", b"304 Not Modified", b"404 Nope",
+                                 b"410 Gone", b"429 Slow", b"503 Later", b"999 What", b"20O OK", b"")
+    HEADERS = (b'ETag: "abc"', b"ETag: \xe9t\xe9", b"ETag: " + b"x" * 9000, b"Last-Modified: junk",
+               b"Last-Modified: \xff\xfe", b"Content-Type: text/xml; charset=bogus",
+               b"Content-Type: application/json", b"Location: /elsewhere", b"Location: \xe9",
+               b"Location: ftp://x/y", b"Location: http://[::1/x", b"Retry-After: " + b"9" * 25,
+               b"Retry-After: -5", b"Retry-After: \xc2\xb2", b"Content-Length: -1",
+               b"Content-Length: 99999999", b"Content-Length: \xc2\xb2", b"Bad Header Line",
+               b"Content-Encoding: gzip", b"Content-Encoding: br")
+
+    def __init__(self, bodies: list[bytes]):
+        import random
+
+        self.bodies, self.asked, self.random = bodies, {}, random.Random
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            conn.settimeout(5)
+            path = conn.recv(65536).split(b" ")[1].decode()
+            n = self.asked[path] = self.asked.get(path, 0) + 1
+            rnd = self.random(f"{path}:{n}")
+            body = rnd.choice(self.bodies)
+            if rnd.random() < 0.2:
+                body = body[:rnd.randrange(len(body) + 1)]
+            if rnd.random() < 0.1:
+                body = gzip.compress(body)
+            head = rnd.sample(self.HEADERS, rnd.randint(0, 4))
+            if not any(h.startswith(b"Content-Length") for h in head):
+                head.append(b"Content-Length: %d" % len(body))
+            answer = (b"HTTP/1.1 " + rnd.choice(self.STATUS) + b"\r\n" + b"\r\n".join(head)
+                      + b"\r\nConnection: close\r\n\r\n" + body)
+            conn.sendall(answer[:rnd.randrange(len(answer))] if rnd.random() < 0.05 else answer)
+        except (OSError, IndexError, UnicodeDecodeError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_whatever_a_server_answers_is_the_feeds_result_never_an_internal_error(project):
+    """Bounded: 12 feeds polled 6 times (72 answers, a few seconds). Every poll ends ok,
+    not modified, gone or with its error in one sentence; none is an internal error (a Latin-1
+    ETag, stored, was one at every later poll; a Retry-After past any clock, another)."""
+    server = Anything([fixture_bytes(n) for n in ("rss20.xml", "atom.xml", "hf_daily.json",
+                                                  "jsonfeed.json", "malformed.xml")])
+    try:
+        project.write("".join(f'[feeds.f{i}]\nurl = "{server.url}/feed{i}"\n' for i in range(12)))
+        seen = set()
+        for day in range(6):
+            for r in run_poll(project, force=True, now=T0 + timedelta(days=day)).values():
+                seen.add(r.status)
+                assert "internal error" not in r.error, r.error
+                assert r.status != "error" or r.error.endswith((".", ")")), r.error
+        assert {"ok", "error"} <= seen
+    finally:
+        server.close()
+
+
 def test_trickling_server_hits_the_total_timeout(project, loopback_server):
     base = loopback_server(Trickle)
     project.write(f'[feeds.slow]\nurl = "{base}/feed"\n', extra_digest="timeout = 1\n")
