@@ -192,8 +192,8 @@ def next_state(state: FeedState, res: FetchResult, now: datetime, every: int,
                  now, every, max_backoff)
         s.active = False
         return s
-    reason = _http_reason(res.status)
-    s = fail(s, f"HTTP {res.status} {reason} from {res.url or s.url}; "
+    status = " ".join(filter(None, (f"HTTP {res.status}", _http_reason(res.status))))
+    s = fail(s, f"{status} from {res.url or s.url}; "
                 f"{_http_hint(res.status)}", now, every, max_backoff)
     if res.status in (429, 503) and res.retry_after is not None:
         # Clamped as seconds first: a Retry-After of 10^20 seconds overflows a timedelta.

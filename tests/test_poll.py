@@ -350,6 +350,7 @@ def test_whatever_a_server_answers_is_the_feeds_result_never_an_internal_error(p
                 seen.add(r.status)
                 assert "internal error" not in r.error, r.error
                 assert r.status != "error" or r.error.endswith((".", ")")), r.error
+                assert "  " not in r.error, r.error  # "HTTP 999  from": no reason phrase
         assert {"ok", "error"} <= seen
     finally:
         server.close()
