@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from digest.daily import render_digests
 from digest.links import Links
+from digest.normalize import strip_controls
 from digest.render import Renderer
 from digest.settings import Config, UserConfig
 from digest.store import Store
@@ -58,7 +59,7 @@ def digest_feed(config: Config, store: Store, user: UserConfig, links: Links, no
 
 def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
     el = ET.SubElement(parent, f"{{{ATOM}}}{tag}")
-    el.text = text
+    el.text = strip_controls(text)  # entries stored before ingest stripped them too
     return el
 
 

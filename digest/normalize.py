@@ -206,7 +206,8 @@ def sanitize_html(fragment: str, base: str = "") -> str:
         strip_comments=True,
         attribute_filter=absolute,
     )
-    return IMG_RE.sub(_drop_tracking_image, cleaned).strip()
+    # nh3 writes a character reference as its character: "&#1;" comes out as a raw control.
+    return strip_controls(IMG_RE.sub(_drop_tracking_image, cleaned)).strip()
 
 
 def _drop_tracking_image(m: re.Match) -> str:
@@ -230,9 +231,21 @@ def html_to_text(fragment: str) -> str:
 
 
 def tidy_text(text: str) -> str:
-    """Runs of spaces collapsed, blank lines dropped, paragraphs kept as single newlines."""
-    lines = (" ".join(line.split()) for line in text.splitlines())
+    """Runs of spaces collapsed, blank lines dropped, paragraphs kept as single newlines; no
+    control characters (an unescaped "&#1;" gives one)."""
+    lines = (" ".join(line.split()) for line in strip_controls(text).splitlines())
     return "\n".join(line for line in lines if line)
+
+
+# What no XML document may hold (C0 controls but tab and newlines, lone surrogates, U+FFFE and
+# U+FFFF), plus DEL and the escape that starts a terminal's control sequence: a feed's title
+# carrying one made the reader's Atom feed invalid XML, which a feed reader refuses whole.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def strip_controls(text: str) -> str:
+    """`text` with the characters _CONTROL_RE names turned into spaces."""
+    return _CONTROL_RE.sub(" ", text) if text else text
 
 
 def text_to_html(text: str) -> str:
@@ -266,6 +279,9 @@ def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_htm
                tldr: str = "", code: str = "", comment: str = "") -> Entry:
     """Build a normalized Entry from one raw item. `extra_ids` are more places an arXiv id may
     hide (a DOI, an HF paper id); `comment` is arXiv's comment line, where code links live."""
+    title, summary, tldr, comment = (strip_controls(x or "") for x in (title, summary, tldr, comment))
+    authors = [strip_controls(a or "") for a in authors]
+    categories = [strip_controls(c or "") for c in categories]
     title = " ".join((html_to_text(sanitize_html(title)) if looks_like_html(title)
                       else title or "").split())
     link = clean_link(link) or clean_link(guid)

@@ -1,3 +1,4 @@
+import re
 import time
 from datetime import UTC, datetime
 
@@ -5,7 +6,14 @@ import pytest
 from conftest import fixture_bytes, mangled
 
 from digest.errors import ParseError
-from digest.normalize import arxiv_id, clean_link, identity_url, sanitize_html, split_authors
+from digest.normalize import (
+    arxiv_id,
+    clean_link,
+    identity_url,
+    make_entry,
+    sanitize_html,
+    split_authors,
+)
 from digest.parse import parse_feed
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -205,6 +213,22 @@ def test_a_link_that_is_no_url_is_dropped_quietly(monkeypatch):
     assert unraisable == []
 
 
+def test_control_characters_are_stripped_at_ingest_raw_or_as_references():
+    """C0 controls, DEL and U+FFFE from a feed (JSON Feed strings may hold any of them; XML
+    ones come as character references that nh3 and html.unescape turn into the raw
+    character) become spaces, in every text field an entry keeps."""
+    e = make_entry(guid="urn:x", link="https://lab.example.org/x", title="<b>Bells &#1; and\x00 whistles</b>",
+                   summary="<p>Ring &#x1b;[31m the\x07 bells\ufffe.</p>", summary_is_html=True,
+                   authors=["Ann\x08 Author"], categories=["cs\x01.LG"], published=None, fetched=NOW,
+                   tldr="Loud\x7f bells.")
+    assert (e.title, e.summary_text, e.authors, e.categories, e.tldr) == (
+        "Bells and whistles", "Ring [31m the bells .", ["Ann Author"], ["cs .LG"], "Loud bells.")
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe]", e.summary_html)
+    plain = make_entry(guid="urn:y", link="", title="Plain\x01 title", summary="Text &#1; here\x02.",
+                       summary_is_html=False, authors=[], categories=[], published=None, fetched=NOW)
+    assert (plain.title, plain.summary_text) == ("Plain title", "Text here .")
+
+
 def test_future_dates_are_clamped_to_fetch_time():
     body = (b'<rss version="2.0"><channel><title>t</title><item><title>From the future</title>'
             b"<link>http://x.example/f</link><pubDate>Sat, 01 Jan 2039 00:00:00 GMT</pubDate>"
@@ -338,9 +362,13 @@ def test_mangled_feeds_parse_or_raise_parse_error_never_anything_else():
     snippets = [b"<", b"&", b"&#xDFFF;", b"&#1;", b"\x00", b"\xff\xfe", b"]]>", b"<![CDATA[",
                 b"</item>", b"</entry>", b"</width>", b"</link>", b"<image>", b'"', b"null",
                 b"[]", b"{}", b"1e999", b'"paper": 7', b'"items": {}', b'encoding="\xcf"']
+    control = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
     for _ in range(600):
         body = mangled(rnd, rnd.choice(bodies), snippets)
         for kind in ("auto", rnd.choice(["feed", "hf-daily-papers", "json-feed"])):
             with contextlib.suppress(ParseError):
-                parse(body, {"content-type": rnd.choice(["application/xml", "", "text/html"])},
-                      kind=kind)
+                feed = parse(body, {"content-type": rnd.choice(["application/xml", "", "text/html"])},
+                             kind=kind)
+                for e in feed.entries:  # and nothing XML cannot hold is kept (an Atom feed of it)
+                    kept = [e.title, e.summary_text, e.summary_html, e.tldr, *e.authors, *e.categories]
+                    assert not any(control.search(x) for x in kept), e
