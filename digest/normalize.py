@@ -237,9 +237,9 @@ def tidy_text(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-# What no XML document may hold (C0 controls but tab and newlines, lone surrogates, U+FFFE and
-# U+FFFF), plus DEL and the escape that starts a terminal's control sequence: a feed's title
-# carrying one made the reader's Atom feed invalid XML, which a feed reader refuses whole.
+# What no XML document may hold (the C0 controls but tab and newlines, a terminal's escape among
+# them; lone surrogates; U+FFFE and U+FFFF), plus DEL: a feed's title carrying one made the
+# reader's Atom feed invalid XML, which a feed reader refuses whole.
 _CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
