@@ -147,8 +147,7 @@ class Fetcher:
         """The body, refused past the cap; its errors are prefixed with the URL by _follow."""
         cap = self.limits.max_bytes
         declared = resp.headers.get("content-length", "")
-        sized = declared.isascii() and declared.isdigit()  # not "²", which isdigit() too
-        if sized and int(declared) > cap and "content-encoding" not in resp.headers:
+        if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp.headers:
             raise FetchError(f"the feed is {int(declared):,} bytes, over the "
                              f"{cap:,}-byte limit; raise [digest] max_feed_size if it is genuine.")
         chunks, size = [], 0

@@ -279,7 +279,8 @@ def make_entry(*, guid: str, link: str, title: str, summary: str, summary_is_htm
                tldr: str = "", code: str = "", comment: str = "") -> Entry:
     """Build a normalized Entry from one raw item. `extra_ids` are more places an arXiv id may
     hide (a DOI, an HF paper id); `comment` is arXiv's comment line, where code links live."""
-    title, summary, tldr, comment = (strip_controls(x or "") for x in (title, summary, tldr, comment))
+    # The summary's controls go in sanitize_html or tidy_text, which see its references too.
+    title, tldr, comment = (strip_controls(x or "") for x in (title, tldr, comment))
     authors = [strip_controls(a or "") for a in authors]
     categories = [strip_controls(c or "") for c in categories]
     title = " ".join((html_to_text(sanitize_html(title)) if looks_like_html(title)

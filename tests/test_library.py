@@ -158,6 +158,23 @@ def test_csl_json_fields_of_any_type_load_what_they_can(tmp_path: Path):
     assert got.warnings == [f"{lib} item 4: no title; skipped it.", f"{lib} item 5: no title; skipped it."]
 
 
+def test_a_bug_in_the_reader_is_that_readers_config_error(tmp_path: Path, monkeypatch):
+    """No input known today reaches it (the fuzz below), so a bug is injected: whatever goes
+    wrong reading one reader's file must stay one reader's error, which the ranking skips
+    (seeds.readable_library), not an internal error that stops every reader's send."""
+    import digest.library
+
+    def broken(item):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(digest.library, "_csl_paper", broken)
+    lib = tmp_path / "lib.json"
+    lib.write_text('[{"title": "Sparse attention"}]')
+    with pytest.raises(ConfigError, match=r"lib\.json: cannot read the library \(TypeError: a bug\); "
+                                          "export it again"):
+        load_library(lib)
+
+
 def test_mangled_libraries_load_or_raise_config_error_never_anything_else(tmp_path: Path):
     """A seeded mutation fuzz (bounded: 1,500 files, ~1 s) of the two fixture exports: a
     library gives papers and warnings, or a ConfigError that the ranking reports for that

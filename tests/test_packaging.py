@@ -11,11 +11,16 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _build(tmp_path: Path) -> Path:
-    """The wheel of a copy of the checkout (a build in place would leave build/ behind)."""
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel of a copy of the checkout (a build in place would leave build/ behind), built
+    once for this module's tests."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     src = tmp_path / "src"
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
     for name in ("digest", "templates"):
@@ -27,12 +32,12 @@ def _build(tmp_path: Path) -> Path:
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     "-w", str(dist), str(src)], check=True, env=env, capture_output=True)
-    (wheel,) = dist.glob("digest-*.whl")
-    return wheel
+    (built,) = dist.glob("digest-*.whl")
+    return built
 
 
-def test_the_wheel_holds_every_module_template_and_sample(tmp_path):
-    names = set(zipfile.ZipFile(_build(tmp_path)).namelist())
+def test_the_wheel_holds_every_module_template_and_sample(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
     wanted = {p.relative_to(ROOT).as_posix() for p in (ROOT / "digest").rglob("*")
               if p.is_file() and "__pycache__" not in p.parts}
     wanted |= {"digest/templates/" + p.relative_to(ROOT / "templates").as_posix()
@@ -42,10 +47,10 @@ def test_the_wheel_holds_every_module_template_and_sample(tmp_path):
     assert wanted - names == set()
 
 
-def test_the_installed_wheel_runs_the_demo(tmp_path):
+def test_the_installed_wheel_runs_the_demo(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                    "--target", str(site), str(_build(tmp_path))], check=True, capture_output=True)
+                    "--target", str(site), str(wheel)], check=True, capture_output=True)
     # The installed copy comes first on the path, ahead of this checkout's editable install;
     # the run starts in an empty folder so the checkout is not the current directory either.
     run = tmp_path / "run"
